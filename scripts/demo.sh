@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job: probe and sample frames from every sample video.
+set -euo pipefail
+VIDCAP=${VIDCAP:-target/release/vidcap}
+out=${DEMO_OUT:-target/demo}
+mkdir -p "$out"
+for v in samples/*.mp4 samples/*.avi; do
+  [ -e "$v" ] || continue
+  echo "== $v"
+  "$VIDCAP" probe "$v" --json
+  "$VIDCAP" frames "$v" --count 4 --out "$out/$(basename "${v%.*}")"
+done

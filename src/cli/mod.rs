@@ -1,0 +1,92 @@
+//! Command-line layer: clap structs, defaults, output writers. The engine below takes plain
+//! values; this layer turns them into results on stdout and diagnostics on stderr.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod frames;
+mod probe;
+
+/// Exit codes of the command-line contract.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FATAL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(name = "vidcap", version, about = "Caption video: FFmpeg frames → CNN encoder → GRU decoder with temporal attention")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand understands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Only errors on stderr (no progress, no warnings).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Size of the CPU thread pool (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Seed for everything random, so runs repeat.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Duration, size (after rotation), fps, codec, frame count and rotation of a video.
+    Probe(probe::Args),
+    /// Sample frames of a video to PNG files plus frames.json.
+    Frames(frames::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    init_logging(&cli.global);
+    if let Some(n) = cli.global.threads {
+        // Build the global pool once; a second build fails harmlessly.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+    }
+    let result = match cli.command {
+        Command::Probe(args) => probe::run(args, &cli.global),
+        Command::Frames(args) => frames::run(args, &cli.global),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("vidcap: error: {err:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn init_logging(global: &Global) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIDCAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vidcap={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

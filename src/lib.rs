@@ -1,0 +1,15 @@
+//! vidcap: video captioning.
+//!
+//! Data flows one way: `video` (decode, sample) → `encoder` (CNN features) → `decoder`
+//! (GRU + temporal attention) → `text` (ids → words) → `output`. `train` and `metrics`
+//! close the loop; `cli` wires everything together. Lower layers never import higher ones.
+pub mod checkpoint;
+pub mod cli;
+pub mod decoder;
+pub mod encoder;
+pub mod metrics;
+pub mod output;
+pub mod synth;
+pub mod text;
+pub mod train;
+pub mod video;
