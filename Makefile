@@ -1,20 +1,28 @@
 # The README's two commands: `make demo` (the main job) and `make test`.
 # Both do the whole set-up on a fresh Debian 12 machine first.
 CARGO ?= cargo
-VIDCAP := target/release/vidcap
 
-.PHONY: setup build demo test bench
+.PHONY: setup fetch build models demo test bench
+# System packages (apt-get as root, otherwise the exact command is printed).
 setup:
 	scripts/setup_system.sh
+
+# Downloads by package name into a cache outside the repo (each script is idempotent).
+fetch: setup
+	@for s in scripts/fetch_*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; "$$s" || exit 1; done
 
 build: setup
 	$(CARGO) build --release --locked
 
-demo: build
+# Model directories that are imported from fetched weights rather than committed.
+models: build fetch
+	@for s in scripts/import_*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; "$$s" || exit 1; done
+
+demo: models
 	scripts/demo.sh
 
-test: setup
+test: models
 	$(CARGO) test --release --locked
 
-bench: build
+bench: models
 	scripts/bench.sh

@@ -14,7 +14,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "vidcap", version, about = "Caption video: FFmpeg frames → CNN encoder → GRU decoder with temporal attention")]
+#[command(
+    name = "vidcap",
+    version,
+    about = "Caption video: FFmpeg frames → CNN encoder → GRU decoder with temporal attention"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -52,13 +56,19 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            });
         }
     };
     init_logging(&cli.global);
     if let Some(n) = cli.global.threads {
         // Build the global pool once; a second build fails harmlessly.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
     }
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &cli.global),

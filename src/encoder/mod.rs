@@ -1,1 +1,32 @@
-//! TODO(skeleton): filled in by the encoder work.
+//! Frame encoders: a pretrained CNN turns each preprocessed frame into one feature vector.
+//!
+//! Every backbone (the built-in EfficientNet-Lite0, hub backbones) implements
+//! [`FrameEncoder`], so callers pick one by name and never care which it is.
+use candle_core::Tensor;
+
+/// What one forward pass gives: pooled features and, for classifiers, the class logits.
+pub struct EncoderOutput {
+    /// `[N, feature_dim]`, f32.
+    pub features: Tensor,
+    /// `[N, num_classes]`, f32, when the backbone has a classifier head.
+    pub logits: Option<Tensor>,
+}
+
+/// A pretrained image backbone with its own preprocessing.
+pub trait FrameEncoder: Send + Sync {
+    /// Registry name, e.g. `efficientnet-lite0`; recorded in feature caches and decoder configs.
+    fn name(&self) -> &str;
+    /// Length of one feature vector.
+    fn feature_dim(&self) -> usize;
+    /// Side of the square network input (e.g. 224).
+    fn input_size(&self) -> usize;
+    /// Shorter side the video layer should scale frames to before `preprocess` (e.g. 256).
+    fn resize_shorter(&self) -> u32;
+    /// One tightly packed RGB24 image (`height * width * 3` bytes) to a CHW float tensor
+    /// `[3, input_size, input_size]` with this backbone's resize, crop and normalisation.
+    fn preprocess(&self, rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Tensor>;
+    /// Forward a preprocessed batch `[N, 3, input_size, input_size]`.
+    fn forward(&self, batch: &Tensor) -> anyhow::Result<EncoderOutput>;
+    /// Class names for the logits, if any.
+    fn labels(&self) -> Option<&[String]>;
+}

@@ -1,1 +1,2 @@
-//! TODO(skeleton): filled in by the metrics work.
+//! Caption metrics with coco-caption (pycocoevalcap) parity.
+pub mod tokenize;
