@@ -1,5 +1,7 @@
 //! Result writers: every output format is a small writer behind one interface, chosen by
 //! name; the subtitle formats share one timestamp formatter.
+pub mod sheet;
+
 use std::io::{self, Write};
 
 pub use crate::pipeline::{Segment, VideoCaptions};
