@@ -18,9 +18,12 @@ const MAX_CONSECUTIVE_READ_ERRORS: usize = 64;
 /// Consecutive decoder errors tolerated while draining one frame.
 const MAX_CONSECUTIVE_DECODE_ERRORS: usize = 1_000;
 
+/// Damage warnings printed one by one per file; the rest are counted in one summary line.
+const DAMAGE_WARNINGS_SHOWN: usize = 3;
+
 /// Reads the properties of the best video stream of `path`.
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
-    Ok(Source::open(path)?.info)
+    Ok(Source::open(path)?.info.clone())
 }
 
 fn check_file(path: &Path) -> Result<(), VideoError> {
@@ -91,6 +94,8 @@ fn rotation_of(stream: &ff::format::stream::Stream) -> i32 {
 /// One open file positioned somewhere in its best video stream.
 pub(crate) struct Source {
     pub path: PathBuf,
+    /// Where the stream's own metadata says it ends (presentation time, seconds).
+    pub stream_end: Option<f64>,
     pub info: VideoInfo,
     input: Input,
     stream_index: usize,
@@ -156,7 +161,8 @@ impl Source {
             .or_else(|| rational(stream.rate()))
             .unwrap_or(0.0);
         let stream_duration = (stream.duration() > 0 && time_base > 0.0)
-            .then(|| stream.duration() as f64 * time_base);
+            .then(|| stream.duration() as f64 * time_base)
+            .or_else(|| stream.metadata().get("DURATION").and_then(parse_hms));
         let container_duration =
             (input.duration() > 0).then(|| input.duration() as f64 / f64::from(ffi::AV_TIME_BASE));
         let nb_frames = u64::try_from(stream.frames()).unwrap_or(0);
@@ -204,6 +210,7 @@ impl Source {
         };
         drop(stream);
         Ok(Source {
+            stream_end: stream_duration.map(|d| start_time_s + d),
             path: path_buf,
             info,
             input,
@@ -250,12 +257,10 @@ impl Source {
                 Ok(()) => {
                     self.packets_without_frame = 0;
                     if out.is_corrupt() || out.has_decode_errors() {
-                        self.decode_errors += 1;
-                        tracing::warn!(
-                            "{}: frame at {:.3}s decoded with errors (damaged data, concealed)",
-                            self.path.display(),
-                            self.frame_pts(out).unwrap_or(f64::NAN)
-                        );
+                        let at = self.frame_pts(out).unwrap_or(f64::NAN);
+                        self.damage(format_args!(
+                            "frame at {at:.3}s decoded with errors (damaged data, concealed)"
+                        ));
                     }
                     return Ok(true);
                 }
@@ -298,13 +303,10 @@ impl Source {
                             let at = packet
                                 .pts()
                                 .or(packet.dts())
-                                .map(|t| t as f64 * self.time_base);
-                            self.decode_errors += 1;
-                            tracing::warn!(
-                                "{}: skipping a corrupt packet at {}: {e}",
-                                self.path.display(),
-                                at.map_or("unknown time".into(), |t| format!("{t:.3}s"))
-                            );
+                                .map_or("unknown time".into(), |t| {
+                                    format!("{:.3}s", t as f64 * self.time_base)
+                                });
+                            self.damage(format_args!("skipping a corrupt packet at {at}: {e}"));
                             decode_errors += 1;
                             if decode_errors > MAX_CONSECUTIVE_DECODE_ERRORS {
                                 return Err(self.too_many_errors(&e));
@@ -322,11 +324,11 @@ impl Source {
                 }
                 Err(e) => {
                     read_errors += 1;
-                    if read_errors == 1 {
+                    if self.read_error.is_none() {
                         tracing::warn!("{}: read error, skipping: {e}", self.path.display());
+                        self.read_error = Some(e.to_string());
                     }
                     if read_errors > MAX_CONSECUTIVE_READ_ERRORS {
-                        self.read_error = Some(e.to_string());
                         self.start_draining();
                     }
                 }
@@ -334,13 +336,17 @@ impl Source {
         }
     }
 
-    fn note_decode_error(&mut self, e: &ff::Error, count: &mut usize) -> Result<(), VideoError> {
+    /// Reports damaged data: the first few cases one by one, the rest in a summary on drop.
+    fn damage(&mut self, what: std::fmt::Arguments) {
         self.decode_errors += 1;
+        if self.decode_errors <= DAMAGE_WARNINGS_SHOWN {
+            tracing::warn!("{}: {what}", self.path.display());
+        }
+    }
+
+    fn note_decode_error(&mut self, e: &ff::Error, count: &mut usize) -> Result<(), VideoError> {
+        self.damage(format_args!("skipping an undecodable frame: {e}"));
         *count += 1;
-        tracing::warn!(
-            "{}: skipping an undecodable frame: {e}",
-            self.path.display()
-        );
         if *count > MAX_CONSECUTIVE_DECODE_ERRORS {
             return Err(self.too_many_errors(e));
         }
@@ -428,6 +434,27 @@ impl Source {
         self.last_key_pts = None;
         true
     }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if self.decode_errors > DAMAGE_WARNINGS_SHOWN {
+            tracing::warn!(
+                "{}: {} damaged packets or frames skipped or concealed in all",
+                self.path.display(),
+                self.decode_errors
+            );
+        }
+    }
+}
+
+/// Parses a Matroska `DURATION` tag, `HH:MM:SS.fraction`, to seconds.
+fn parse_hms(text: &str) -> Option<f64> {
+    let mut parts = text.trim().split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let secs =
+        h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?;
+    (parts.next().is_none() && secs.is_finite() && secs > 0.0).then_some(secs)
 }
 
 fn pick_video_stream(input: &Input) -> Option<ff::format::stream::Stream<'_>> {

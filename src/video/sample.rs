@@ -338,18 +338,25 @@ impl Sampler {
         let Some(end) = self.last_end else {
             return Err(self.no_frame_error());
         };
-        if let Some(reason) = &self.src.read_error {
-            let tolerance = (2.0 * self.frame_interval()).max(0.25);
-            if t > end + tolerance {
-                return Err(VideoError::Truncated {
-                    path: self.src.path.clone(),
-                    reason: format!(
-                        "no frame after {:.3}s of {:.3}s ({reason})",
-                        end - self.src.info.start_time_s,
-                        self.src.info.duration_s
-                    ),
-                });
-            }
+        // A stream may simply end before a target (audio running longer, a rounded
+        // duration): then its last frame stands. It is damage when the demuxer failed, or
+        // the stream's own metadata says it goes on well past where decoding stopped.
+        let tolerance = (2.0 * self.frame_interval()).max(0.25);
+        let cut_short = self.src.stream_end.is_some_and(|e| e > end + tolerance);
+        if t > end + tolerance && (self.src.read_error.is_some() || cut_short) {
+            let why = self
+                .src
+                .read_error
+                .clone()
+                .unwrap_or_else(|| "the data ends early".into());
+            return Err(VideoError::Truncated {
+                path: self.src.path.clone(),
+                reason: format!(
+                    "no frame after {:.3}s of {:.3}s ({why})",
+                    end - self.src.info.start_time_s,
+                    self.src.info.duration_s
+                ),
+            });
         }
         Ok(())
     }
