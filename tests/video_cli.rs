@@ -158,9 +158,9 @@ fn bad_inputs_fail_with_one_clear_line() {
     let cases = [
         (missing.clone(), "no such file"),
         (dir.path().to_path_buf(), "directory"),
-        (fixture("text"), "not a video file"),
+        (fixture("text"), "not a readable video file"),
         (fixture("audio_only"), "no video stream"),
-        (fixture("truncated"), "not a video file"),
+        (fixture("truncated"), "not a readable video file"),
     ];
     for (path, word) in &cases {
         assert_clean_failure(path, word, "probe");

@@ -61,7 +61,7 @@ pub enum VideoError {
     IsDirectory { path: PathBuf },
     #[error("{}: cannot read: {reason}", .path.display())]
     Unreadable { path: PathBuf, reason: String },
-    #[error("{}: not a video file FFmpeg can read ({reason})", .path.display())]
+    #[error("{}: not a readable video file: unknown format, or truncated/damaged ({reason})", .path.display())]
     NotVideo { path: PathBuf, reason: String },
     #[error("{}: no video stream ({reason})", .path.display())]
     NoVideoStream { path: PathBuf, reason: String },
