@@ -3,10 +3,13 @@
 # `vidcap frames` against the ffmpeg CLI peer (../shared/bench/frames_ffmpeg.sh), alternating
 # rounds in one run; prints per-round times, medians and ratios (vidcap / peer, < 1 = faster).
 #   ROUNDS (3), FRAMES (16), VIDEO (default: made by make_test_video.sh, ~70 s once),
-#   VIDCAP_BENCH_DIR (the peer scripts; default ../shared/bench next to the repo).
+#   VIDCAP_BENCH_DIR (the peer scripts; default ../shared/bench or ../../shared/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH=${VIDCAP_BENCH_DIR:-$(cd .. && pwd)/shared/bench}
+BENCH=${VIDCAP_BENCH_DIR:-}
+if [ -z "$BENCH" ]; then  # ../shared/bench beside the checkout (or beside its parent, for worktrees)
+  for d in ../shared/bench ../../shared/bench; do [ -d "$d" ] && BENCH=$(cd "$d" && pwd) && break; done
+fi
 VIDCAP=${VIDCAP:-target/release/vidcap}
 ROUNDS=${ROUNDS:-3}
 N=${FRAMES:-16}

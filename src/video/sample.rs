@@ -100,6 +100,8 @@ pub fn for_each_frame(
         scratch: AvFrame::empty(),
         cached: None,
         seeked: false,
+        decoded: 0,
+        seeks: 0,
     };
     match spec.sampling {
         Sampling::Every => sampler.every(lo, hi, &mut f)?,
@@ -114,6 +116,12 @@ pub fn for_each_frame(
             sampler.at_targets(targets, &mut f)?
         }
     }
+    tracing::debug!(
+        "{}: {} frames decoded, {} seeks",
+        path.display(),
+        sampler.decoded,
+        sampler.seeks
+    );
     Ok(info)
 }
 
@@ -178,6 +186,8 @@ struct Sampler {
     /// The converted form of `last`, for targets that map to the same frame.
     cached: Option<Frame>,
     seeked: bool,
+    decoded: usize,
+    seeks: usize,
 }
 
 enum Advance {
@@ -209,6 +219,7 @@ impl Sampler {
             }) else {
                 continue;
             };
+            self.decoded += 1;
             let dur = self.src.frame_duration(&self.scratch);
             std::mem::swap(&mut self.last, &mut self.scratch);
             self.last_pts = Some(pts);
@@ -273,6 +284,7 @@ impl Sampler {
                 return self.advance_to(t);
             }
             self.seeked = true;
+            self.seeks += 1;
             self.last_pts = None;
             self.cached = None;
             if !self.decode_one()? {
