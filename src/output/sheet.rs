@@ -226,12 +226,36 @@ mod tests {
         let red = vec![[200u8, 10, 10]; 64 * 48].concat();
         let blue = vec![[10u8, 10, 200]; 64 * 48].concat();
         let thumbs = [
-            Thumb { rgb: &red, width: 64, height: 48, pts: 0.5 },
-            Thumb { rgb: &blue, width: 64, height: 48, pts: 1.5 },
-            Thumb { rgb: &red, width: 64, height: 48, pts: 2.5 },
+            Thumb {
+                rgb: &red,
+                width: 64,
+                height: 48,
+                pts: 0.5,
+            },
+            Thumb {
+                rgb: &blue,
+                width: 64,
+                height: 48,
+                pts: 1.5,
+            },
+            Thumb {
+                rgb: &red,
+                width: 64,
+                height: 48,
+                pts: 2.5,
+            },
         ];
-        let layout = SheetLayout { columns: 2, thumb_width: 128 };
-        let sheet = render(&thumbs, &["[00:00.000 --> 00:03.000] a red square".into()], &layout, &font).unwrap();
+        let layout = SheetLayout {
+            columns: 2,
+            thumb_width: 128,
+        };
+        let sheet = render(
+            &thumbs,
+            &["[00:00.000 --> 00:03.000] a red square".into()],
+            &layout,
+            &font,
+        )
+        .unwrap();
         assert_eq!(sheet.width(), 2 * (128 + 6) + 6);
         // Thumbnail centres keep their colour (the timestamp label covers only a corner).
         assert_eq!(sheet.get_pixel(6 + 64, 6 + 60).0, [200, 10, 10]);

@@ -50,7 +50,7 @@ pub fn decode_windows(path: &Path, encoder_short_side: u32, opts: &CaptionOption
         SegmentMode::Whole => vec![(0.0, info.duration_s)],
         SegmentMode::Fixed(seconds) => fixed_windows(info.duration_s, seconds),
         SegmentMode::Auto { min_s, max_s } => {
-            let cuts = video::scene::detect_cuts(path)?;
+            let cuts = video::scene::detect_cuts(path, &video::scene::CutOptions::default())?;
             shot_windows(info.duration_s, &cuts, min_s, max_s)
         }
     };
