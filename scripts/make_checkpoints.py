@@ -4,10 +4,10 @@
 Run once by a developer (CI has no torch); its small outputs are committed:
   tiny_zip.pt / tiny_legacy.pt    the same state dict in the zip (torch >= 1.6) and the legacy format
   nested_zip.pt                   {"state_dict": ..., "epoch": 3}: tensors below a nested dict
-  tiny_expected.json              per tensor: dtype, shape and the values (as float64), from torch
+  tiny_expected.json              in order, per tensor: name, dtype, shape and the values (as float64), from torch
   hostile/*.pt                    files a reader must refuse (non-allowlisted globals, sizes that
                                   exceed the file, bad magic)
-  efficientnet_lite0_summary.json with the real checkpoint present (--pth): per tensor the shape,
+  efficientnet_lite0_summary.json with the real checkpoint present (--pth): in order, per tensor the name, shape,
                                   the sum, the sum of |x| and the first 4 values, computed by torch
 
 Usage: /tmp/vidcap-bench-venv/bin/python scripts/make_checkpoints.py [--pth FILE]
@@ -54,13 +54,14 @@ def tiny_state_dict():
 
 
 def expected(sd):
-    out = collections.OrderedDict()
+    out = []
     for name, t in sd.items():
-        out[name] = {
+        out.append({
+            "name": name,
             "dtype": str(t.dtype).replace("torch.", ""),
             "shape": list(t.shape),
             "values": [float(v) for v in t.reshape(-1).to(torch.float64).tolist()],
-        }
+        })
     return out
 
 
@@ -166,12 +167,12 @@ def hostile_files():
 
 def summary(pth):
     sd = torch.load(pth, map_location="cpu", weights_only=True)
-    out = collections.OrderedDict()
+    out = []
     for name, t in sd.items():
         v = t.reshape(-1).to(torch.float64)
-        out[name] = {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
+        out.append({"name": name, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
                      "sum": float(v.sum()), "abs_sum": float(v.abs().sum()),
-                     "first": [float(x) for x in v[:4].tolist()]}
+                     "first": [float(x) for x in v[:4].tolist()]})
     return out
 
 
