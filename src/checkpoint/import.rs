@@ -210,9 +210,23 @@ pub fn import_with_labels(
             serde_json::to_string_pretty(&config)? + "\n",
         )?;
         std::fs::write(dir.join("labels.txt"), labels.join("\n") + "\n")?;
+        make_world_readable(dir)?;
         Ok(())
     })
     .with_context(|| format!("writing {}", out.display()))
+}
+
+/// The safetensors writer creates its file owner-only; model files are meant to be shared.
+fn make_world_readable(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(dir)? {
+            std::fs::set_permissions(entry?.path(), std::fs::Permissions::from_mode(0o644))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 fn is_float(dtype: DType) -> bool {
