@@ -337,6 +337,23 @@ mod tests {
         assert_eq!(round_half_even(1.5), 2);
     }
 
+    /// Each builder wires trunk and head with the dimensions the table promises (zero
+    /// weights: this checks the graph, not the values, which need the real downloads).
+    /// MobileNetV4 is left out: its builder detects optional layers by whether their weights
+    /// exist, so an all-zeros weight source builds a different (invalid) graph.
+    #[test]
+    fn builders_give_features_and_logits_of_the_promised_sizes() {
+        let input = Tensor::zeros((1, 3, 224, 224), DType::F32, &Device::Cpu).unwrap();
+        for spec in SPECS.iter().filter(|s| s.name != "mobilenetv4-small") {
+            let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+            let (trunk, head) = build(spec, vb).unwrap();
+            let features = trunk.forward(&input).unwrap();
+            assert_eq!(features.dims(), &[1, spec.feature_dim], "{}", spec.name);
+            let logits = head.forward(&features).unwrap();
+            assert_eq!(logits.dims(), &[1, NUM_CLASSES], "{}", spec.name);
+        }
+    }
+
     #[test]
     fn constant_image_stays_constant() {
         let rgb = vec![200u8; 300 * 451 * 3];
