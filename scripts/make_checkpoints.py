@@ -162,7 +162,22 @@ def hostile_files():
                 data = data[:12]
             dst.writestr(info.filename, data)
     files["short_storage_zip.pt"] = zbuf.getvalue()
+    # Zip64 end records declaring 2^40 entries and a 2^50-byte central directory at 2^45.
+    files["zip64_huge_directory_zip.pt"] = with_zip64_end(small.getvalue(), 1 << 40, 1 << 50, 1 << 45)
     return files
+
+
+def with_zip64_end(archive, entries, cd_size, cd_offset):
+    """Replaces the end of central directory of `archive` by zip64 records declaring the
+    given entry count, directory size and offset."""
+    eocd_at = archive.rfind(b"PK\x05\x06")
+    _, _, _, _, _, size, offset, _ = struct.unpack("<IHHHHIIH", archive[eocd_at:eocd_at + 22])
+    body = archive[:offset + size]
+    eocd64 = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, entries, entries,
+                         cd_size, cd_offset)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, len(body), 1)
+    eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return body + eocd64 + locator + eocd
 
 
 def summary(pth):

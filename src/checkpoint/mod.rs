@@ -59,6 +59,13 @@ pub enum CheckpointError {
         format: CheckpointFormat,
         reason: String,
     },
+    #[error("{}: tensor {name}: {source}", path.display())]
+    Tensor {
+        path: PathBuf,
+        name: String,
+        #[source]
+        source: candle_core::Error,
+    },
 }
 
 /// One tensor of a checkpoint, gathered into contiguous little-endian bytes.
@@ -87,10 +94,10 @@ pub fn read_checkpoint(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointE
         .map(|t| {
             let tensor = t
                 .to_tensor(&Device::Cpu)
-                .map_err(|e| CheckpointError::Invalid {
+                .map_err(|source| CheckpointError::Tensor {
                     path: path.to_path_buf(),
-                    format: CheckpointFormat::Legacy,
-                    reason: format!("tensor {}: {e}", t.name),
+                    name: t.name.clone(),
+                    source,
                 })?;
             Ok((t.name, tensor))
         })

@@ -107,7 +107,9 @@ impl Global {
             ("collections", "OrderedDict") => Some(Self::OrderedDict),
             ("torch._utils", "_rebuild_tensor_v2") => Some(Self::RebuildTensorV2),
             ("torch._utils", "_rebuild_tensor") => Some(Self::RebuildTensor),
-            ("torch._utils", "_rebuild_parameter") => Some(Self::RebuildParameter),
+            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+                Some(Self::RebuildParameter)
+            }
             ("torch", storage) => StorageType::from_name(storage).map(Self::Storage),
             _ => None,
         }
@@ -335,8 +337,9 @@ fn reduce(callable: &Value, args: &Value) -> Result<Value, String> {
             }
             Ok(Value::Tensor(Rc::new(tensor)))
         }
+        // (data, requires_grad, backward_hooks[, state]): the parameter is its data.
         Global::RebuildParameter => match args.first() {
-            Some(t @ Value::Tensor(_)) if args.len() == 3 => Ok(t.clone()),
+            Some(t @ Value::Tensor(_)) if (3..=4).contains(&args.len()) => Ok(t.clone()),
             _ => Err("parameter rebuilt from something other than a tensor".into()),
         },
         Global::Storage(_) => Err("a storage type called as a function".into()),
