@@ -4,6 +4,7 @@
 Run once by a developer (CI has no torch); its small outputs are committed:
   tiny_zip.pt / tiny_legacy.pt    the same state dict in the zip (torch >= 1.6) and the legacy format
   nested_zip.pt                   {"state_dict": ..., "epoch": 3}: tensors below a nested dict
+  params_{zip,legacy}.pt          a dict holding an nn.Parameter (values 0..5, shape 2x3)
   tiny_expected.json              in order, per tensor: name, dtype, shape and the values (as float64), from torch
   hostile/*.pt                    files a reader must refuse (non-allowlisted globals, sizes that
                                   exceed the file, bad magic)
@@ -200,6 +201,11 @@ def main():
     torch.save(sd, OUT / "tiny_zip.pt")
     torch.save(sd, OUT / "tiny_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save({"state_dict": sd, "epoch": 3}, OUT / "nested_zip.pt")
+    # nn.Parameter objects (what `torch.save(dict(model.named_parameters()))` writes) pickle
+    # through torch._utils._rebuild_parameter: values 0..5 as a 2x3 float32 parameter.
+    params = {"p": torch.nn.Parameter(torch.arange(6, dtype=torch.float32).reshape(2, 3))}
+    torch.save(params, OUT / "params_zip.pt")
+    torch.save(params, OUT / "params_legacy.pt", _use_new_zipfile_serialization=False)
     (OUT / "tiny_expected.json").write_text(json.dumps(expected(sd), indent=1) + "\n")
     (OUT / "hostile").mkdir(exist_ok=True)
     for name, data in hostile_files().items():

@@ -150,3 +150,17 @@ fn real_efficientnet_lite0_checkpoint_matches_torch_summary() {
         );
     }
 }
+
+#[test]
+fn parameters_read_as_their_data() {
+    for file in ["params_zip.pt", "params_legacy.pt"] {
+        let tensors = read_checkpoint(&common::fixture(file)).unwrap();
+        assert_eq!(tensors.len(), 1, "{file}");
+        assert_eq!(tensors[0].0, "p");
+        assert_eq!(
+            tensors[0].1.to_vec2::<f32>().unwrap(),
+            vec![vec![0., 1., 2.], vec![3., 4., 5.]],
+            "{file}"
+        );
+    }
+}
