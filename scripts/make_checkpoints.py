@@ -141,6 +141,11 @@ def hostile_files():
         sd(w=Tensor(four, 0, [-4], [1])), [(four, four_raw)])
     files["bad_magic_legacy.pt"] = legacy_bytes(
         sd(w=Tensor(four, 0, [4], [1])), [(four, four_raw)], magic=0x1950A86A20F9469CFC6D)
+    # One 64 KiB storage named by 200 tensors: 12.5 MiB of tensors from an 80 KiB file.
+    shared = Storage("0", 16384)
+    files["shared_storage_bomb_legacy.pt"] = legacy_bytes(
+        collections.OrderedDict((f"w{i}", Tensor(shared, 0, [16384], [1])) for i in range(200)),
+        [(shared, bytes(4 * 16384))])
     # A storage key the object never mentions.
     files["unknown_key_legacy.pt"] = legacy_bytes(
         sd(w=Tensor(four, 0, [4], [1])), [(Storage("9", 4), four_raw)])

@@ -51,6 +51,7 @@ fn sizes_beyond_the_file_are_refused() {
         ("unknown_key_legacy.pt", "no tensor uses it"),
         ("short_storage_zip.pt", "truncated"),
         ("zip64_huge_directory_zip.pt", "bad zip archive"),
+        ("shared_storage_bomb_legacy.pt", "more than 8x the file"),
     ] {
         let msg = refused(name);
         assert!(msg.contains(needle), "{name}: {msg}");

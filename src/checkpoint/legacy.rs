@@ -94,7 +94,7 @@ pub fn parse(data: &[u8]) -> Result<Vec<CheckpointTensor>, String> {
     if pos != data.len() {
         tracing::warn!("{} bytes after the last storage ignored", data.len() - pos);
     }
-    gather_all(&object, |s| {
+    gather_all(&object, data.len(), |s| {
         raw.get(s.key.as_str())
             .copied()
             .ok_or_else(|| format!("storage {:?} is missing from the storage key list", s.key))

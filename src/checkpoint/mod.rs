@@ -332,16 +332,47 @@ fn copy_strided(out: &mut Vec<u8>, storage: &[u8], t: &TensorRef, es: usize) {
     }
 }
 
+/// How much larger than the file its gathered tensors may be. Tensors sharing a storage are
+/// each copied out, so a tiny file naming one storage thousands of times could otherwise
+/// expand without bound; real checkpoints share little (tied weights: about 2x).
+pub const MAX_EXPANSION: usize = 8;
+
 /// Gathers every tensor of a state dict, given a lookup of root storage bytes by key.
+/// `file_len` bounds the total output to `MAX_EXPANSION` times the file (plus 1 MiB).
 fn gather_all<'a>(
     root: &Value,
+    file_len: usize,
     mut storage_bytes: impl FnMut(&StorageRef) -> Result<&'a [u8], String>,
 ) -> Result<Vec<CheckpointTensor>, String> {
+    let mut budget = file_len
+        .saturating_mul(MAX_EXPANSION)
+        .saturating_add(1 << 20);
     collect_tensors(root)?
         .into_iter()
         .map(|(name, t)| {
             let bytes = storage_bytes(&t.storage).map_err(|e| format!("tensor {name}: {e}"))?;
+            // Elements are at most the storage's (checked in `gather`), so this bounds the
+            // copy before it is made.
+            let most = t
+                .storage
+                .numel
+                .saturating_mul(t.storage.storage_type.element_size());
+            budget = budget.checked_sub(most.min(tensor_bytes(&t))).ok_or_else(|| {
+                format!(
+                    "tensor {name}: the tensors would take more than {MAX_EXPANSION}x the file's \
+                     size (the same storage referenced over and over)"
+                )
+            })?;
             gather(&name, &t, bytes)
         })
         .collect()
+}
+
+/// Bytes of a tensor's elements, saturating (its validity is checked by `gather`).
+fn tensor_bytes(t: &TensorRef) -> usize {
+    t.shape
+        .iter()
+        .fold(t.storage.storage_type.element_size(), |acc, &d| {
+            acc.saturating_mul(d)
+        })
 }

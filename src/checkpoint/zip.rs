@@ -60,7 +60,7 @@ pub fn parse(data: &[u8]) -> Result<Vec<CheckpointTensor>, String> {
         }
         raw.insert(key.clone(), bytes);
     }
-    gather_all(&object, |s| {
+    gather_all(&object, data.len(), |s| {
         raw.get(&s.key)
             .map(Vec::as_slice)
             .ok_or_else(|| format!("storage {:?} not found", s.key))
