@@ -255,3 +255,40 @@ fn list_reports_unfetched_backbones_as_missing() {
         assert!(line.contains("missing"), "{line}");
     }
 }
+
+/// The hub backbones' resize + crop against torch's `interpolate` (bilinear, half-pixel,
+/// no antialiasing), from scripts/make_hub_preprocess_reference.py.
+#[test]
+fn resize_and_crop_match_torch_interpolate() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hub_preprocess_reference.json");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for c in &cases {
+        let get = |k: &str| c[k].as_u64().unwrap() as u32;
+        let rgb: Vec<u8> = serde_json::from_value(c["rgb"].clone()).unwrap();
+        let want: Vec<f32> = serde_json::from_value(c["chw"].clone()).unwrap();
+        let got = vidcap::encoder::hub::resize_crop_normalise(
+            &rgb,
+            get("width"),
+            get("height"),
+            get("shorter"),
+            get("crop") as usize,
+            |_, v| v,
+        )
+        .unwrap();
+        assert_eq!(got.len(), want.len());
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        // Pixel values 0..255; the two f32 computations differ by up to ~3e-4 in rounding.
+        assert!(
+            worst <= 1e-3,
+            "{}x{}: max abs diff {worst}",
+            get("width"),
+            get("height")
+        );
+    }
+}
