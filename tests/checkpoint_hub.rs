@@ -78,10 +78,10 @@ fn answer(stream: TcpStream, files: &HashMap<String, Vec<u8>>, log: &Mutex<Vec<S
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("range") {
-                range = Some(v.trim().to_string());
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("range")
+        {
+            range = Some(v.trim().to_string());
         }
     }
     let path = request_line

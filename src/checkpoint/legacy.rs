@@ -18,36 +18,39 @@ impl pickle::PersistentLoad for NoStorages {
     }
 }
 
+/// Unpickles the next stream at `*pos`, naming `what` in errors with the file offset.
+fn next_pickle(
+    data: &[u8],
+    pos: &mut usize,
+    what: &str,
+    persistent: &mut impl pickle::PersistentLoad,
+) -> Result<Value, String> {
+    let (v, used) = pickle::unpickle(&data[*pos..], persistent)
+        .map_err(|e| format!("{what} (at byte {}): {}", *pos + e.offset, e.reason))?;
+    *pos += used;
+    Ok(v)
+}
+
 pub fn parse(data: &[u8]) -> Result<Vec<CheckpointTensor>, String> {
     let mut pos = 0usize;
-    let mut next =
-        |what: &str,
-         loader: &mut dyn FnMut(&[u8]) -> Result<(Value, usize), pickle::PickleError>| {
-            let (v, used) = loader(&data[pos..])
-                .map_err(|e| format!("{what} (at byte {}): {}", pos + e.offset, e.reason))?;
-            pos += used;
-            Ok::<_, String>(v)
-        };
-    let mut header = |d: &[u8]| pickle::unpickle(d, &mut NoStorages);
-
-    let magic = next("magic number", &mut header)?;
+    let magic = next_pickle(data, &mut pos, "magic number", &mut NoStorages)?;
     if magic != Value::Int(MAGIC_NUMBER) {
         return Err(format!(
             "wrong magic number {magic:?} (expected 0x1950a86a20f9469cfc6c)"
         ));
     }
-    let protocol = next("protocol version", &mut header)?;
+    let protocol = next_pickle(data, &mut pos, "protocol version", &mut NoStorages)?;
     if protocol != Value::Int(PROTOCOL_VERSION) {
         return Err(format!(
             "unsupported protocol version {protocol:?} (expected 1001)"
         ));
     }
-    let sys_info = next("system info", &mut header)?;
+    let sys_info = next_pickle(data, &mut pos, "system info", &mut NoStorages)?;
     check_little_endian(&sys_info)?;
 
     let mut storages = StorageTable::default();
-    let object = next("state dict", &mut |d| pickle::unpickle(d, &mut storages))?;
-    let keys = next("storage key list", &mut header)?;
+    let object = next_pickle(data, &mut pos, "state dict", &mut storages)?;
+    let keys = next_pickle(data, &mut pos, "storage key list", &mut NoStorages)?;
     let keys = keys
         .as_seq()
         .ok_or("the storage key list is not a list")?

@@ -64,7 +64,7 @@ pub enum CheckpointError {
         path: PathBuf,
         name: String,
         #[source]
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -97,7 +97,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointE
                 .map_err(|source| CheckpointError::Tensor {
                     path: path.to_path_buf(),
                     name: t.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             Ok((t.name, tensor))
         })

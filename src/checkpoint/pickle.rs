@@ -538,7 +538,7 @@ impl<P: PersistentLoad> Machine<'_, P> {
 
     /// Sets items of the dict on top of the stack (same sharing rule as `extend_list`).
     fn extend_dict(&mut self, flat: Vec<Value>) -> Result<(), String> {
-        if flat.len() % 2 != 0 {
+        if !flat.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of values".into());
         }
         let add_depth = 1 + flat.iter().map(Value::depth).max().unwrap_or(0);

@@ -26,13 +26,13 @@ pub fn parse(data: &[u8]) -> Result<Vec<CheckpointTensor>, String> {
     // file's own size.
     let mut budget = data.len();
 
-    if let Ok(order) = read_entry(&mut archive, &format!("{prefix}byteorder"), 16, &mut budget) {
-        if order != b"little" {
-            return Err(format!(
-                "byte order {:?} is not supported",
-                String::from_utf8_lossy(&order)
-            ));
-        }
+    if let Ok(order) = read_entry(&mut archive, &format!("{prefix}byteorder"), 16, &mut budget)
+        && order != b"little"
+    {
+        return Err(format!(
+            "byte order {:?} is not supported",
+            String::from_utf8_lossy(&order)
+        ));
     }
     let pickle_bytes = read_entry(&mut archive, pkl, data.len(), &mut budget)?;
     let mut storages = StorageTable::default();

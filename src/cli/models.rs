@@ -123,15 +123,14 @@ fn models_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("VIDCAP_MODELS") {
         return dir.into();
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(found) = exe
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(found) = exe
             .ancestors()
             .skip(1)
             .map(|d| d.join("models"))
             .find(|d| d.is_dir())
-        {
-            return found;
-        }
+    {
+        return found;
     }
     PathBuf::from("models")
 }

@@ -133,13 +133,13 @@ impl HubEncoder {
         let vb = VarBuilder::from_tensors(weights, DType::F32, &device);
         let (trunk, head) = build(spec, vb)
             .with_context(|| format!("{}: weights do not fit {name}", path.display()))?;
-        if let Some(l) = &labels {
-            if l.len() != NUM_CLASSES {
-                bail!(
-                    "{name}: {} labels given, the head has {NUM_CLASSES} classes",
-                    l.len()
-                );
-            }
+        if let Some(l) = &labels
+            && l.len() != NUM_CLASSES
+        {
+            bail!(
+                "{name}: {} labels given, the head has {NUM_CLASSES} classes",
+                l.len()
+            );
         }
         Ok(Self {
             spec,
