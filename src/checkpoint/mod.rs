@@ -6,7 +6,8 @@
 //! storages), which candle cannot read. Both go through one restricted unpickler
 //! ([`pickle`]) that executes nothing, and one bounds-checked tensor gatherer (here).
 //! The whole file is read once into memory with its size taken from the file system, so no
-//! declared size inside the file can make the reader allocate more than the file holds.
+//! size declared inside the file can make the reader allocate more than the file holds; the
+//! gathered tensors are capped at [`MAX_EXPANSION`] times the file.
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,10 @@
 //! doubling" builds no copies; nesting depth is capped (which also bounds recursive drops);
 //! shallow copies made when a shared container is mutated count against a work budget that
 //! is proportional to the input length.
+//!
+//! One departure from Python: a container mutated after it was memoised is copied first
+//! (copy-on-write), so a later `BINGET` sees the state at memoisation. Pickles of state dicts
+//! never fetch a container they are still filling, so they read the same.
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -819,7 +823,7 @@ mod tests {
         // pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
         let bytes = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e";
         assert_eq!(load(bytes).unwrap(), Value::Int(0x1950a86a20f9469cfc6c));
-        // pickle.dumps(-1, protocol=2) uses LONG1? No: BININT; -300 as LONG1 is 0xd4fe.
+        // Negative LONG1 values are two's complement, sign-extended: -300 is d4 fe.
         assert_eq!(load(b"\x8a\x02\xd4\xfe.").unwrap(), Value::Int(-300));
     }
 
