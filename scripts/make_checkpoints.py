@@ -5,6 +5,7 @@ Run once by a developer (CI has no torch); its small outputs are committed:
   tiny_zip.pt / tiny_legacy.pt    the same state dict in the zip (torch >= 1.6) and the legacy format
   nested_zip.pt                   {"state_dict": ..., "epoch": 3}: tensors below a nested dict
   params_{zip,legacy}.pt          a dict holding an nn.Parameter (values 0..5, shape 2x3)
+  shared_dict_zip.pt              {"model": d, "ema": d}, d = {"w": [0, 1, 2]}: one dict twice
   tiny_expected.json              in order, per tensor: name, dtype, shape and the values (as float64), from torch
   hostile/*.pt                    files a reader must refuse (non-allowlisted globals, sizes that
                                   exceed the file, bad magic)
@@ -208,6 +209,9 @@ def main():
     torch.save({"state_dict": sd, "epoch": 3}, OUT / "nested_zip.pt")
     # nn.Parameter objects (what `torch.save(dict(model.named_parameters()))` writes) pickle
     # through torch._utils._rebuild_parameter: values 0..5 as a 2x3 float32 parameter.
+    # One dict object under two keys: the pickle fills it once and refers to it again.
+    shared = collections.OrderedDict(w=torch.arange(3, dtype=torch.float32))
+    torch.save({"model": shared, "ema": shared}, OUT / "shared_dict_zip.pt")
     params = {"p": torch.nn.Parameter(torch.arange(6, dtype=torch.float32).reshape(2, 3))}
     torch.save(params, OUT / "params_zip.pt")
     torch.save(params, OUT / "params_legacy.pt", _use_new_zipfile_serialization=False)

@@ -124,13 +124,13 @@ fn deep_nesting_and_memo_abuse_are_bounded() {
     let (_, msg) = parse_checkpoint(&legacy_with_object(&laughs)).unwrap_err();
     assert!(msg.contains("not a dict"), "{msg}");
 
-    // Copy-on-write abuse: a memoised list of 100 000 items appended to 100 000 times, each
-    // append forcing a copy while the memo shares it.
+    // Copy-on-write abuse: a list of 100 000 items duplicated on the stack and appended to
+    // 100 000 times, each append forcing a copy of the shared list.
     let mut copies = b"\x80\x02](".to_vec();
     copies.extend(std::iter::repeat_n(b'N', 100_000));
-    copies.extend(b"eq\x00");
+    copies.push(b'e');
     for _ in 0..100_000 {
-        copies.extend(b"0h\x00Na");
+        copies.extend(b"2Na");
     }
     copies.push(b'.');
     let (_, msg) = parse_checkpoint(&legacy_with_object(&copies)).unwrap_err();

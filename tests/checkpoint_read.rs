@@ -164,3 +164,15 @@ fn parameters_read_as_their_data() {
         );
     }
 }
+
+/// A dict referenced twice is pickled once and fetched from the memo the second time; both
+/// references must see it filled.
+#[test]
+fn a_dict_shared_by_two_keys_is_read_under_both() {
+    let tensors = read_checkpoint(&common::fixture("shared_dict_zip.pt")).unwrap();
+    let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["model.w", "ema.w"]);
+    for (_, t) in &tensors {
+        assert_eq!(t.to_vec1::<f32>().unwrap(), vec![0., 1., 2.]);
+    }
+}

@@ -13,9 +13,11 @@
 //! shallow copies made when a shared container is mutated count against a work budget that
 //! is proportional to the input length.
 //!
-//! One departure from Python: a container mutated after it was memoised is copied first
-//! (copy-on-write), so a later `BINGET` sees the state at memoisation. Pickles of state dicts
-//! never fetch a container they are still filling, so they read the same.
+//! Containers are copy-on-write, except that the memo's own references are set aside while
+//! the container on top of the stack is filled, so a later `BINGET` sees the filled object as
+//! in Python. One departure remains: a container mutated while it is also held inside another
+//! container is copied, so the other container keeps the earlier state (only self-referencing
+//! structures do that; it also means no reference cycles can be built).
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -219,6 +221,15 @@ impl Value {
     }
 }
 
+/// Identity of a mutable container (list or dict) for the memo bookkeeping.
+fn container_ptr(v: &Value) -> Option<usize> {
+    match v {
+        Value::List(s) => Some(Rc::as_ptr(s) as *const () as usize),
+        Value::Dict(m) => Some(Rc::as_ptr(m) as *const () as usize),
+        _ => None,
+    }
+}
+
 fn new_seq(items: Vec<Value>) -> Result<Rc<Seq>, String> {
     let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
     check_depth(depth)?;
@@ -404,6 +415,8 @@ struct Machine<'a, P: PersistentLoad> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Memo indices holding each list or dict, by the address of its shared allocation.
+    memo_refs: HashMap<usize, Vec<u32>>,
     persistent: &'a mut P,
     /// Elements copied when a shared container is mutated; capped to stop quadratic blow-up.
     copy_budget: usize,
@@ -420,6 +433,7 @@ pub fn unpickle<P: PersistentLoad>(
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        memo_refs: HashMap::new(),
         persistent,
         copy_budget: data.len().saturating_mul(4).saturating_add(1 << 16),
     };
@@ -522,52 +536,87 @@ impl<P: PersistentLoad> Machine<'_, P> {
         Ok(())
     }
 
-    /// Appends to the list on top of the stack, copying it first if the memo shares it.
+    /// Appends to the list on top of the stack (see [`Self::mutate_top`]).
     fn extend_list(&mut self, items: Vec<Value>) -> Result<(), String> {
         let add_depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
         check_depth(add_depth)?;
-        let Value::List(list) = self.top_mut()? else {
-            return Err("APPEND to something that is not a list".into());
-        };
-        let copied = if Rc::strong_count(list) > 1 {
-            list.items.len()
-        } else {
-            0
-        };
-        let list = Rc::make_mut(list);
-        list.items.extend(items);
-        list.depth = list.depth.max(add_depth);
-        self.charge(copied)
+        self.mutate_top(|top| {
+            let Value::List(list) = top else {
+                return Err("APPEND to something that is not a list".into());
+            };
+            let copied = if Rc::strong_count(list) > 1 {
+                list.items.len()
+            } else {
+                0
+            };
+            let list = Rc::make_mut(list);
+            list.items.extend(items);
+            list.depth = list.depth.max(add_depth);
+            Ok(copied)
+        })
     }
 
-    /// Sets items of the dict on top of the stack (same sharing rule as `extend_list`).
+    /// Sets items of the dict on top of the stack (see [`Self::mutate_top`]).
     fn extend_dict(&mut self, flat: Vec<Value>) -> Result<(), String> {
         if !flat.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of values".into());
         }
         let add_depth = 1 + flat.iter().map(Value::depth).max().unwrap_or(0);
         check_depth(add_depth)?;
-        let Value::Dict(dict) = self.top_mut()? else {
-            return Err("SETITEM on something that is not a dict".into());
-        };
-        let copied = if Rc::strong_count(dict) > 1 {
-            dict.items.len()
-        } else {
-            0
-        };
-        let dict = Rc::make_mut(dict);
-        let mut it = flat.into_iter();
-        // Repeated keys are kept here (a linear search per item would be quadratic on a
-        // hostile stream); readers of the dict let the last one win, as Python does.
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            dict.items.push((k, v));
+        self.mutate_top(|top| {
+            let Value::Dict(dict) = top else {
+                return Err("SETITEM on something that is not a dict".into());
+            };
+            let copied = if Rc::strong_count(dict) > 1 {
+                dict.items.len()
+            } else {
+                0
+            };
+            let dict = Rc::make_mut(dict);
+            let mut it = flat.into_iter();
+            // Repeated keys are kept here (a linear search per item would be quadratic on a
+            // hostile stream); readers of the dict let the last one win, as Python does.
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                dict.items.push((k, v));
+            }
+            dict.depth = dict.depth.max(add_depth);
+            Ok(copied)
+        })
+    }
+
+    /// Mutates the container on top of the stack. Its memo entries are taken out first and
+    /// put back afterwards, so the memo sees the mutation (as Python's shared objects would)
+    /// without forcing a copy. Only a container also held elsewhere (inside another container,
+    /// or twice on the stack) is copied; `mutate` returns how many elements it copied, which
+    /// is charged to the budget.
+    fn mutate_top(
+        &mut self,
+        mutate: impl FnOnce(&mut Value) -> Result<usize, String>,
+    ) -> Result<(), String> {
+        let ptr = container_ptr(self.top_mut()?);
+        let mut parked = Vec::new();
+        for i in ptr
+            .and_then(|p| self.memo_refs.remove(&p))
+            .unwrap_or_default()
+        {
+            // An index may since have been overwritten with another value.
+            if self.memo.get(&i).and_then(container_ptr) == ptr {
+                self.memo.remove(&i);
+                parked.push(i);
+            }
         }
-        dict.depth = dict.depth.max(add_depth);
+        let copied = mutate(self.top_mut()?)?;
+        for i in parked {
+            self.memo_put(i)?;
+        }
         self.charge(copied)
     }
 
     fn memo_put(&mut self, index: u32) -> Result<(), String> {
         let v = self.top_mut()?.clone();
+        if let Some(p) = container_ptr(&v) {
+            self.memo_refs.entry(p).or_default().push(index);
+        }
         self.memo.insert(index, v);
         Ok(())
     }
