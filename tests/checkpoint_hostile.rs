@@ -198,3 +198,32 @@ fn garbled_files_never_panic() {
         assert!(refused > 0);
     }
 }
+
+/// The real 18.8 MB legacy checkpoint cut at random places and with random bytes flipped:
+/// cuts are always refused, flips never panic.
+#[test]
+fn real_checkpoint_truncated_or_garbled_never_panics() {
+    let Some(pth) = common::real_checkpoint() else {
+        return;
+    };
+    let original = std::fs::read(pth).unwrap();
+    let mut rng = common::Rng::new(0xface);
+    for _ in 0..30 {
+        let len = rng.below(original.len());
+        let r = parse_no_panic(&original[..len], &format!("real checkpoint cut at {len}"));
+        assert!(r.is_err(), "cut at {len} was accepted");
+    }
+    let mut bytes = original.clone();
+    for round in 0..30 {
+        // Mostly in the pickled header, where a flip changes structure rather than a weight.
+        let at = if round % 2 == 0 {
+            rng.below(40_000)
+        } else {
+            rng.below(bytes.len())
+        };
+        let saved = bytes[at];
+        bytes[at] ^= 1 << rng.below(8);
+        let _ = parse_no_panic(&bytes, &format!("real checkpoint, byte {at} flipped"));
+        bytes[at] = saved;
+    }
+}
