@@ -160,13 +160,24 @@ fn a_checkpoint_of_another_network_is_refused_and_nothing_written() {
 #[test]
 fn bad_arguments_are_refused_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
-    let ckpt = common::fixture("tiny_legacy.pt");
     let out = tmp.path().join("out");
-    let err = import_to_model_dir(&ckpt, "vgg16", &out)
+    let err = import_to_model_dir(&common::fixture("tiny_legacy.pt"), "vgg16", &out)
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown architecture \"vgg16\""), "{err}");
-    // No labels.txt next to the fixture.
+    assert!(!out.exists());
+}
+
+#[test]
+fn missing_or_short_labels_are_refused() {
+    let Some(pth) = common::real_checkpoint() else {
+        return;
+    };
+    // The checkpoint under another name, with no labels.txt beside it.
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("weights.pth");
+    std::os::unix::fs::symlink(&pth, &ckpt).unwrap();
+    let out = tmp.path().join("out");
     let err = import_to_model_dir(&ckpt, "efficientnet-lite0", &out)
         .unwrap_err()
         .to_string();

@@ -126,12 +126,6 @@ pub fn import_with_labels(
             ARCHES.join(", ")
         )
     })?;
-    let labels_path = match labels {
-        Some(p) => p.to_path_buf(),
-        None => ckpt.with_file_name("labels.txt"),
-    };
-    let labels = read_labels(&labels_path, LITE0_CLASSES)?;
-    let sha256 = sha256_file(ckpt)?;
     let tensors = read_checkpoint_tensors(ckpt)?;
 
     let by_name: HashMap<&str, &super::CheckpointTensor> =
@@ -165,6 +159,13 @@ pub fn import_with_labels(
             if problems.len() > 8 { "; ..." } else { "" }
         );
     }
+
+    let labels_path = match labels {
+        Some(p) => p.to_path_buf(),
+        None => ckpt.with_file_name("labels.txt"),
+    };
+    let labels = read_labels(&labels_path, LITE0_CLASSES)?;
+    let sha256 = sha256_file(ckpt)?;
 
     let mut weights: HashMap<String, Tensor> = HashMap::new();
     for t in tensors.iter().filter(|t| is_float(t.dtype)) {

@@ -94,7 +94,8 @@ pub fn fetch_hub_backbone(name: &str) -> anyhow::Result<PathBuf> {
     let path = api()?
         .model(spec.repo.to_string())
         .get(spec.file)
-        .with_context(|| format!("downloading {}/{}", spec.repo, spec.file))?;
+        // The error's own text already holds its causes; a context chain would repeat them.
+        .map_err(|e| anyhow::anyhow!("downloading {}/{}: {e}", spec.repo, spec.file))?;
     check_safetensors(&path)?;
     Ok(path)
 }
