@@ -465,7 +465,7 @@ pub const PROCEDURAL_SCENES: [(&str, &str, &str); 6] = [
     ("checkers", "a checkered floor", "on"),
     ("sunset", "a sunset sky", "under"),
     ("night", "a starry night sky", "under"),
-    ("hills", "green hills", "over"),
+    ("hills", "rolling hills", "over"),
     ("bricks", "a brick wall", "in front of"),
 ];
 

@@ -118,8 +118,8 @@ impl Speed {
     /// Size growth factor per second for toward/away.
     fn growth_per_second(self, rng: &mut ChaCha8Rng) -> f32 {
         match self {
-            Speed::Slowly => rng.random_range(1.10..1.14),
-            Speed::Quickly => rng.random_range(1.30..1.36),
+            Speed::Slowly => rng.random_range(1.16..1.20),
+            Speed::Quickly => rng.random_range(1.40..1.48),
         }
     }
 }
@@ -451,7 +451,13 @@ fn sample_look(
         .expect("category has sprites");
     let tint = tint.unwrap_or_else(|| {
         if sprite.always_tinted || rng.random_bool(0.3) {
-            Some(COLOURS.choose(rng).expect("non-empty").0.to_string())
+            // "an orange orange" would be ambiguous: a category never takes its own name.
+            let colours: Vec<&str> = COLOURS
+                .iter()
+                .map(|c| c.0)
+                .filter(|c| *c != category)
+                .collect();
+            Some(colours.choose(rng).expect("non-empty").to_string())
         } else {
             None
         }
@@ -559,8 +565,8 @@ fn random_speed(rng: &mut ChaCha8Rng) -> Speed {
 
 fn base_size(rng: &mut ChaCha8Rng, g: Geometry, motion: Motion) -> f32 {
     let s = match motion {
-        Motion::Toward => rng.random_range(34.0..44.0),
-        Motion::Away => rng.random_range(90.0..110.0),
+        Motion::Toward => rng.random_range(30.0..38.0),
+        Motion::Away => rng.random_range(100.0..120.0),
         _ => rng.random_range(44.0..60.0),
     };
     s * frame_scale(g)
