@@ -71,6 +71,9 @@ impl Mp4Writer {
         // Clips are encoded in parallel by rayon; one x264 thread each also makes the
         // bytes independent of the machine's core count.
         options.set("threads", "1");
+        if let Some(cpu) = x264_cpu_cap() {
+            options.set("x264-params", &format!("asm={cpu}"));
+        }
         let encoder = ctx
             .open_with(options)
             .with_context(|| format!("{}: cannot open the H.264 encoder", path.display()))?;
@@ -99,8 +102,8 @@ impl Mp4Writer {
             output,
             encoder,
             scaler,
-            rgb: frame::Video::new(Pixel::RGB24, width, height),
-            yuv: frame::Video::new(Pixel::YUV420P, width, height),
+            rgb: zeroed_frame(Pixel::RGB24, width, height),
+            yuv: zeroed_frame(Pixel::YUV420P, width, height),
             time_base,
             stream_time_base,
             next_pts: 0,
@@ -154,6 +157,31 @@ impl Mp4Writer {
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("{}: cannot rename into place", self.path.display()))
     }
+}
+
+/// A frame whose row padding is zero rather than whatever malloc returned.
+fn zeroed_frame(format: Pixel, width: u32, height: u32) -> frame::Video {
+    let mut f = frame::Video::new(format, width, height);
+    for plane in 0..f.planes() {
+        f.data_mut(plane).fill(0);
+    }
+    f
+}
+
+/// libx264 (core 164) on an AVX-512 CPU reads uninitialised heap memory: one clip encoded to
+/// different bytes depending on what its thread had allocated before (reproduced, and made
+/// to vanish with MALLOC_PERTURB_). Capping x264 at AVX2 there makes the bytes a function of
+/// the frames alone; other CPUs keep x264's own detection.
+fn x264_cpu_cap() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("bmi2")
+    {
+        return Some("SSE2Fast,SSSE3,SSE4.2,AVX2");
+    }
+    None
 }
 
 impl Drop for Mp4Writer {

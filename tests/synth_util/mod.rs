@@ -169,3 +169,8 @@ pub fn x_at(o: &ObjectParams, frame: u32) -> f32 {
 pub fn last_frame(p: &ClipParams) -> u32 {
     p.geometry.frames - 1
 }
+
+/// x264 prints its settings and statistics at FFmpeg's default log level.
+pub fn quiet_ffmpeg() {
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+}
