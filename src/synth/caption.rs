@@ -185,10 +185,6 @@ fn motion_with_speed(
     }
 }
 
-fn direction_word(direction: Motion) -> &'static str {
-    direction.name()
-}
-
 /// The clause about the objects, without scene or camera.
 fn clause(rng: &mut ChaCha8Rng, params: &ClipParams) -> String {
     let subject = &params.objects[0];
@@ -223,7 +219,7 @@ fn clause(rng: &mut ChaCha8Rng, params: &ClipParams) -> String {
         Story::Interaction { verb, direction } => {
             let a = noun_phrase(&params.objects[0], 1);
             let b = noun_phrase(&params.objects[1], 1);
-            let dir = direction_word(direction);
+            let dir = direction.name();
             let forms: [String; 5] = match verb {
                 Interaction::Chases => [
                     format!("{a} chases {b} to the {dir}"),

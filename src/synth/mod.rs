@@ -40,6 +40,7 @@ pub const CAPTIONS_PER_CLIP: usize = 5;
 const STREAM_REGULAR: u64 = 0;
 const STREAM_COMPOSITIONAL: u64 = 1;
 const STREAM_CAPTIONS: u64 = 2;
+const STREAM_SPLIT: u64 = 3;
 
 #[derive(Debug, Clone)]
 pub struct CorpusConfig {
@@ -83,7 +84,7 @@ pub struct CorpusReport {
 
 /// Which split clip `index` of the regular stream belongs to: 80% train, 10% val, 10% test.
 pub fn split_of(seed: u64, index: usize) -> &'static str {
-    let u: f64 = scene::clip_rng(seed, 3, index as u64).random();
+    let u: f64 = scene::clip_rng(seed, STREAM_SPLIT, index as u64).random();
     match u {
         u if u < 0.8 => "train",
         u if u < 0.9 => "val",

@@ -521,8 +521,8 @@ fn build_path(
     (keyframes, phases)
 }
 
-/// Shifts a relative path so that every keyframe keeps the sprite's centre inside the frame
-/// (at least 40% of the sprite visible); `None` when the path is too long to fit.
+/// Shifts a relative path to a random place where every keyframe keeps the sprite's centre
+/// inside the frame (at least 40% of the sprite visible); false when the path cannot fit.
 fn place_path(rng: &mut ChaCha8Rng, g: Geometry, keyframes: &mut [Keyframe]) -> bool {
     let bound = |f: fn(&Keyframe) -> f32, lo_or_hi: bool| {
         keyframes
