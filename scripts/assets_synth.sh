@@ -20,6 +20,8 @@ fi
 command -v apt-get >/dev/null || { echo "assets_synth: apt-get not found (Debian/Ubuntu needed)" >&2; exit 1; }
 command -v dpkg >/dev/null || { echo "assets_synth: dpkg not found" >&2; exit 1; }
 
+# Unpacked fresh whenever the catalogue is (re)built; pruned to the picked files at the end.
+rm -rf "$DIR/x"
 mkdir -p "$DIR/debs" "$DIR/x"
 for pkg in "${PACKAGES[@]}"; do
     if ! ls "$DIR/debs/${pkg}"_*.deb >/dev/null 2>&1; then
@@ -29,11 +31,7 @@ for pkg in "${PACKAGES[@]}"; do
             exit 1
         }
     fi
-    if [ ! -e "$DIR/x/$pkg/.unpacked" ]; then
-        rm -rf "$DIR/x/$pkg"
-        dpkg -x "$(ls "$DIR"/debs/"${pkg}"_*.deb | tail -1)" "$DIR/x/$pkg"
-        touch "$DIR/x/$pkg/.unpacked"
-    fi
+    dpkg -x "$(ls "$DIR"/debs/"${pkg}"_*.deb | tail -1)" "$DIR/x/$pkg"
 done
 
 version_of() { basename "$(ls "$DIR"/debs/"$1"_*.deb | tail -1)" .deb | cut -d_ -f2; }
@@ -182,6 +180,13 @@ trap 'rm -f "$tmp"' EXIT
     echo "==== stellarium landscapes used (author lines of landscape.ini)"
     grep -H -E '^author *=' "$DIR/$LANDS"/{grossmugl,guereins,hurricane,garching,ocean,mars,moon}/landscape.ini | sed "s|$DIR/||"
 } > "$DIR/LICENSES.txt"
+
+# Keep only the files the catalogue names: the packages unpack to ~1 GB, the picks are ~25 MB.
+keep="$DIR/keep.txt"
+grep -v '^#' "$tmp" | tail -n +2 | cut -f4 | tr '+' '\n' | sort -u > "$keep"
+(cd "$DIR" && find x -type f | sort | comm -23 - "$keep" | xargs -r -d '\n' rm -f)
+find "$DIR/x" -type d -empty -delete
+rm -rf "$DIR/debs" "$keep"
 
 mv "$tmp" "$CATALOGUE"
 trap - EXIT
