@@ -7,7 +7,7 @@
 # script's version is left alone. Not run by `make test`; the procedural set needs nothing.
 set -euo pipefail
 
-VERSION=1
+VERSION=2
 CACHE="${VIDCAP_CACHE:-$HOME/.cache/vidcap}"
 DIR="$CACHE/synth-assets"
 CATALOGUE="$DIR/catalogue.tsv"
@@ -84,7 +84,7 @@ nut|food/nuts/almond food/nuts/pecan food/nuts/walnut food/nuts/walnut_shelled
 pepper|food/vegetables/chilepepper food/vegetables/pepper food/vegetables/yellowpepper
 lettuce|food/vegetables/lettuce food/vegetables/redlettuce plants/lettuce_bolted
 mushroom|food/vegetables/mushroom plants/mushrooms/cep plants/mushrooms/cep-1 plants/mushrooms/cep-2
-garlic|food/vegetables/garlic food/vegetables/garlics
+garlic bulb|food/vegetables/garlic food/vegetables/garlics
 pumpkin|food/vegetables/pumpkin_small seasonal/halloween/jackolantern_mean
 hat|clothes/hats/blue_fedora clothes/hats/green_fedora clothes/hats/feathered_hat clothes/hats/propeller_hat clothes/hats/sombrero clothes/hats/tophat seasonal/christmas/santahat seasonal/newyears/party-hat
 shirt|clothes/t_poloshirt clothes/t_shirt clothes/t_tshirt
