@@ -288,3 +288,30 @@ pub fn captions(rng: &mut ChaCha8Rng, params: &ClipParams, prep: &str, n: usize)
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals_and_articles_of_catalogue_nouns() {
+        for (noun, expected) in [
+            ("garlic bulb", "garlic bulbs"),
+            ("candy cane", "candy canes"),
+            ("sheep", "sheep"),
+            ("fish", "fish"),
+            ("strawberry", "strawberries"),
+            ("bus", "buses"),
+            ("chess piece", "chess pieces"),
+            ("smiley face", "smiley faces"),
+            ("peach", "peaches"),
+            ("donkey", "donkeys"),
+        ] {
+            assert_eq!(plural(noun), expected);
+        }
+        assert_eq!(with_article("easter egg"), "an easter egg");
+        assert_eq!(with_article("orange"), "an orange");
+        assert_eq!(with_article("red orange"), "a red orange");
+        assert_eq!(with_article("yellow apple"), "a yellow apple");
+    }
+}
