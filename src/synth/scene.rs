@@ -521,28 +521,21 @@ fn build_path(
     (keyframes, phases)
 }
 
-/// Shifts a relative path to a random place where every keyframe keeps the sprite's centre
-/// inside the frame (at least 40% of the sprite visible); false when the path cannot fit.
+/// Shifts a relative path to a random place where, at every keyframe, the sprite's centre is
+/// at least 0.4 sizes from each edge (at most a tenth of it off screen); false when the path
+/// cannot fit.
 fn place_path(rng: &mut ChaCha8Rng, g: Geometry, keyframes: &mut [Keyframe]) -> bool {
-    let bound = |f: fn(&Keyframe) -> f32, lo_or_hi: bool| {
-        keyframes
-            .iter()
-            .map(|k| f(k) + if lo_or_hi { -0.4 } else { 0.4 } * k.size)
-            .fold(
-                if lo_or_hi {
-                    f32::INFINITY
-                } else {
-                    f32::NEG_INFINITY
-                },
-                |a, b| if lo_or_hi { a.min(b) } else { a.max(b) },
-            )
-    };
-    let (min_x, max_x) = (bound(|k| k.x, true), bound(|k| k.x, false));
-    let (min_y, max_y) = (bound(|k| k.y, true), bound(|k| k.y, false));
-    let (free_x, free_y) = (
-        g.width as f32 - (max_x - min_x),
-        g.height as f32 - (max_y - min_y),
-    );
+    let (mut min_x, mut max_x) = (f32::INFINITY, f32::NEG_INFINITY);
+    let (mut min_y, mut max_y) = (f32::INFINITY, f32::NEG_INFINITY);
+    for k in keyframes.iter() {
+        let margin = 0.4 * k.size;
+        min_x = min_x.min(k.x - margin);
+        max_x = max_x.max(k.x + margin);
+        min_y = min_y.min(k.y - margin);
+        max_y = max_y.max(k.y + margin);
+    }
+    let free_x = g.width as f32 - (max_x - min_x);
+    let free_y = g.height as f32 - (max_y - min_y);
     if free_x < 0.0 || free_y < 0.0 {
         return false;
     }
