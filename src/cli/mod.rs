@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod frames;
 mod models;
 mod probe;
+mod synth;
 
 /// Exit codes of the command-line contract.
 pub const EXIT_OK: u8 = 0;
@@ -52,6 +53,8 @@ pub enum Command {
     Frames(frames::Args),
     /// Model directories: list, fetch from the hub, import a PyTorch checkpoint.
     Models(models::Args),
+    /// Render a captioned synthetic clip corpus (videos + annotations.jsonl).
+    Synth(synth::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
         Command::Models(args) => models::run(args, &cli.global),
+        Command::Synth(args) => synth::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
