@@ -1,0 +1,600 @@
+//! The whole decoder's training pass written out by hand: forward over the caption with
+//! teacher forcing (GRU + additive attention + output projection + masked, label-smoothed
+//! cross-entropy), then backpropagation through time walking the steps in reverse.
+//!
+//! Why by hand: candle's autograd records every tiny per-step op (candle issues 1241 and
+//! 2913), which makes a 20-step GRU several times slower than PyTorch; here each step is a
+//! few batched matmuls (`gemm`) plus elementwise loops. The forward caches what the backward
+//! needs. The same code runs in f64 for the finite-difference gradient check.
+//!
+//! Rows are time-major: row `t * B + b` is clip `b` at caption position `t`.
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::linalg::{Real, View, add_row_sums, matmul, r, sigmoid};
+use super::params::{Dims, Weights};
+use crate::text::vocab::PAD;
+
+/// A batch for one training step.
+pub struct Batch<'a, T> {
+    /// Per clip its `N_b × feat` items (T frames × R regions, row-major).
+    pub clips: Vec<&'a [T]>,
+    /// `B × len` decoder inputs (`<bos>` w1 w2 …), row-major by clip.
+    pub tokens_in: &'a [u32],
+    /// `B × len` targets (w1 w2 … `<eos>`), `<pad>` where there is no target.
+    pub targets: &'a [u32],
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    /// Dropout probability on word embeddings and on the GRU output (0 = off).
+    pub dropout: f64,
+    pub label_smoothing: f64,
+    /// Seeds the dropout masks (the trainer derives it from seed, epoch and step).
+    pub seed: u64,
+}
+
+/// Mean of a clip's items: the input of the initial-state layer.
+pub fn mean_items<T: Real>(items: &[T], feat: usize, out: &mut [T]) {
+    out.fill(T::zero());
+    let n = items.len() / feat;
+    for item in items.chunks_exact(feat) {
+        for (o, x) in out.iter_mut().zip(item) {
+            *o += *x;
+        }
+    }
+    let inv = T::one() / r(n.max(1) as f64);
+    out.iter_mut().for_each(|o| *o = *o * inv);
+}
+
+/// Attention inputs of one clip: items plus their learned region embedding, and the keys
+/// `W_f f + b_f`, both fixed over the caption.
+pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<T>, Vec<T>) {
+    let n = items.len() / d.feat;
+    let mut fprime = items.to_vec();
+    for (i, row) in fprime.chunks_exact_mut(d.feat).enumerate() {
+        let region = &w.region[(i % d.regions) * d.feat..][..d.feat];
+        row.iter_mut().zip(region).for_each(|(x, e)| *x += *e);
+    }
+    let mut keys = vec![T::zero(); n * d.att];
+    for row in keys.chunks_exact_mut(d.att) {
+        row.copy_from_slice(&w.att_b_feat);
+    }
+    matmul(
+        &mut keys,
+        d.att,
+        View::new(&fprime, n, d.feat),
+        false,
+        View::new(&w.att_w_feat, d.att, d.feat),
+        true,
+        true,
+    );
+    (fprime, keys)
+}
+
+/// Additive attention of one clip for one query: `pre_i = tanh(key_i + hp)`,
+/// `e_i = v·pre_i`, `alpha = softmax(e)`, `ctx = Σ alpha_i f_i`.
+pub fn attend<T: Real>(
+    keys: &[T],
+    fprime: &[T],
+    hp: &[T],
+    v: &[T],
+    pre: &mut [T],
+    alpha: &mut [T],
+    ctx: &mut [T],
+) {
+    let a = hp.len();
+    let feat = ctx.len();
+    let mut max = T::neg_infinity();
+    for ((key, p), e) in keys
+        .chunks_exact(a)
+        .zip(pre.chunks_exact_mut(a))
+        .zip(alpha.iter_mut())
+    {
+        let mut s = T::zero();
+        for j in 0..a {
+            p[j] = (key[j] + hp[j]).tanh();
+            s += v[j] * p[j];
+        }
+        *e = s;
+        max = max.max(s);
+    }
+    let mut total = T::zero();
+    alpha.iter_mut().for_each(|e| {
+        *e = (*e - max).exp();
+        total += *e;
+    });
+    alpha.iter_mut().for_each(|e| *e = *e / total);
+    ctx.fill(T::zero());
+    for (f, &al) in fprime.chunks_exact(feat).zip(alpha.iter()) {
+        ctx.iter_mut().zip(f).for_each(|(c, x)| *c += al * *x);
+    }
+}
+
+/// PyTorch nn.GRU gate equations (order r, z, n) for one row, given `gi = W_ih x + b_ih`
+/// and `gh = W_hh h + b_hh`. Writes the gates (kept for BPTT) and the new state.
+#[allow(clippy::too_many_arguments)]
+pub fn gru_cell<T: Real>(
+    gi: &[T],
+    gh: &[T],
+    h_prev: &[T],
+    r_out: &mut [T],
+    z_out: &mut [T],
+    n_out: &mut [T],
+    h_out: &mut [T],
+) {
+    let hs = h_prev.len();
+    for j in 0..hs {
+        let rg = sigmoid(gi[j] + gh[j]);
+        let zg = sigmoid(gi[hs + j] + gh[hs + j]);
+        let ng = (gi[2 * hs + j] + rg * gh[2 * hs + j]).tanh();
+        r_out[j] = rg;
+        z_out[j] = zg;
+        n_out[j] = ng;
+        h_out[j] = (T::one() - zg) * ng + zg * h_prev[j];
+    }
+}
+
+/// `rows × 3H` matrix of `W_hh h + b_hh`.
+pub fn hidden_gates<T: Real>(w: &Weights<T>, hidden: usize, h: &[T], rows: usize) -> Vec<T> {
+    let mut gh = Vec::with_capacity(rows * 3 * hidden);
+    for _ in 0..rows {
+        gh.extend_from_slice(&w.b_hh);
+    }
+    matmul(
+        &mut gh,
+        3 * hidden,
+        View::new(h, rows, hidden),
+        false,
+        View::new(&w.w_hh, 3 * hidden, hidden),
+        true,
+        true,
+    );
+    gh
+}
+
+/// Inverted-dropout mask: 0 or 1/(1-p).
+fn dropout_mask<T: Real>(rng: &mut ChaCha8Rng, len: usize, p: f64) -> Option<Vec<T>> {
+    if p <= 0.0 {
+        return None;
+    }
+    let keep: T = r(1.0 / (1.0 - p));
+    Some(
+        (0..len)
+            .map(|_| {
+                if rng.random::<f64>() < p {
+                    T::zero()
+                } else {
+                    keep
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Mean loss over the non-`<pad>` targets; when `grad` is given it is overwritten with the
+/// gradient of that loss with respect to every parameter.
+pub fn loss_and_grad<T: Real>(
+    w: &Weights<T>,
+    d: &Dims,
+    batch: &Batch<T>,
+    opts: &PassOptions,
+    grad: Option<&mut Weights<T>>,
+) -> T {
+    let (bsz, len) = (batch.clips.len(), batch.len);
+    let (e, h, fd, a, v, inp) = (d.embed, d.hidden, d.feat, d.att, d.vocab, d.gru_input());
+    let (rows, h3) = (bsz * len, 3 * d.hidden);
+    assert_eq!(batch.tokens_in.len(), rows);
+    assert_eq!(batch.targets.len(), rows);
+    let token_in = |row: usize| batch.tokens_in[(row % bsz) * len + row / bsz] as usize;
+    let target = |row: usize| batch.targets[(row % bsz) * len + row / bsz];
+
+    // ---- forward ----
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let emb_mask = dropout_mask::<T>(&mut rng, rows * e, opts.dropout);
+    let out_mask = dropout_mask::<T>(&mut rng, rows * h, opts.dropout);
+
+    let mut mean = vec![T::zero(); bsz * fd];
+    for (b, items) in batch.clips.iter().enumerate() {
+        mean_items(items, fd, &mut mean[b * fd..(b + 1) * fd]);
+    }
+    let mut hs = vec![T::zero(); (len + 1) * bsz * h]; // hs[0] = h0, hs[t + 1] after step t
+    for row in hs[..bsz * h].chunks_exact_mut(h) {
+        row.copy_from_slice(&w.init_b);
+    }
+    matmul(
+        &mut hs[..bsz * h],
+        h,
+        View::new(&mean, bsz, fd),
+        false,
+        View::new(&w.init_w, h, fd),
+        true,
+        true,
+    );
+    hs[..bsz * h].iter_mut().for_each(|x| *x = x.tanh());
+
+    let mut x = vec![T::zero(); rows * inp];
+    for row in 0..rows {
+        let src = &w.embed[token_in(row) * e..][..e];
+        let dst = &mut x[row * inp..row * inp + e];
+        dst.copy_from_slice(src);
+        if let Some(m) = &emb_mask {
+            dst.iter_mut()
+                .zip(&m[row * e..])
+                .for_each(|(x, k)| *x = *x * *k);
+        }
+    }
+    let mut gi = Vec::with_capacity(rows * h3);
+    for _ in 0..rows {
+        gi.extend_from_slice(&w.b_ih);
+    }
+    matmul(
+        &mut gi,
+        h3,
+        View::columns(&x, rows, inp, 0, e),
+        false,
+        View::columns(&w.w_ih, h3, inp, 0, e),
+        true,
+        true,
+    );
+
+    // Attention memory of all clips, concatenated; offsets[b]..offsets[b+1] are clip b's items.
+    let mut offsets = vec![0usize];
+    let (mut fprime, mut keys) = (Vec::new(), Vec::new());
+    if d.attention {
+        for items in &batch.clips {
+            let (f, k) = attention_memory(w, d, items);
+            fprime.extend(f);
+            keys.extend(k);
+            offsets.push(fprime.len() / fd);
+        }
+    }
+    let items_total = *offsets.last().unwrap();
+    let mut pre = vec![
+        T::zero();
+        if d.attention {
+            len * items_total * a
+        } else {
+            0
+        }
+    ];
+    let mut alpha = vec![T::zero(); if d.attention { len * items_total } else { 0 }];
+
+    let (mut rg, mut zg, mut ng, mut ghn) = (
+        vec![T::zero(); rows * h],
+        vec![T::zero(); rows * h],
+        vec![T::zero(); rows * h],
+        vec![T::zero(); rows * h],
+    );
+    for t in 0..len {
+        let (done, rest) = hs.split_at_mut((t + 1) * bsz * h);
+        let h_prev = &done[t * bsz * h..];
+        let h_next = &mut rest[..bsz * h];
+        let step = t * bsz..(t + 1) * bsz;
+        if d.attention {
+            let mut hp = vec![T::zero(); bsz * a];
+            matmul(
+                &mut hp,
+                a,
+                View::new(h_prev, bsz, h),
+                false,
+                View::new(&w.att_w_hid, a, h),
+                true,
+                false,
+            );
+            let pre_t = &mut pre[t * items_total * a..(t + 1) * items_total * a];
+            let alpha_t = &mut alpha[t * items_total..(t + 1) * items_total];
+            for b in 0..bsz {
+                let (lo, hi) = (offsets[b], offsets[b + 1]);
+                let row = t * bsz + b;
+                attend(
+                    &keys[lo * a..hi * a],
+                    &fprime[lo * fd..hi * fd],
+                    &hp[b * a..(b + 1) * a],
+                    &w.att_v,
+                    &mut pre_t[lo * a..hi * a],
+                    &mut alpha_t[lo..hi],
+                    &mut x[row * inp + e..(row + 1) * inp],
+                );
+            }
+            matmul(
+                &mut gi[step.start * h3..step.end * h3],
+                h3,
+                View::columns(&x[step.start * inp..], bsz, inp, e, fd),
+                false,
+                View::columns(&w.w_ih, h3, inp, e, fd),
+                true,
+                true,
+            );
+        }
+        let gh = hidden_gates(w, h, h_prev, bsz);
+        for b in 0..bsz {
+            let row = t * bsz + b;
+            let hr = row * h..(row + 1) * h;
+            ghn[hr.clone()].copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
+            gru_cell(
+                &gi[row * h3..(row + 1) * h3],
+                &gh[b * h3..(b + 1) * h3],
+                &h_prev[b * h..(b + 1) * h],
+                &mut rg[hr.clone()],
+                &mut zg[hr.clone()],
+                &mut ng[hr.clone()],
+                &mut h_next[b * h..(b + 1) * h],
+            );
+        }
+    }
+
+    let mut hout = hs[bsz * h..].to_vec();
+    if let Some(m) = &out_mask {
+        hout.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
+    }
+    let mut logits = Vec::with_capacity(rows * v);
+    for _ in 0..rows {
+        logits.extend_from_slice(&w.out_b);
+    }
+    matmul(
+        &mut logits,
+        v,
+        View::new(&hout, rows, h),
+        false,
+        View::new(&w.out_w, v, h),
+        true,
+        true,
+    );
+    // Log-softmax and the loss; `logits` becomes d loss / d logits in place.
+    let count = (0..rows).filter(|&row| target(row) != PAD).count();
+    let eps: T = r(opts.label_smoothing);
+    let inv_count: T = r(1.0 / count.max(1) as f64);
+    let inv_v: T = r(1.0 / v as f64);
+    let loss: T = logits
+        .par_chunks_mut(v)
+        .enumerate()
+        .map(|(row, z)| {
+            let y = target(row);
+            if y == PAD {
+                z.fill(T::zero());
+                return T::zero();
+            }
+            let max = z.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
+            let mut sum = T::zero();
+            let mut mean_logit = T::zero();
+            for x in z.iter() {
+                sum += (*x - max).exp();
+                mean_logit += *x;
+            }
+            let lse = max + sum.ln();
+            mean_logit = mean_logit * inv_v;
+            let row_loss = -(T::one() - eps) * (z[y as usize] - lse) - eps * (mean_logit - lse);
+            for x in z.iter_mut() {
+                *x = ((*x - lse).exp() - eps * inv_v) * inv_count;
+            }
+            z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
+            row_loss
+        })
+        .sum::<T>()
+        * inv_count;
+
+    let Some(g) = grad else {
+        return loss;
+    };
+    // ---- backward ----
+    let dlogits = logits;
+    *g = Weights::zeros(d);
+    matmul(
+        &mut g.out_w,
+        h,
+        View::new(&dlogits, rows, v),
+        true,
+        View::new(&hout, rows, h),
+        false,
+        false,
+    );
+    add_row_sums(&mut g.out_b, &dlogits, v);
+    let mut dh_out = vec![T::zero(); rows * h];
+    matmul(
+        &mut dh_out,
+        h,
+        View::new(&dlogits, rows, v),
+        false,
+        View::new(&w.out_w, v, h),
+        false,
+        false,
+    );
+    drop(dlogits);
+    if let Some(m) = &out_mask {
+        dh_out.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
+    }
+
+    let mut dgi = vec![T::zero(); rows * h3];
+    let mut dkeys = vec![T::zero(); items_total * a];
+    let mut dfprime = vec![T::zero(); items_total * fd];
+    let mut dh = vec![T::zero(); bsz * h];
+    let mut dgh = vec![T::zero(); bsz * h3];
+    for t in (0..len).rev() {
+        let h_prev = &hs[t * bsz * h..(t + 1) * bsz * h];
+        let mut dh_prev = vec![T::zero(); bsz * h];
+        for b in 0..bsz {
+            let row = t * bsz + b;
+            for j in 0..h {
+                let k = row * h + j;
+                let dhj = dh[b * h + j] + dh_out[k];
+                let (rr, zz, nn, hp) = (rg[k], zg[k], ng[k], h_prev[b * h + j]);
+                let dn = dhj * (T::one() - zz);
+                let dz = dhj * (hp - nn);
+                dh_prev[b * h + j] = dhj * zz;
+                let dan = dn * (T::one() - nn * nn);
+                let dr = dan * ghn[k];
+                let dar = dr * rr * (T::one() - rr);
+                let daz = dz * zz * (T::one() - zz);
+                let gi_row = &mut dgi[row * h3..(row + 1) * h3];
+                gi_row[j] = dar;
+                gi_row[h + j] = daz;
+                gi_row[2 * h + j] = dan;
+                let gh_row = &mut dgh[b * h3..(b + 1) * h3];
+                gh_row[j] = dar;
+                gh_row[h + j] = daz;
+                gh_row[2 * h + j] = dan * rr;
+            }
+        }
+        matmul(
+            &mut g.w_hh,
+            h,
+            View::new(&dgh, bsz, h3),
+            true,
+            View::new(h_prev, bsz, h),
+            false,
+            true,
+        );
+        add_row_sums(&mut g.b_hh, &dgh, h3);
+        matmul(
+            &mut dh_prev,
+            h,
+            View::new(&dgh, bsz, h3),
+            false,
+            View::new(&w.w_hh, h3, h),
+            false,
+            true,
+        );
+        if d.attention {
+            let mut dctx = vec![T::zero(); bsz * fd];
+            matmul(
+                &mut dctx,
+                fd,
+                View::new(&dgi[t * bsz * h3..(t + 1) * bsz * h3], bsz, h3),
+                false,
+                View::columns(&w.w_ih, h3, inp, e, fd),
+                false,
+                false,
+            );
+            let mut dhp = vec![T::zero(); bsz * a];
+            let pre_t = &pre[t * items_total * a..(t + 1) * items_total * a];
+            let alpha_t = &alpha[t * items_total..(t + 1) * items_total];
+            for b in 0..bsz {
+                let dc = &dctx[b * fd..(b + 1) * fd];
+                let (lo, hi) = (offsets[b], offsets[b + 1]);
+                let dalpha: Vec<T> = (lo..hi)
+                    .map(|i| {
+                        let f = &fprime[i * fd..(i + 1) * fd];
+                        f.iter().zip(dc).map(|(x, y)| *x * *y).sum()
+                    })
+                    .collect();
+                let s: T = (lo..hi).map(|i| alpha_t[i] * dalpha[i - lo]).sum();
+                for i in lo..hi {
+                    let al = alpha_t[i];
+                    let de = al * (dalpha[i - lo] - s);
+                    let p = &pre_t[i * a..(i + 1) * a];
+                    for j in 0..a {
+                        g.att_v[j] += de * p[j];
+                        let du = de * w.att_v[j] * (T::one() - p[j] * p[j]);
+                        dkeys[i * a + j] += du;
+                        dhp[b * a + j] += du;
+                    }
+                    dfprime[i * fd..(i + 1) * fd]
+                        .iter_mut()
+                        .zip(dc)
+                        .for_each(|(df, c)| *df += al * *c);
+                }
+            }
+            matmul(
+                &mut g.att_w_hid,
+                h,
+                View::new(&dhp, bsz, a),
+                true,
+                View::new(h_prev, bsz, h),
+                false,
+                true,
+            );
+            matmul(
+                &mut dh_prev,
+                h,
+                View::new(&dhp, bsz, a),
+                false,
+                View::new(&w.att_w_hid, a, h),
+                false,
+                true,
+            );
+        }
+        dh = dh_prev;
+    }
+    matmul(
+        &mut g.w_ih,
+        inp,
+        View::new(&dgi, rows, h3),
+        true,
+        View::new(&x, rows, inp),
+        false,
+        false,
+    );
+    add_row_sums(&mut g.b_ih, &dgi, h3);
+    let mut dx_emb = vec![T::zero(); rows * e];
+    matmul(
+        &mut dx_emb,
+        e,
+        View::new(&dgi, rows, h3),
+        false,
+        View::columns(&w.w_ih, h3, inp, 0, e),
+        false,
+        false,
+    );
+    for row in 0..rows {
+        let tok = token_in(row);
+        let dst = &mut g.embed[tok * e..(tok + 1) * e];
+        let src = &dx_emb[row * e..(row + 1) * e];
+        match &emb_mask {
+            Some(m) => dst
+                .iter_mut()
+                .zip(src.iter().zip(&m[row * e..]))
+                .for_each(|(d, (s, k))| *d += *s * *k),
+            None => dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s),
+        }
+    }
+    if d.attention {
+        matmul(
+            &mut g.att_w_feat,
+            fd,
+            View::new(&dkeys, items_total, a),
+            true,
+            View::new(&fprime, items_total, fd),
+            false,
+            false,
+        );
+        add_row_sums(&mut g.att_b_feat, &dkeys, a);
+        matmul(
+            &mut dfprime,
+            fd,
+            View::new(&dkeys, items_total, a),
+            false,
+            View::new(&w.att_w_feat, a, fd),
+            false,
+            true,
+        );
+        for b in 0..bsz {
+            for (k, i) in (offsets[b]..offsets[b + 1]).enumerate() {
+                let region = (k % d.regions) * fd;
+                g.region[region..region + fd]
+                    .iter_mut()
+                    .zip(&dfprime[i * fd..(i + 1) * fd])
+                    .for_each(|(g, x)| *g += *x);
+            }
+        }
+    }
+    let h0 = &hs[..bsz * h];
+    let da0: Vec<T> = dh
+        .iter()
+        .zip(h0)
+        .map(|(g, y)| *g * (T::one() - *y * *y))
+        .collect();
+    matmul(
+        &mut g.init_w,
+        fd,
+        View::new(&da0, bsz, h),
+        true,
+        View::new(&mean, bsz, fd),
+        false,
+        false,
+    );
+    add_row_sums(&mut g.init_b, &da0, h);
+    loss
+}
