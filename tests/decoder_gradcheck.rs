@@ -17,11 +17,17 @@ fn check(attention: bool, opts: PassOptions) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut w: Weights<f64> = Weights::init(&d, 3);
     // Non-zero region embedding, so its gradient path is exercised away from zero.
-    w.region.iter_mut().for_each(|x| *x = rng.random_range(-0.5..0.5));
+    w.region
+        .iter_mut()
+        .for_each(|x| *x = rng.random_range(-0.5..0.5));
     // Three clips with 2, 3 and 1 frames of 2 regions each.
     let clips: Vec<Vec<f64>> = [2usize, 3, 1]
         .iter()
-        .map(|&t| (0..t * d.regions * d.feat).map(|_| rng.random_range(0.0..2.0)).collect())
+        .map(|&t| {
+            (0..t * d.regions * d.feat)
+                .map(|_| rng.random_range(0.0..2.0))
+                .collect()
+        })
         .collect();
     let len = 5;
     // Captions of 5, 3 and 1 targets (the last is <eos> = 2), then <pad> = 0.
@@ -79,6 +85,7 @@ fn attention_decoder_with_dropout_and_label_smoothing() {
             dropout: 0.3,
             label_smoothing: 0.1,
             seed: 11,
+            all_positions: true,
         },
     );
 }
@@ -91,6 +98,7 @@ fn meanpool_decoder_gradients_match_finite_differences() {
             dropout: 0.2,
             label_smoothing: 0.1,
             seed: 5,
+            all_positions: false,
         },
     );
 }

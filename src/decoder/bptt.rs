@@ -34,6 +34,9 @@ pub struct PassOptions {
     pub label_smoothing: f64,
     /// Seeds the dropout masks (the trainer derives it from seed, epoch and step).
     pub seed: u64,
+    /// Also compute logits where the target is `<pad>` (they add nothing to the loss or the
+    /// gradient; only for like-for-like timing against peers that compute them).
+    pub all_positions: bool,
 }
 
 /// Mean of a clip's items: the input of the initial-state layer.
@@ -183,6 +186,25 @@ pub fn loss_and_grad<T: Real>(
     opts: &PassOptions,
     grad: Option<&mut Weights<T>>,
 ) -> T {
+    pass(w, d, batch, opts, grad, None)
+}
+
+/// The model's most likely next word at every position under teacher forcing (`B × len`,
+/// row-major by clip; `<pad>` where there is no target), e.g. for scheduled sampling.
+pub fn teacher_forced_argmax<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>) -> Vec<u32> {
+    let mut preds = vec![PAD; batch.tokens_in.len()];
+    pass(w, d, batch, &PassOptions::default(), None, Some(&mut preds));
+    preds
+}
+
+fn pass<T: Real>(
+    w: &Weights<T>,
+    d: &Dims,
+    batch: &Batch<T>,
+    opts: &PassOptions,
+    grad: Option<&mut Weights<T>>,
+    preds: Option<&mut Vec<u32>>,
+) -> T {
     let (bsz, len) = (batch.clips.len(), batch.len);
     let (e, h, fd, a, v, inp) = (d.embed, d.hidden, d.feat, d.att, d.vocab, d.gru_input());
     let (rows, h3) = (bsz * len, 3 * d.hidden);
@@ -286,19 +308,23 @@ pub fn loss_and_grad<T: Real>(
             );
             let pre_t = &mut pre[t * items_total * a..(t + 1) * items_total * a];
             let alpha_t = &mut alpha[t * items_total..(t + 1) * items_total];
-            for b in 0..bsz {
-                let (lo, hi) = (offsets[b], offsets[b + 1]);
-                let row = t * bsz + b;
-                attend(
-                    &keys[lo * a..hi * a],
-                    &fprime[lo * fd..hi * fd],
-                    &hp[b * a..(b + 1) * a],
-                    &w.att_v,
-                    &mut pre_t[lo * a..hi * a],
-                    &mut alpha_t[lo..hi],
-                    &mut x[row * inp + e..(row + 1) * inp],
-                );
-            }
+            split_by_offsets(pre_t, &offsets, a)
+                .into_par_iter()
+                .zip(split_by_offsets(alpha_t, &offsets, 1))
+                .zip(x[step.start * inp..step.end * inp].par_chunks_mut(inp))
+                .enumerate()
+                .for_each(|(b, ((pre_b, alpha_b), x_row))| {
+                    let (lo, hi) = (offsets[b], offsets[b + 1]);
+                    attend(
+                        &keys[lo * a..hi * a],
+                        &fprime[lo * fd..hi * fd],
+                        &hp[b * a..(b + 1) * a],
+                        &w.att_v,
+                        pre_b,
+                        alpha_b,
+                        &mut x_row[e..],
+                    );
+                });
             matmul(
                 &mut gi[step.start * h3..step.end * h3],
                 h3,
@@ -330,14 +356,23 @@ pub fn loss_and_grad<T: Real>(
     if let Some(m) = &out_mask {
         hout.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
     }
-    let mut logits = Vec::with_capacity(rows * v);
-    for _ in 0..rows {
+    // Only rows with a target reach the loss, so only they are projected to the vocabulary.
+    let active: Vec<usize> = (0..rows)
+        .filter(|&row| opts.all_positions || target(row) != PAD)
+        .collect();
+    let hact: Vec<T> = active
+        .iter()
+        .flat_map(|&row| hout[row * h..(row + 1) * h].iter().copied())
+        .collect();
+    let n_act = active.len();
+    let mut logits = Vec::with_capacity(n_act * v);
+    for _ in 0..n_act {
         logits.extend_from_slice(&w.out_b);
     }
     matmul(
         &mut logits,
         v,
-        View::new(&hout, rows, h),
+        View::new(&hact, n_act, h),
         false,
         View::new(&w.out_w, v, h),
         true,
@@ -348,16 +383,23 @@ pub fn loss_and_grad<T: Real>(
     let eps: T = r(opts.label_smoothing);
     let inv_count: T = r(1.0 / count.max(1) as f64);
     let inv_v: T = r(1.0 / v as f64);
-    let loss: T = logits
+    // Per-row results collected in order and summed sequentially: the loss is the same
+    // bits whatever the thread split.
+    let per_row: Vec<(T, u32)> = logits
         .par_chunks_mut(v)
-        .enumerate()
-        .map(|(row, z)| {
+        .zip(active.par_iter())
+        .map(|(z, &row)| {
             let y = target(row);
             if y == PAD {
                 z.fill(T::zero());
-                return T::zero();
+                return (T::zero(), PAD);
             }
-            let max = z.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
+            let (mut max, mut best) = (T::neg_infinity(), 0);
+            for (i, &x) in z.iter().enumerate() {
+                if x > max {
+                    (max, best) = (x, i as u32);
+                }
+            }
             let mut sum = T::zero();
             let mut mean_logit = T::zero();
             for x in z.iter() {
@@ -371,10 +413,15 @@ pub fn loss_and_grad<T: Real>(
                 *x = ((*x - lse).exp() - eps * inv_v) * inv_count;
             }
             z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
-            row_loss
+            (row_loss, best)
         })
-        .sum::<T>()
-        * inv_count;
+        .collect();
+    let loss = per_row.iter().fold(T::zero(), |acc, (l, _)| acc + *l) * inv_count;
+    if let Some(preds) = preds {
+        for (&row, &(_, best)) in active.iter().zip(&per_row) {
+            preds[(row % bsz) * len + row / bsz] = best;
+        }
+    }
 
     let Some(g) = grad else {
         return loss;
@@ -385,73 +432,73 @@ pub fn loss_and_grad<T: Real>(
     matmul(
         &mut g.out_w,
         h,
-        View::new(&dlogits, rows, v),
+        View::new(&dlogits, n_act, v),
         true,
-        View::new(&hout, rows, h),
+        View::new(&hact, n_act, h),
         false,
         false,
     );
     add_row_sums(&mut g.out_b, &dlogits, v);
-    let mut dh_out = vec![T::zero(); rows * h];
+    let mut dh_act = vec![T::zero(); n_act * h];
     matmul(
-        &mut dh_out,
+        &mut dh_act,
         h,
-        View::new(&dlogits, rows, v),
+        View::new(&dlogits, n_act, v),
         false,
         View::new(&w.out_w, v, h),
         false,
         false,
     );
     drop(dlogits);
+    let mut dh_out = vec![T::zero(); rows * h];
+    for (k, &row) in active.iter().enumerate() {
+        dh_out[row * h..(row + 1) * h].copy_from_slice(&dh_act[k * h..(k + 1) * h]);
+    }
     if let Some(m) = &out_mask {
         dh_out.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
     }
 
     let mut dgi = vec![T::zero(); rows * h3];
+    // d/d(W_hh h + b_hh) and d/d(W_hid h) of every row; their weight gradients are one
+    // matmul each after the loop instead of one per step.
+    let mut dgh = vec![T::zero(); rows * h3];
+    let mut dhp = vec![T::zero(); if d.attention { rows * a } else { 0 }];
     let mut dkeys = vec![T::zero(); items_total * a];
     let mut dfprime = vec![T::zero(); items_total * fd];
     let mut dh = vec![T::zero(); bsz * h];
-    let mut dgh = vec![T::zero(); bsz * h3];
     for t in (0..len).rev() {
         let h_prev = &hs[t * bsz * h..(t + 1) * bsz * h];
+        let step = t * bsz..(t + 1) * bsz;
         let mut dh_prev = vec![T::zero(); bsz * h];
-        for b in 0..bsz {
-            let row = t * bsz + b;
-            for j in 0..h {
-                let k = row * h + j;
-                let dhj = dh[b * h + j] + dh_out[k];
-                let (rr, zz, nn, hp) = (rg[k], zg[k], ng[k], h_prev[b * h + j]);
-                let dn = dhj * (T::one() - zz);
-                let dz = dhj * (hp - nn);
-                dh_prev[b * h + j] = dhj * zz;
-                let dan = dn * (T::one() - nn * nn);
-                let dr = dan * ghn[k];
-                let dar = dr * rr * (T::one() - rr);
-                let daz = dz * zz * (T::one() - zz);
-                let gi_row = &mut dgi[row * h3..(row + 1) * h3];
-                gi_row[j] = dar;
-                gi_row[h + j] = daz;
-                gi_row[2 * h + j] = dan;
-                let gh_row = &mut dgh[b * h3..(b + 1) * h3];
-                gh_row[j] = dar;
-                gh_row[h + j] = daz;
-                gh_row[2 * h + j] = dan * rr;
-            }
-        }
-        matmul(
-            &mut g.w_hh,
-            h,
-            View::new(&dgh, bsz, h3),
-            true,
-            View::new(h_prev, bsz, h),
-            false,
-            true,
-        );
-        add_row_sums(&mut g.b_hh, &dgh, h3);
+        dgi[step.start * h3..step.end * h3]
+            .par_chunks_mut(h3)
+            .zip(dgh[step.start * h3..step.end * h3].par_chunks_mut(h3))
+            .zip(dh_prev.par_chunks_mut(h))
+            .enumerate()
+            .for_each(|(b, ((gi_row, gh_row), dhp_row))| {
+                let row = t * bsz + b;
+                for j in 0..h {
+                    let k = row * h + j;
+                    let dhj = dh[b * h + j] + dh_out[k];
+                    let (rr, zz, nn, hp) = (rg[k], zg[k], ng[k], h_prev[b * h + j]);
+                    let dn = dhj * (T::one() - zz);
+                    let dz = dhj * (hp - nn);
+                    dhp_row[j] = dhj * zz;
+                    let dan = dn * (T::one() - nn * nn);
+                    let dar = dan * ghn[k] * rr * (T::one() - rr);
+                    let daz = dz * zz * (T::one() - zz);
+                    gi_row[j] = dar;
+                    gi_row[h + j] = daz;
+                    gi_row[2 * h + j] = dan;
+                    gh_row[j] = dar;
+                    gh_row[h + j] = daz;
+                    gh_row[2 * h + j] = dan * rr;
+                }
+            });
         matmul(
             &mut dh_prev,
             h,
-            View::new(&dgh, bsz, h3),
+            View::new(&dgh[step.start * h3..step.end * h3], bsz, h3),
             false,
             View::new(&w.w_hh, h3, h),
             false,
@@ -462,54 +509,41 @@ pub fn loss_and_grad<T: Real>(
             matmul(
                 &mut dctx,
                 fd,
-                View::new(&dgi[t * bsz * h3..(t + 1) * bsz * h3], bsz, h3),
+                View::new(&dgi[step.start * h3..step.end * h3], bsz, h3),
                 false,
                 View::columns(&w.w_ih, h3, inp, e, fd),
                 false,
                 false,
             );
-            let mut dhp = vec![T::zero(); bsz * a];
             let pre_t = &pre[t * items_total * a..(t + 1) * items_total * a];
             let alpha_t = &alpha[t * items_total..(t + 1) * items_total];
-            for b in 0..bsz {
-                let dc = &dctx[b * fd..(b + 1) * fd];
-                let (lo, hi) = (offsets[b], offsets[b + 1]);
-                let dalpha: Vec<T> = (lo..hi)
-                    .map(|i| {
-                        let f = &fprime[i * fd..(i + 1) * fd];
-                        f.iter().zip(dc).map(|(x, y)| *x * *y).sum()
-                    })
-                    .collect();
-                let s: T = (lo..hi).map(|i| alpha_t[i] * dalpha[i - lo]).sum();
-                for i in lo..hi {
-                    let al = alpha_t[i];
-                    let de = al * (dalpha[i - lo] - s);
-                    let p = &pre_t[i * a..(i + 1) * a];
-                    for j in 0..a {
-                        g.att_v[j] += de * p[j];
-                        let du = de * w.att_v[j] * (T::one() - p[j] * p[j]);
-                        dkeys[i * a + j] += du;
-                        dhp[b * a + j] += du;
-                    }
-                    dfprime[i * fd..(i + 1) * fd]
-                        .iter_mut()
-                        .zip(dc)
-                        .for_each(|(df, c)| *df += al * *c);
-                }
+            let dhp_t = &mut dhp[step.start * a..step.end * a];
+            let dv: Vec<Vec<T>> = split_by_offsets(&mut dkeys, &offsets, a)
+                .into_par_iter()
+                .zip(split_by_offsets(&mut dfprime, &offsets, fd))
+                .zip(dhp_t.par_chunks_mut(a))
+                .enumerate()
+                .map(|(b, ((dk, dfp), dhp_b))| {
+                    let (lo, hi) = (offsets[b], offsets[b + 1]);
+                    attend_backward(
+                        &dctx[b * fd..(b + 1) * fd],
+                        &fprime[lo * fd..hi * fd],
+                        &pre_t[lo * a..hi * a],
+                        &alpha_t[lo..hi],
+                        &w.att_v,
+                        dk,
+                        dfp,
+                        dhp_b,
+                    )
+                })
+                .collect();
+            for dv_b in dv {
+                g.att_v.iter_mut().zip(dv_b).for_each(|(g, x)| *g += x);
             }
-            matmul(
-                &mut g.att_w_hid,
-                h,
-                View::new(&dhp, bsz, a),
-                true,
-                View::new(h_prev, bsz, h),
-                false,
-                true,
-            );
             matmul(
                 &mut dh_prev,
                 h,
-                View::new(&dhp, bsz, a),
+                View::new(dhp_t, bsz, a),
                 false,
                 View::new(&w.att_w_hid, a, h),
                 false,
@@ -517,6 +551,28 @@ pub fn loss_and_grad<T: Real>(
             );
         }
         dh = dh_prev;
+    }
+    let h_prevs = View::new(&hs[..rows * h], rows, h);
+    matmul(
+        &mut g.w_hh,
+        h,
+        View::new(&dgh, rows, h3),
+        true,
+        h_prevs,
+        false,
+        false,
+    );
+    add_row_sums(&mut g.b_hh, &dgh, h3);
+    if d.attention {
+        matmul(
+            &mut g.att_w_hid,
+            h,
+            View::new(&dhp, rows, a),
+            true,
+            h_prevs,
+            false,
+            false,
+        );
     }
     matmul(
         &mut g.w_ih,
@@ -597,4 +653,56 @@ pub fn loss_and_grad<T: Real>(
     );
     add_row_sums(&mut g.init_b, &da0, h);
     loss
+}
+
+/// Backward of `attend` for one clip and step: accumulates into the clip's key and item
+/// gradients, writes the query gradient `dhp`, returns this clip's gradient of `v`.
+#[allow(clippy::too_many_arguments)]
+fn attend_backward<T: Real>(
+    dctx: &[T],
+    fprime: &[T],
+    pre: &[T],
+    alpha: &[T],
+    v: &[T],
+    dkeys: &mut [T],
+    dfprime: &mut [T],
+    dhp: &mut [T],
+) -> Vec<T> {
+    let (a, fd) = (v.len(), dctx.len());
+    let dalpha: Vec<T> = fprime
+        .chunks_exact(fd)
+        .map(|f| f.iter().zip(dctx).map(|(x, y)| *x * *y).sum())
+        .collect();
+    let s: T = alpha.iter().zip(&dalpha).map(|(al, da)| *al * *da).sum();
+    let mut dv = vec![T::zero(); a];
+    for (i, &al) in alpha.iter().enumerate() {
+        let de = al * (dalpha[i] - s);
+        let p = &pre[i * a..(i + 1) * a];
+        for j in 0..a {
+            dv[j] += de * p[j];
+            let du = de * v[j] * (T::one() - p[j] * p[j]);
+            dkeys[i * a + j] += du;
+            dhp[j] += du;
+        }
+        dfprime[i * fd..(i + 1) * fd]
+            .iter_mut()
+            .zip(dctx)
+            .for_each(|(df, c)| *df += al * *c);
+    }
+    dv
+}
+
+/// Disjoint mutable per-clip blocks of a buffer holding `width` values per item.
+fn split_by_offsets<'a, T>(
+    mut buf: &'a mut [T],
+    offsets: &[usize],
+    width: usize,
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(offsets.len() - 1);
+    for pair in offsets.windows(2) {
+        let (head, tail) = buf.split_at_mut((pair[1] - pair[0]) * width);
+        out.push(head);
+        buf = tail;
+    }
+    out
 }

@@ -64,6 +64,11 @@ impl ClipMemory {
         };
         Self { h0, fprime, keys }
     }
+
+    /// Initial decoder state of the clip.
+    pub fn h0(&self) -> &[f32] {
+        &self.h0
+    }
 }
 
 /// One decoder step for `rows` hypotheses: row i belongs to clip `clip_of[i]`, has state
