@@ -119,6 +119,9 @@ fn main() {
             (clips, tin, tgt)
         })
         .collect();
+    // `--all-positions`: project every position to the vocabulary as the peer does, instead
+    // of only those with a target (same loss and gradient either way).
+    let all_positions = args.iter().any(|a| a == "--all-positions");
     let mut opt = AdamW::new(&d, 0.0);
     let mut g = Weights::zeros(&d);
     let (mut times, mut losses) = (vec![], vec![]);
@@ -131,7 +134,11 @@ fn main() {
             targets: tgt,
             len,
         };
-        let loss = loss_and_grad(&w, &d, &batch, &PassOptions::default(), Some(&mut g));
+        let opts = PassOptions {
+            all_positions,
+            ..Default::default()
+        };
+        let loss = loss_and_grad(&w, &d, &batch, &opts, Some(&mut g));
         clip_grad_norm(&mut g, 5.0);
         opt.step(&mut w, &g, 1e-3);
         if i >= warmup {
@@ -141,10 +148,11 @@ fn main() {
     }
     let med = median(times);
     println!(
-        "decoder_train tokens_per_s={:.1} steps_per_s={:.3} (median of {steps} steps; variant={variant} B={bsz} T={len} V={})",
+        "decoder_train tokens_per_s={:.1} steps_per_s={:.3} (median of {steps} steps; variant={variant} B={bsz} T={len} V={} positions={})",
         (bsz * len) as f64 / med,
         1.0 / med,
-        d.vocab
+        d.vocab,
+        if all_positions { "all" } else { "targets" }
     );
     println!("#   loss {:.4} -> {:.4}", losses[0], losses.last().unwrap());
 }

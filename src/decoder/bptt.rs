@@ -88,8 +88,13 @@ pub fn attend<T: Real>(
     alpha: &mut [T],
     ctx: &mut [T],
 ) {
+    attention_weights(keys, hp, v, pre, alpha);
+    weighted_sum(fprime, alpha, ctx);
+}
+
+/// The `alpha` of `attend` (and the `pre` activations BPTT needs).
+pub fn attention_weights<T: Real>(keys: &[T], hp: &[T], v: &[T], pre: &mut [T], alpha: &mut [T]) {
     let a = hp.len();
-    let feat = ctx.len();
     let mut max = T::neg_infinity();
     for ((key, p), e) in keys
         .chunks_exact(a)
@@ -110,9 +115,13 @@ pub fn attend<T: Real>(
         total += *e;
     });
     alpha.iter_mut().for_each(|e| *e = *e / total);
-    ctx.fill(T::zero());
-    for (f, &al) in fprime.chunks_exact(feat).zip(alpha.iter()) {
-        ctx.iter_mut().zip(f).for_each(|(c, x)| *c += al * *x);
+}
+
+/// `out = Σ_i weights_i · rows_i` over the rows of a row-major matrix.
+pub fn weighted_sum<T: Real>(rows: &[T], weights: &[T], out: &mut [T]) {
+    out.fill(T::zero());
+    for (row, &wgt) in rows.chunks_exact(out.len()).zip(weights) {
+        out.iter_mut().zip(row).for_each(|(o, x)| *o += wgt * *x);
     }
 }
 

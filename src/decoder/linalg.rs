@@ -87,6 +87,10 @@ pub fn matmul<T: Real>(
         }
         return;
     }
+    if !trans_a && trans_b && m <= SMALL_ROWS {
+        rows_times_transposed(dst, ldd, a, b, m, n, k, accumulate);
+        return;
+    }
     // (row stride, column stride) of op(x).
     let strides = |v: &View<T>, t: bool| -> (isize, isize) {
         if t {
@@ -127,6 +131,62 @@ pub fn matmul<T: Real>(
             par,
         );
     }
+}
+
+/// Row counts up to which `x · Wᵀ` is done as dot products (decoding: a few hypotheses).
+const SMALL_ROWS: usize = 8;
+
+/// `dst = [dst +] a · bᵀ` for a few rows of `a`: one dot product per output over contiguous
+/// rows of `b`. Hand-written because gemm packs the whole of `b` on every call, which costs
+/// more than the product itself when `a` has one row (greedy decoding).
+#[allow(clippy::too_many_arguments)]
+fn rows_times_transposed<T: Real>(
+    dst: &mut [T],
+    ldd: usize,
+    a: View<T>,
+    b: View<T>,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 64;
+    for i in 0..m {
+        let x = &a.data[i * a.ld..i * a.ld + k];
+        let out = &mut dst[i * ldd..i * ldd + n];
+        let kernel = |(blk, out): (usize, &mut [T])| {
+            for (jj, o) in out.iter_mut().enumerate() {
+                let j = blk * BLOCK + jj;
+                let v = dot(x, &b.data[j * b.ld..j * b.ld + k]);
+                *o = if accumulate { *o + v } else { v };
+            }
+        };
+        if n * k >= 1 << 17 && rayon::current_num_threads() > 1 {
+            out.par_chunks_mut(BLOCK).enumerate().for_each(kernel);
+        } else {
+            out.chunks_mut(BLOCK).enumerate().for_each(kernel);
+        }
+    }
+}
+
+/// Dot product with 16 independent partial sums (vectorises; fixed order, so the result
+/// does not depend on threading).
+pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut acc = [T::zero(); LANES];
+    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + a[l] * b[l];
+        }
+    }
+    let mut s = T::zero();
+    for (a, b) in rx.iter().zip(ry) {
+        s += *a * *b;
+    }
+    acc.iter().fold(s, |t, &v| t + v)
 }
 
 /// Plain triple loop: the reference the gemm path is tested against.

@@ -1,6 +1,8 @@
 //! Greedy and beam search over the decoder, batched over clips (every live hypothesis of
 //! every clip is one row of the same matmuls).
-use super::bptt::{attend, attention_memory, gru_cell, hidden_gates, mean_items};
+use super::bptt::{
+    attention_memory, attention_weights, gru_cell, hidden_gates, mean_items, weighted_sum,
+};
 use super::linalg::{View, matmul};
 use super::model::{CaptionModel, ClipFeatures};
 use super::params::{Dims, Weights};
@@ -38,8 +40,11 @@ pub struct Hypothesis {
 /// What the decoder reads from a clip at every step.
 pub struct ClipMemory {
     h0: Vec<f32>,
-    fprime: Vec<f32>,
     keys: Vec<f32>,
+    /// `W_ih[:, ctx] · f_i` for every item: the context's share of the GRU input gates is
+    /// `Σ alpha_i` of these rows, which reads N·3H values per step instead of the 3H × D
+    /// weight block (decoding is memory-bound).
+    ctx_gates: Vec<f32>,
 }
 
 impl ClipMemory {
@@ -57,12 +62,29 @@ impl ClipMemory {
             true,
         );
         h0.iter_mut().for_each(|x| *x = x.tanh());
-        let (fprime, keys) = if d.attention {
-            attention_memory(w, d, &clip.features)
+        let (keys, ctx_gates) = if d.attention {
+            let (fprime, keys) = attention_memory(w, d, &clip.features);
+            let n = keys.len() / d.att;
+            let h3 = 3 * d.hidden;
+            let mut ctx_gates = vec![0.0; n * h3];
+            matmul(
+                &mut ctx_gates,
+                h3,
+                View::new(&fprime, n, d.feat),
+                false,
+                View::columns(&w.w_ih, h3, d.gru_input(), d.embed, d.feat),
+                true,
+                false,
+            );
+            (keys, ctx_gates)
         } else {
             (vec![], vec![])
         };
-        Self { h0, fprime, keys }
+        Self {
+            h0,
+            keys,
+            ctx_gates,
+        }
     }
 
     /// Initial decoder state of the clip.
@@ -83,10 +105,23 @@ pub fn step(
 ) -> (Vec<f32>, Vec<f32>) {
     let rows = tokens.len();
     let (e, hs, inp, h3) = (d.embed, d.hidden, d.gru_input(), 3 * d.hidden);
-    let mut x = vec![0.0f32; rows * inp];
+    let mut x = vec![0.0f32; rows * e];
     for (i, &tok) in tokens.iter().enumerate() {
-        x[i * inp..i * inp + e].copy_from_slice(&w.embed[tok as usize * e..][..e]);
+        x[i * e..(i + 1) * e].copy_from_slice(&w.embed[tok as usize * e..][..e]);
     }
+    let mut gi = Vec::with_capacity(rows * h3);
+    for _ in 0..rows {
+        gi.extend_from_slice(&w.b_ih);
+    }
+    matmul(
+        &mut gi,
+        h3,
+        View::new(&x, rows, e),
+        false,
+        View::columns(&w.w_ih, h3, inp, 0, e),
+        true,
+        true,
+    );
     if d.attention {
         let a = d.att;
         let mut hp = vec![0.0; rows * a];
@@ -99,34 +134,25 @@ pub fn step(
             true,
             false,
         );
+        let mut ctx_gi = vec![0.0; h3];
         for (i, &c) in clip_of.iter().enumerate() {
             let m = &mems[c];
             let n = m.keys.len() / a;
             let (mut pre, mut alpha) = (vec![0.0; n * a], vec![0.0; n]);
-            attend(
+            attention_weights(
                 &m.keys,
-                &m.fprime,
                 &hp[i * a..(i + 1) * a],
                 &w.att_v,
                 &mut pre,
                 &mut alpha,
-                &mut x[i * inp + e..(i + 1) * inp],
             );
+            weighted_sum(&m.ctx_gates, &alpha, &mut ctx_gi);
+            gi[i * h3..(i + 1) * h3]
+                .iter_mut()
+                .zip(&ctx_gi)
+                .for_each(|(g, c)| *g += *c);
         }
     }
-    let mut gi = Vec::with_capacity(rows * h3);
-    for _ in 0..rows {
-        gi.extend_from_slice(&w.b_ih);
-    }
-    matmul(
-        &mut gi,
-        h3,
-        View::new(&x, rows, inp),
-        false,
-        View::new(&w.w_ih, h3, inp),
-        true,
-        true,
-    );
     let gh = hidden_gates(w, hs, h, rows);
     let mut h_new = vec![0.0; rows * hs];
     let (mut rg, mut zg, mut ng) = (vec![0.0; hs], vec![0.0; hs], vec![0.0; hs]);
