@@ -6,10 +6,11 @@
 #          round: positions=all (every position projected, as the peer) and positions=targets
 #          (only positions with a target; same loss and gradient).
 #   infer: greedy 20 tokens, one clip, ms per caption, ratio < 1 = vidcap faster.
-# Env: ROUNDS (3), PYTHON (torch venv), BENCH_DIR (the peer scripts).
+# Env: ROUNDS (3), THREADS (2, both sides), PYTHON (torch venv), BENCH_DIR (the peer scripts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-/tmp/vidcap-bench-venv/bin/python}
 BENCH_DIR=${BENCH_DIR:-../shared/bench}
 [ -f "$BENCH_DIR/gru_train_torch.py" ] || BENCH_DIR=/work/shared/bench
@@ -23,7 +24,7 @@ value() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -n1; }
 declare -A ratios
 for round in $(seq "$ROUNDS"); do
   for variant in meanpool attention; do
-    flag=""; [ "$variant" = attention ] && flag="--attention"
+    flag="--threads $THREADS"; [ "$variant" = attention ] && flag="$flag --attention"
     peer_out=$("$PYTHON" "$BENCH_DIR/gru_train_torch.py" $flag)
     peer=$(echo "$peer_out" | grep '^gru_train_torch' | value tokens_per_s)
     busy=$(echo "$peer_out" | grep -c 'BUSY MACHINE' || true)
@@ -32,16 +33,16 @@ for round in $(seq "$ROUNDS"); do
       ours=$("$RUST" $flag $extra | grep '^decoder_train' | value tokens_per_s)
       r=$(python3 -c "print(f'{$ours / $peer:.3f}')")
       ratios[train_${variant}_$pos]+="$r "
-      echo "round $round train $variant positions=$pos: vidcap $ours tokens/s, torch $peer tokens/s, ratio $r$([ "$busy" != 0 ] && echo ' (peer flagged BUSY MACHINE)')"
+      echo "round $round threads $THREADS train $variant positions=$pos: vidcap $ours tokens/s, torch $peer tokens/s, ratio $r$([ "$busy" != 0 ] && echo ' (peer flagged BUSY MACHINE)')"
     done
     peer=$("$PYTHON" "$BENCH_DIR/gru_train_torch.py" $flag --infer | grep '^gru_infer_torch' | value ms_per_caption)
     ours=$("$RUST" $flag --infer | grep '^decoder_infer' | value ms_per_caption)
     r=$(python3 -c "print(f'{$ours / $peer:.3f}')")
     ratios[infer_$variant]+="$r "
-    echo "round $round infer $variant: vidcap $ours ms, torch $peer ms, ratio $r"
+    echo "round $round threads $THREADS infer $variant: vidcap $ours ms, torch $peer ms, ratio $r"
   done
 done
 for key in $(printf '%s\n' "${!ratios[@]}" | sort); do
   med=$(python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.3f}')" ${ratios[$key]})
-  echo "bench_decoder $key median_ratio=$med (rounds: ${ratios[$key]})"
+  echo "bench_decoder threads=$THREADS $key median_ratio=$med (rounds: ${ratios[$key]})"
 done
