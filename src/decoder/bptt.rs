@@ -345,20 +345,27 @@ fn pass<T: Real>(
             );
         }
         let gh = hidden_gates(w, h, h_prev, bsz);
-        for b in 0..bsz {
-            let row = t * bsz + b;
-            let hr = row * h..(row + 1) * h;
-            ghn[hr.clone()].copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
-            gru_cell(
-                &gi[row * h3..(row + 1) * h3],
-                &gh[b * h3..(b + 1) * h3],
-                &h_prev[b * h..(b + 1) * h],
-                &mut rg[hr.clone()],
-                &mut zg[hr.clone()],
-                &mut ng[hr.clone()],
-                &mut h_next[b * h..(b + 1) * h],
-            );
-        }
+        let rows_t = step.start * h..step.end * h;
+        h_next
+            .par_chunks_mut(h)
+            .zip(rg[rows_t.clone()].par_chunks_mut(h))
+            .zip(zg[rows_t.clone()].par_chunks_mut(h))
+            .zip(ng[rows_t.clone()].par_chunks_mut(h))
+            .zip(ghn[rows_t].par_chunks_mut(h))
+            .enumerate()
+            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| {
+                let row = t * bsz + b;
+                ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
+                gru_cell(
+                    &gi[row * h3..(row + 1) * h3],
+                    &gh[b * h3..(b + 1) * h3],
+                    &h_prev[b * h..(b + 1) * h],
+                    r_b,
+                    z_b,
+                    n_b,
+                    h_out,
+                );
+            });
     }
 
     let mut hout = hs[bsz * h..].to_vec();

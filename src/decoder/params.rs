@@ -91,9 +91,9 @@ impl<T: Real> Weights<T> {
         }
     }
 
-    /// PyTorch's default initialisation: uniform ±1/sqrt(fan_in) for linear layers and the
-    /// GRU, N(0, 1) for the word embedding (here scaled by 0.1, which trains faster with small
-    /// hidden sizes), zeros for the region embedding. Seeded, so runs repeat.
+    /// PyTorch's default initialisation for linear layers and the GRU (uniform
+    /// ±1/sqrt(fan_in)); the word embedding uniform ±0.1 (PyTorch's N(0, 1) saturates small
+    /// GRUs); zeros for the region embedding. Seeded, so runs repeat.
     pub fn init(d: &Dims, seed: u64) -> Self {
         let mut w = Self::zeros(d);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
