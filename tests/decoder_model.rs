@@ -152,4 +152,18 @@ fn gemm_wrapper_matches_a_plain_triple_loop() {
             .zip(&want)
             .all(|(x, y)| (x - 2.0 * y).abs() < 1e-12)
     );
+    // A few rows times a transposed matrix take the dot-product path (decoding).
+    let rows = 3;
+    let want = matmul_reference(&a[..rows * k], &b, rows, k, n);
+    let mut got = vec![0.0; rows * n];
+    matmul(
+        &mut got,
+        n,
+        View::new(&a, rows, k),
+        false,
+        View::new(&bt, n, k),
+        true,
+        false,
+    );
+    assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
 }
