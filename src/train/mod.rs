@@ -1,1 +1,3 @@
-//! TODO(skeleton): filled in by the train work.
+//! Training the caption decoder: optimiser and schedule, and the BPTT training loop.
+pub mod optim;
+pub mod trainer;
