@@ -92,7 +92,7 @@ def main():
         with torch.no_grad():
             features, grid, logits = forward(sd, x)
         for key, t in (("input", x), ("features", features), ("grid", grid), ("logits", logits)):
-            np.save(os.path.join(args.out, f"{name}_{key}.npy"), t.float().numpy())
+            np.save(os.path.join(args.out, f"{name}_{key}.npy"), np.ascontiguousarray(t.float().numpy()))
         top = torch.topk(logits[0], 3)
         print(name, rgb.shape, "top-3", top.indices.tolist(), [round(v, 4) for v in top.values.tolist()],
               "features mean %.6f l2 %.5f" % (features.mean().item(), features.norm().item()))

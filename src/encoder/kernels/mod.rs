@@ -1,0 +1,106 @@
+//! Fast CPU kernels for the encoder, on NHWC f32 activations (channels innermost, so every
+//! inner loop runs over contiguous channels and vectorises).
+//!
+//! candle's CPU conv2d runs a grouped (depthwise) convolution as one small convolution per
+//! group, which makes MobileNet-style networks slow; these kernels replace it on the CPU.
+//! Each kernel lives in its own file with a plain reference implementation beside it and a
+//! test that the two agree.
+pub mod depthwise;
+pub mod pointwise;
+pub mod pool;
+pub mod stem;
+
+/// TensorFlow "SAME" padding along one axis: `(before, after, output_size)` with
+/// `total = max((ceil(i/s) - 1) * s + k - i, 0)` and `before = total / 2` (rounded down).
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
+    let output = input.div_ceil(stride);
+    let total = ((output - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2, output)
+}
+
+/// Defines `fn $name(args)` that runs `$body` compiled for AVX-512 or AVX2+FMA when the CPU has
+/// them (checked at run time), else for the baseline target. CI and users build without
+/// `target-cpu=native`, so without this the hot loops would only ever use SSE2.
+macro_rules! simd_dispatch {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn inner($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    inner($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    inner($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports every feature the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            inner($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_dispatch;
+
+/// `v` clamped to [0, 6], written so that it vectorises (no NaN special cases).
+#[inline(always)]
+pub(crate) fn relu6(v: f32) -> f32 {
+    v.max(0.0).min(6.0)
+}
+
+/// Activation applied after a convolution's bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Relu6,
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Deterministic pseudo-random values in [-1, 1) (xorshift), so kernel tests need no crate.
+    pub fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_padding;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // Stride 2 on even sizes pads only after: 224, k3 → 0 before, 1 after, 112 out.
+        assert_eq!(same_padding(224, 3, 2), (0, 1, 112));
+        assert_eq!(same_padding(112, 5, 2), (1, 2, 56));
+        assert_eq!(same_padding(14, 5, 1), (2, 2, 14));
+        assert_eq!(same_padding(7, 3, 1), (1, 1, 7));
+        assert_eq!(same_padding(1, 5, 2), (2, 2, 1));
+        assert_eq!(same_padding(225, 3, 2), (1, 1, 113));
+    }
+}

@@ -1,0 +1,229 @@
+//! 1×1 convolution over NHWC (equally: a linear layer over rows) as one GEMM over all pixels
+//! of the batch, with bias, ReLU6 and the residual add fused into a pass over each output tile
+//! while it is still in cache.
+//!
+//! The GEMM is the `gemm` crate (candle's own CPU matmul backend), called per tile without its
+//! own threading: tiles are spread over rayon's pool here, by rows when there are enough of
+//! them and by output columns for the small late feature maps of batch 1.
+use rayon::prelude::*;
+
+use super::{Activation, relu6, simd_dispatch};
+
+/// Rows of one tile: big enough for an efficient GEMM, small enough for its output to stay in
+/// L2 (about 256 KiB) for the epilogue.
+fn rows_per_tile(rows: usize, cols: usize, threads: usize) -> usize {
+    let cache_rows = (65536 / cols.max(1)).max(32);
+    rows.div_ceil(threads * 4).clamp(32, cache_rows.max(32))
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint column ranges of the output through it.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `output[r, :] = act(input[r, :] @ weights + bias) (+ residual[r, :])` for `rows` rows.
+///
+/// `input` is `[rows, k]`, `weights` `[k, n]` (input-channel-major), `bias` `[n]`,
+/// `residual` and `output` `[rows, n]`. The residual is added after the activation (the
+/// MBConv skip follows a linear projection, so `act` is `None` there).
+#[allow(clippy::too_many_arguments)]
+pub fn pointwise(
+    input: &[f32],
+    rows: usize,
+    k: usize,
+    weights: &[f32],
+    n: usize,
+    bias: &[f32],
+    act: Activation,
+    residual: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    assert_eq!(input.len(), rows * k);
+    assert_eq!(weights.len(), k * n);
+    assert_eq!(bias.len(), n);
+    assert_eq!(output.len(), rows * n);
+    if let Some(r) = residual {
+        assert_eq!(r.len(), rows * n);
+    }
+    if rows == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    if rows >= threads * 64 || n < threads * 32 {
+        let tile = rows_per_tile(rows, n, threads);
+        output
+            .par_chunks_mut(tile * n)
+            .enumerate()
+            .for_each(|(t, out)| {
+                let r0 = t * tile;
+                let m = out.len() / n;
+                let inp = &input[r0 * k..(r0 + m) * k];
+                // SAFETY: the pointers and strides describe the slices above exactly.
+                unsafe {
+                    gemm_tile(
+                        m,
+                        n,
+                        k,
+                        out.as_mut_ptr(),
+                        n,
+                        inp.as_ptr(),
+                        k,
+                        weights.as_ptr(),
+                        n,
+                    )
+                };
+                for (i, row) in out.chunks_exact_mut(n).enumerate() {
+                    let res = residual.map(|r| &r[(r0 + i) * n..(r0 + i + 1) * n]);
+                    epilogue(row, bias, act, res);
+                }
+            });
+    } else {
+        // Few rows (late layers at batch 1): split the output columns instead.
+        let width = n.div_ceil(threads * 2).next_multiple_of(16);
+        let out = SendPtr(output.as_mut_ptr());
+        (0..n.div_ceil(width)).into_par_iter().for_each(|t| {
+            let out = out;
+            let (j0, j1) = (t * width, ((t + 1) * width).min(n));
+            // SAFETY: this task writes only columns j0..j1 of each output row; the slices and
+            // strides stay inside `input`, `weights` and `output`.
+            unsafe {
+                gemm_tile(
+                    rows,
+                    j1 - j0,
+                    k,
+                    out.0.add(j0),
+                    n,
+                    input.as_ptr(),
+                    k,
+                    weights.as_ptr().add(j0),
+                    n,
+                );
+                for r in 0..rows {
+                    let row = std::slice::from_raw_parts_mut(out.0.add(r * n + j0), j1 - j0);
+                    let res = residual.map(|res| &res[r * n + j0..r * n + j1]);
+                    epilogue(row, &bias[j0..j1], act, res);
+                }
+            }
+        });
+    }
+}
+
+/// Row-major `dst[m, n] = lhs[m, k] @ rhs[k, n]` with the given row strides, single-threaded.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_tile(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    lhs_rs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+simd_dispatch! {
+    fn epilogue(row: &mut [f32], bias: &[f32], act: Activation, residual: Option<&[f32]>) {
+        match (act, residual) {
+            (Activation::Relu6, None) => row.iter_mut().zip(bias).for_each(|(v, b)| *v = relu6(*v + b)),
+            (Activation::None, None) => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
+            (act, Some(res)) => {
+                for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
+                    let x = *v + b;
+                    *v = if act == Activation::Relu6 { relu6(x) } else { x } + r;
+                }
+            }
+        }
+    }
+}
+
+/// Plain reference: the triple loop.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    input: &[f32],
+    rows: usize,
+    k: usize,
+    weights: &[f32],
+    n: usize,
+    bias: &[f32],
+    act: Activation,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut out = vec![0f32; rows * n];
+    for r in 0..rows {
+        for j in 0..n {
+            let mut sum = bias[j] as f64;
+            for i in 0..k {
+                sum += input[r * k + i] as f64 * weights[i * n + j] as f64;
+            }
+            let mut v = sum as f32;
+            if act == Activation::Relu6 {
+                v = v.clamp(0.0, 6.0);
+            }
+            if let Some(res) = residual {
+                v += res[r * n + j];
+            }
+            out[r * n + j] = v;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::kernels::testutil::{max_abs_diff, values};
+
+    #[test]
+    fn fast_pointwise_matches_reference() {
+        // Many rows (row tiles), few rows (column split), odd sizes, with and without residual.
+        for &(rows, k, n) in &[
+            (3000, 24, 144),
+            (49, 320, 1280),
+            (2, 1280, 1000),
+            (777, 17, 33),
+            (5, 3, 7),
+        ] {
+            let input = values(rows * k, 11);
+            let weights = values(k * n, 12);
+            let bias = values(n, 13);
+            let residual = values(rows * n, 14);
+            for (act, res) in [
+                (Activation::Relu6, None),
+                (Activation::None, None),
+                (Activation::None, Some(&residual[..])),
+            ] {
+                let mut out = vec![f32::NAN; rows * n];
+                pointwise(&input, rows, k, &weights, n, &bias, act, res, &mut out);
+                let want = reference(&input, rows, k, &weights, n, &bias, act, res);
+                assert!(max_abs_diff(&out, &want) < 1e-4, "{rows}x{k}x{n} {act:?}");
+            }
+        }
+    }
+}
