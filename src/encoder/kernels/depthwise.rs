@@ -1,8 +1,7 @@
 //! Depthwise k×k convolution over NHWC with TF "SAME" padding, bias and optional ReLU6.
 //!
 //! Hand-written because candle runs a grouped convolution as one tiny convolution per channel.
-//! One task per output row (rayon); per output pixel the channels are walked in blocks whose
-//! accumulators stay in vector registers while the k×k taps are summed.
+//! One task per output row (rayon); see `depthwise_row` for the register blocking.
 use rayon::prelude::*;
 
 use super::{Activation, relu6, same_padding, simd_dispatch};
@@ -57,8 +56,11 @@ impl Depthwise {
     }
 }
 
-/// Channels summed per block with register-resident accumulators.
+/// Channels per block and output pixels per group: a group's 4×32 accumulators stay in
+/// vector registers while the k×k taps are summed, and each weight vector loaded is used for
+/// all 4 pixels.
 const BLOCK: usize = 32;
+const PIXELS: usize = 4;
 
 simd_dispatch! {
     fn depthwise_row(
@@ -70,48 +72,87 @@ simd_dispatch! {
         oy: usize,
         out_row: &mut [f32],
     ) {
-        let (c, k, s) = (dw.channels, dw.kernel, dw.stride);
+        let (c, k, s, width) = (dw.channels, dw.kernel, dw.stride, dw.width);
         let (pad_top, _, _) = same_padding(dw.height, k, s);
-        let (pad_left, _, _) = same_padding(dw.width, k, s);
+        let (pad_left, _, _) = same_padding(width, k, s);
+        let ow = out_row.len() / c;
         // Taps that fall inside the image for this row.
         let iy0 = (oy * s) as isize - pad_top as isize;
         let ky_lo = (-iy0).max(0) as usize;
         let ky_hi = (dw.height as isize - iy0).min(k as isize) as usize;
-        for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
-            let ix0 = (ox * s) as isize - pad_left as isize;
-            let kx_lo = (-ix0).max(0) as usize;
-            let kx_hi = (dw.width as isize - ix0).min(k as isize) as usize;
-            let mut c0 = 0;
-            while c0 < c {
-                let len = BLOCK.min(c - c0);
-                let mut acc = [0f32; BLOCK];
-                acc[..len].copy_from_slice(&bias[c0..c0 + len]);
-                for ky in ky_lo..ky_hi {
-                    let iy = (iy0 + ky as isize) as usize;
-                    for kx in kx_lo..kx_hi {
-                        let ix = (ix0 + kx as isize) as usize;
-                        let src = &img[(iy * dw.width + ix) * c + c0..][..len];
-                        let w = &weights[(ky * k + kx) * c + c0..][..len];
-                        if len == BLOCK {
-                            // Fixed length: the compiler unrolls this into whole vectors.
-                            let src: &[f32; BLOCK] = src.try_into().unwrap();
-                            let w: &[f32; BLOCK] = w.try_into().unwrap();
-                            for j in 0..BLOCK {
-                                acc[j] += src[j] * w[j];
+        // Output columns whose taps all lie inside the image: [interior_lo, interior_hi).
+        let interior_lo = pad_left.div_ceil(s).min(ow);
+        let interior_hi = if width + pad_left >= k { ((width + pad_left - k) / s + 1).min(ow) } else { 0 };
+        let finish = |dst: &mut [f32], acc: &[f32]| match act {
+            Activation::Relu6 => dst.iter_mut().zip(acc).for_each(|(d, &a)| *d = relu6(a)),
+            Activation::None => dst.copy_from_slice(acc),
+        };
+        let mut c0 = 0;
+        while c0 + BLOCK <= c {
+            let b: &[f32; BLOCK] = bias[c0..c0 + BLOCK].try_into().unwrap();
+            let mut ox = 0;
+            while ox < ow {
+                if ox >= interior_lo && ox + PIXELS <= interior_hi {
+                    let mut acc = [*b; PIXELS];
+                    let ix0 = ox * s - pad_left;
+                    for ky in ky_lo..ky_hi {
+                        let row = &img[((iy0 + ky as isize) as usize * width) * c..];
+                        for kx in 0..k {
+                            let w: &[f32; BLOCK] = weights[(ky * k + kx) * c + c0..][..BLOCK].try_into().unwrap();
+                            for (p, a) in acc.iter_mut().enumerate() {
+                                let src: &[f32; BLOCK] =
+                                    row[(ix0 + p * s + kx) * c + c0..][..BLOCK].try_into().unwrap();
+                                for j in 0..BLOCK {
+                                    a[j] += src[j] * w[j];
+                                }
                             }
-                        } else {
-                            for j in 0..len {
+                        }
+                    }
+                    for (p, a) in acc.iter().enumerate() {
+                        finish(&mut out_row[(ox + p) * c + c0..][..BLOCK], a);
+                    }
+                    ox += PIXELS;
+                } else {
+                    let mut acc = *b;
+                    let ix0 = (ox * s) as isize - pad_left as isize;
+                    let kx_lo = (-ix0).max(0) as usize;
+                    let kx_hi = (width as isize - ix0).min(k as isize) as usize;
+                    for ky in ky_lo..ky_hi {
+                        let iy = (iy0 + ky as isize) as usize;
+                        for kx in kx_lo..kx_hi {
+                            let ix = (ix0 + kx as isize) as usize;
+                            let src: &[f32; BLOCK] = img[(iy * width + ix) * c + c0..][..BLOCK].try_into().unwrap();
+                            let w: &[f32; BLOCK] = weights[(ky * k + kx) * c + c0..][..BLOCK].try_into().unwrap();
+                            for j in 0..BLOCK {
                                 acc[j] += src[j] * w[j];
                             }
                         }
                     }
+                    finish(&mut out_row[ox * c + c0..][..BLOCK], &acc);
+                    ox += 1;
                 }
-                let dst = &mut out[c0..c0 + len];
-                match act {
-                    Activation::Relu6 => dst.iter_mut().zip(&acc).for_each(|(d, &a)| *d = relu6(a)),
-                    Activation::None => dst.copy_from_slice(&acc[..len]),
+            }
+            c0 += BLOCK;
+        }
+        if c0 < c {
+            // Channel tail (fewer than BLOCK): plain per-pixel loop.
+            let len = c - c0;
+            let mut acc = vec![0f32; len];
+            for ox in 0..ow {
+                acc.copy_from_slice(&bias[c0..]);
+                let ix0 = (ox * s) as isize - pad_left as isize;
+                let kx_lo = (-ix0).max(0) as usize;
+                let kx_hi = (width as isize - ix0).min(k as isize) as usize;
+                for ky in ky_lo..ky_hi {
+                    let iy = (iy0 + ky as isize) as usize;
+                    for kx in kx_lo..kx_hi {
+                        let ix = (ix0 + kx as isize) as usize;
+                        let src = &img[(iy * width + ix) * c + c0..][..len];
+                        let w = &weights[(ky * k + kx) * c + c0..][..len];
+                        acc.iter_mut().zip(src).zip(w).for_each(|((a, &x), &w)| *a += x * w);
+                    }
                 }
-                c0 += len;
+                finish(&mut out_row[ox * c + c0..][..len], &acc);
             }
         }
     }
@@ -178,6 +219,9 @@ mod tests {
             (14, 14, 72, 5, 1),
             (1, 1, 16, 5, 2),
             (12, 11, 5, 3, 1),
+            (16, 17, 96, 5, 2),
+            (13, 13, 70, 3, 1),
+            (3, 2, 32, 5, 1),
         ] {
             let dw = Depthwise {
                 height: h,

@@ -1,7 +1,8 @@
 //! The stem: a dense k×k convolution that reads the NCHW network input and writes NHWC, with
-//! TF "SAME" padding, bias and ReLU6. Hand-written (direct, output channels innermost)
-//! because it also performs the NCHW → NHWC change of layout, and with 3 input channels an
-//! im2col buffer would cost more than the convolution.
+//! TF "SAME" padding, bias and ReLU6. Hand-written because it also changes the layout from
+//! NCHW to NHWC: a few output pixels at a time are gathered into a small im2col patch (27
+//! values each) and multiplied against the `[taps, out]` weights in registers, so no
+//! full-size im2col buffer is ever written.
 use rayon::prelude::*;
 
 use super::{Activation, relu6, same_padding, simd_dispatch};
@@ -64,34 +65,79 @@ impl Stem {
     }
 }
 
+/// Output channels per register block and output pixels per group: the patch values of 4
+/// pixels are broadcast against each weight vector, with 4×32 accumulators in registers.
+const BLOCK: usize = 32;
+const PIXELS: usize = 4;
+
 simd_dispatch! {
     fn stem_row(st: Stem, img: &[f32], weights: &[f32], bias: &[f32], act: Activation, oy: usize, out_row: &mut [f32]) {
         let (k, s, co) = (st.kernel, st.stride, st.out_channels);
         let (pad_top, _, _) = same_padding(st.height, k, s);
         let (pad_left, _, _) = same_padding(st.width, k, s);
         let plane = st.height * st.width;
-        for (ox, out) in out_row.chunks_exact_mut(co).enumerate() {
-            out.copy_from_slice(bias);
+        let taps = st.in_channels * k * k;
+        let ow = out_row.len() / co;
+        // im2col of PIXELS output pixels: patches[t * PIXELS + p], zero where padding.
+        let mut patches = vec![0f32; taps * PIXELS];
+        let mut ox = 0;
+        while ox < ow {
+            let group = PIXELS.min(ow - ox);
+            patches.fill(0.0);
             for ci in 0..st.in_channels {
                 for ky in 0..k {
                     let iy = (oy * s + ky) as isize - pad_top as isize;
                     if iy < 0 || iy >= st.height as isize {
                         continue;
                     }
+                    let row = &img[ci * plane + iy as usize * st.width..][..st.width];
                     for kx in 0..k {
-                        let ix = (ox * s + kx) as isize - pad_left as isize;
-                        if ix < 0 || ix >= st.width as isize {
-                            continue;
+                        let t = (ci * k + ky) * k + kx;
+                        for p in 0..group {
+                            let ix = ((ox + p) * s + kx) as isize - pad_left as isize;
+                            if ix >= 0 && ix < st.width as isize {
+                                patches[t * PIXELS + p] = row[ix as usize];
+                            }
                         }
-                        let v = img[ci * plane + iy as usize * st.width + ix as usize];
-                        let w = &weights[((ci * k + ky) * k + kx) * co..][..co];
-                        out.iter_mut().zip(w).for_each(|(o, &w)| *o += v * w);
                     }
                 }
             }
-            if act == Activation::Relu6 {
-                out.iter_mut().for_each(|o| *o = relu6(*o));
+            let mut c0 = 0;
+            while c0 < co {
+                let len = BLOCK.min(co - c0);
+                let mut acc = [[0f32; BLOCK]; PIXELS];
+                for a in acc.iter_mut() {
+                    a[..len].copy_from_slice(&bias[c0..c0 + len]);
+                }
+                if len == BLOCK {
+                    for t in 0..taps {
+                        let w: &[f32; BLOCK] = weights[t * co + c0..][..BLOCK].try_into().unwrap();
+                        let v: &[f32; PIXELS] = patches[t * PIXELS..][..PIXELS].try_into().unwrap();
+                        for p in 0..PIXELS {
+                            for j in 0..BLOCK {
+                                acc[p][j] += v[p] * w[j];
+                            }
+                        }
+                    }
+                } else {
+                    for t in 0..taps {
+                        let w = &weights[t * co + c0..][..len];
+                        for p in 0..PIXELS {
+                            let v = patches[t * PIXELS + p];
+                            acc[p][..len].iter_mut().zip(w).for_each(|(a, &w)| *a += v * w);
+                        }
+                    }
+                }
+                for (p, a) in acc.iter().enumerate().take(group) {
+                    let dst = &mut out_row[(ox + p) * co + c0..][..len];
+                    match act {
+                        Activation::Relu6 => dst.iter_mut().zip(a).for_each(|(d, &a)| *d = relu6(a)),
+                        Activation::None => dst.copy_from_slice(&a[..len]),
+                    }
+                }
+                c0 += len;
             }
+            ox += group;
         }
     }
 }
@@ -156,20 +202,20 @@ mod tests {
 
     #[test]
     fn fast_stem_matches_reference() {
-        for &(h, w, k, s) in &[(16, 16, 3, 2), (15, 9, 3, 2), (10, 12, 5, 1)] {
+        for &(h, w, k, s, co) in &[(16, 16, 3, 2, 32), (15, 9, 3, 2, 32), (10, 12, 5, 1, 40), (5, 3, 3, 1, 7)] {
             let st = Stem {
                 in_channels: 3,
-                out_channels: 32,
+                out_channels: co,
                 height: h,
                 width: w,
                 kernel: k,
                 stride: s,
             };
             let input = values(2 * 3 * h * w, 21);
-            let weights = values(3 * k * k * 32, 22);
-            let bias = values(32, 23);
+            let weights = values(3 * k * k * co, 22);
+            let bias = values(co, 23);
             let (oh, ow) = st.output_size();
-            let mut out = vec![f32::NAN; 2 * oh * ow * 32];
+            let mut out = vec![f32::NAN; 2 * oh * ow * co];
             st.run(&input, &weights, &bias, Activation::Relu6, &mut out);
             let want = reference(&st, &input, &weights, &bias, Activation::Relu6);
             assert!(max_abs_diff(&out, &want) < 1e-5, "{st:?}");
