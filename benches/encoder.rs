@@ -30,10 +30,16 @@ fn parse() -> anyhow::Result<Options> {
         backend: Backend::FastCpu,
         model: models_dir().join("efficientnet-lite0"),
     };
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let mut i = 0;
     while i < args.len() {
-        let value = |i: usize| args.get(i + 1).with_context(|| format!("{} needs a value", args[i]));
+        let value = |i: usize| {
+            args.get(i + 1)
+                .with_context(|| format!("{} needs a value", args[i]))
+        };
         match args[i].as_str() {
             "--threads" => o.threads = value(i)?.parse()?,
             "--warmup" => o.warmup = value(i)?.parse()?,
@@ -62,7 +68,9 @@ fn parse() -> anyhow::Result<Options> {
 
 fn main() -> anyhow::Result<()> {
     let o = parse()?;
-    rayon::ThreadPoolBuilder::new().num_threads(o.threads).build_global()?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(o.threads)
+        .build_global()?;
     let encoder = EfficientNetLite::load(&o.model, &Device::Cpu)?;
     for &b in &o.batches {
         let x = Tensor::rand(-1f32, 1f32, (b, 3, 224, 224), &Device::Cpu)?;
@@ -72,7 +80,9 @@ fn main() -> anyhow::Result<()> {
         let mut secs: Vec<f64> = (0..o.runs)
             .map(|_| {
                 let t = Instant::now();
-                encoder.forward_with(&x, o.backend).map(|_| t.elapsed().as_secs_f64())
+                encoder
+                    .forward_with(&x, o.backend)
+                    .map(|_| t.elapsed().as_secs_f64())
             })
             .collect::<anyhow::Result<_>>()?;
         secs.sort_by(f64::total_cmp);

@@ -421,11 +421,18 @@ impl EfficientNetLite {
                     .fast
                     .as_ref()
                     .context("the fast CPU path needs the model loaded on the CPU")?;
-                let data = batch
-                    .to_device(&Device::Cpu)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
+                // Read the input in place (no copy of the batch).
+                let batch = batch.to_device(&Device::Cpu)?.contiguous()?;
+                let (storage, layout) = batch.storage_and_layout();
+                let candle_core::Storage::Cpu(cpu) = &*storage else {
+                    bail!("the fast CPU path got a non-CPU tensor")
+                };
+                let (start, end) = layout
+                    .contiguous_offsets()
+                    .context("input not contiguous")?;
+                let data = &cpu.as_slice::<f32>()?[start..end];
                 let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+                let (features, grid, logits) = fast.forward(&self.config, data, n, h, w, &mut ws);
                 let (features, grid, logits) = fast.forward(&self.config, &data, n, h, w, &mut ws);
                 let dim = self.config.head_channels;
                 let dev = &self.device;

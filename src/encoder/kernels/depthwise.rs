@@ -4,7 +4,8 @@
 //! One task per output row (rayon); see `depthwise_row` for the register blocking.
 use rayon::prelude::*;
 
-use super::{Activation, relu6, same_padding, simd_dispatch};
+use super::simd::{Simd, simd_dispatch};
+use super::{Activation, relu6, same_padding};
 
 /// Shape of one depthwise convolution; weights are `[k, k, channels]` (tap-major, channel
 /// innermost), bias `[channels]`.
@@ -56,106 +57,220 @@ impl Depthwise {
     }
 }
 
-/// Channels per block and output pixels per group: a group's 4×32 accumulators stay in
-/// vector registers while the k×k taps are summed, and each weight vector loaded is used for
-/// all 4 pixels.
-const BLOCK: usize = 32;
+/// Output pixels per group: a group's accumulators (4 pixels × 2 vectors of channels) stay in
+/// registers while the k×k taps are summed, and each weight vector loaded serves all 4.
 const PIXELS: usize = 4;
 
-simd_dispatch! {
-    fn depthwise_row(
-        dw: Depthwise,
-        img: &[f32],
-        weights: &[f32],
-        bias: &[f32],
-        act: Activation,
-        oy: usize,
-        out_row: &mut [f32],
-    ) {
-        let (c, k, s, width) = (dw.channels, dw.kernel, dw.stride, dw.width);
+simd_dispatch!(fn depthwise_row = depthwise_row_simd | depthwise_row_scalar(
+    dw: Depthwise,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    oy: usize,
+    out_row: &mut [f32],
+));
+
+/// Where one output row's taps fall.
+struct RowGeometry {
+    pad_left: usize,
+    iy0: isize,
+    ky_lo: usize,
+    ky_hi: usize,
+    /// Output columns whose taps all lie inside the image: `interior_lo..interior_hi`.
+    interior_lo: usize,
+    interior_hi: usize,
+    ow: usize,
+}
+
+impl RowGeometry {
+    fn new(dw: &Depthwise, oy: usize, ow: usize) -> Self {
+        let (k, s) = (dw.kernel, dw.stride);
         let (pad_top, _, _) = same_padding(dw.height, k, s);
-        let (pad_left, _, _) = same_padding(width, k, s);
-        let ow = out_row.len() / c;
-        // Taps that fall inside the image for this row.
+        let (pad_left, _, _) = same_padding(dw.width, k, s);
         let iy0 = (oy * s) as isize - pad_top as isize;
-        let ky_lo = (-iy0).max(0) as usize;
-        let ky_hi = (dw.height as isize - iy0).min(k as isize) as usize;
-        // Output columns whose taps all lie inside the image: [interior_lo, interior_hi).
-        let interior_lo = pad_left.div_ceil(s).min(ow);
-        let interior_hi = if width + pad_left >= k { ((width + pad_left - k) / s + 1).min(ow) } else { 0 };
-        let finish = |dst: &mut [f32], acc: &[f32]| match act {
-            Activation::Relu6 => dst.iter_mut().zip(acc).for_each(|(d, &a)| *d = relu6(a)),
-            Activation::None => dst.copy_from_slice(acc),
+        let interior_hi = if dw.width + pad_left >= k {
+            ((dw.width + pad_left - k) / s + 1).min(ow)
+        } else {
+            0
         };
-        let mut c0 = 0;
-        while c0 + BLOCK <= c {
-            let b: &[f32; BLOCK] = bias[c0..c0 + BLOCK].try_into().unwrap();
-            let mut ox = 0;
-            while ox < ow {
-                if ox >= interior_lo && ox + PIXELS <= interior_hi {
-                    let mut acc = [*b; PIXELS];
-                    let ix0 = ox * s - pad_left;
-                    for ky in ky_lo..ky_hi {
-                        let row = &img[((iy0 + ky as isize) as usize * width) * c..];
-                        for kx in 0..k {
-                            let w: &[f32; BLOCK] = weights[(ky * k + kx) * c + c0..][..BLOCK].try_into().unwrap();
-                            for (p, a) in acc.iter_mut().enumerate() {
-                                let src: &[f32; BLOCK] =
-                                    row[(ix0 + p * s + kx) * c + c0..][..BLOCK].try_into().unwrap();
-                                for j in 0..BLOCK {
-                                    a[j] += src[j] * w[j];
-                                }
-                            }
-                        }
-                    }
-                    for (p, a) in acc.iter().enumerate() {
-                        finish(&mut out_row[(ox + p) * c + c0..][..BLOCK], a);
-                    }
-                    ox += PIXELS;
-                } else {
-                    let mut acc = *b;
-                    let ix0 = (ox * s) as isize - pad_left as isize;
-                    let kx_lo = (-ix0).max(0) as usize;
-                    let kx_hi = (width as isize - ix0).min(k as isize) as usize;
-                    for ky in ky_lo..ky_hi {
-                        let iy = (iy0 + ky as isize) as usize;
-                        for kx in kx_lo..kx_hi {
-                            let ix = (ix0 + kx as isize) as usize;
-                            let src: &[f32; BLOCK] = img[(iy * width + ix) * c + c0..][..BLOCK].try_into().unwrap();
-                            let w: &[f32; BLOCK] = weights[(ky * k + kx) * c + c0..][..BLOCK].try_into().unwrap();
-                            for j in 0..BLOCK {
-                                acc[j] += src[j] * w[j];
-                            }
-                        }
-                    }
-                    finish(&mut out_row[ox * c + c0..][..BLOCK], &acc);
-                    ox += 1;
-                }
-            }
-            c0 += BLOCK;
+        RowGeometry {
+            pad_left,
+            iy0,
+            ky_lo: (-iy0).max(0) as usize,
+            ky_hi: (dw.height as isize - iy0).min(k as isize) as usize,
+            interior_lo: pad_left.div_ceil(s).min(ow),
+            interior_hi,
+            ow,
         }
-        if c0 < c {
-            // Channel tail (fewer than BLOCK): plain per-pixel loop.
-            let len = c - c0;
-            let mut acc = vec![0f32; len];
-            for ox in 0..ow {
-                acc.copy_from_slice(&bias[c0..]);
-                let ix0 = (ox * s) as isize - pad_left as isize;
-                let kx_lo = (-ix0).max(0) as usize;
-                let kx_hi = (width as isize - ix0).min(k as isize) as usize;
-                for ky in ky_lo..ky_hi {
-                    let iy = (iy0 + ky as isize) as usize;
+    }
+
+    /// Valid `kx` range for output column `ox`, and its first input column (may be negative).
+    fn columns(&self, dw: &Depthwise, ox: usize) -> (isize, usize, usize) {
+        let ix0 = (ox * dw.stride) as isize - self.pad_left as isize;
+        let kx_lo = (-ix0).max(0) as usize;
+        let kx_hi = (dw.width as isize - ix0).min(dw.kernel as isize) as usize;
+        (ix0, kx_lo, kx_hi)
+    }
+}
+
+/// # Safety
+/// The CPU has `S`'s feature; slice sizes are as `Depthwise::run` asserts.
+#[inline(always)]
+unsafe fn depthwise_row_simd<S: Simd>(
+    dw: Depthwise,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let g = RowGeometry::new(&dw, oy, out_row.len() / dw.channels);
+    let mut c0 = 0;
+    unsafe {
+        while c0 + 2 * S::LANES <= dw.channels {
+            block::<S, 2>(&dw, &g, img, weights, bias, act, out_row, c0);
+            c0 += 2 * S::LANES;
+        }
+        while c0 + S::LANES <= dw.channels {
+            block::<S, 1>(&dw, &g, img, weights, bias, act, out_row, c0);
+            c0 += S::LANES;
+        }
+    }
+    channels_scalar(&dw, &g, img, weights, bias, act, out_row, c0, dw.channels);
+}
+
+/// Channels `c0 .. c0 + VB * LANES` of one output row.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<S: Simd, const VB: usize>(
+    dw: &Depthwise,
+    g: &RowGeometry,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out_row: &mut [f32],
+    c0: usize,
+) {
+    let (c, k, s, l) = (dw.channels, dw.kernel, dw.stride, S::LANES);
+    let (img, weights, out) = (img.as_ptr(), weights.as_ptr(), out_row.as_mut_ptr());
+    unsafe {
+        let (zero, six) = (S::splat(0.0), S::splat(6.0));
+        let mut b = [zero; VB];
+        for v in 0..VB {
+            b[v] = S::load(bias.as_ptr().add(c0 + v * l));
+        }
+        let store = |dst: *mut f32, acc: &[S::V; VB]| {
+            for v in 0..VB {
+                let x = if act == Activation::Relu6 {
+                    S::clamp(acc[v], zero, six)
+                } else {
+                    acc[v]
+                };
+                S::store(dst.add(v * l), x);
+            }
+        };
+        let mut ox = 0;
+        while ox < g.ow {
+            if ox >= g.interior_lo && ox + PIXELS <= g.interior_hi {
+                let mut acc = [b; PIXELS];
+                let ix0 = ox * s - g.pad_left;
+                for ky in g.ky_lo..g.ky_hi {
+                    let row = img.add(((g.iy0 + ky as isize) as usize * dw.width) * c + c0);
+                    for kx in 0..k {
+                        let wp = weights.add((ky * k + kx) * c + c0);
+                        let mut w = [zero; VB];
+                        for v in 0..VB {
+                            w[v] = S::load(wp.add(v * l));
+                        }
+                        for (p, a) in acc.iter_mut().enumerate() {
+                            let src = row.add((ix0 + p * s + kx) * c);
+                            for v in 0..VB {
+                                a[v] = S::fma(S::load(src.add(v * l)), w[v], a[v]);
+                            }
+                        }
+                    }
+                }
+                for (p, a) in acc.iter().enumerate() {
+                    store(out.add((ox + p) * c + c0), a);
+                }
+                ox += PIXELS;
+            } else {
+                let mut acc = b;
+                let (ix0, kx_lo, kx_hi) = g.columns(dw, ox);
+                for ky in g.ky_lo..g.ky_hi {
+                    let iy = (g.iy0 + ky as isize) as usize;
                     for kx in kx_lo..kx_hi {
                         let ix = (ix0 + kx as isize) as usize;
-                        let src = &img[(iy * width + ix) * c + c0..][..len];
-                        let w = &weights[(ky * k + kx) * c + c0..][..len];
-                        acc.iter_mut().zip(src).zip(w).for_each(|((a, &x), &w)| *a += x * w);
+                        let src = img.add((iy * dw.width + ix) * c + c0);
+                        let wp = weights.add((ky * k + kx) * c + c0);
+                        for v in 0..VB {
+                            acc[v] =
+                                S::fma(S::load(src.add(v * l)), S::load(wp.add(v * l)), acc[v]);
+                        }
                     }
                 }
-                finish(&mut out_row[ox * c + c0..][..len], &acc);
+                store(out.add(ox * c + c0), &acc);
+                ox += 1;
             }
         }
     }
+}
+
+/// Portable path, and the channel tail (`c_lo..c_hi`, fewer than one vector) of the SIMD path.
+#[allow(clippy::too_many_arguments)]
+fn channels_scalar(
+    dw: &Depthwise,
+    g: &RowGeometry,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out_row: &mut [f32],
+    c_lo: usize,
+    c_hi: usize,
+) {
+    if c_lo >= c_hi {
+        return;
+    }
+    let (c, k) = (dw.channels, dw.kernel);
+    let mut acc = vec![0f32; c_hi - c_lo];
+    for ox in 0..g.ow {
+        acc.copy_from_slice(&bias[c_lo..c_hi]);
+        let (ix0, kx_lo, kx_hi) = g.columns(dw, ox);
+        for ky in g.ky_lo..g.ky_hi {
+            let iy = (g.iy0 + ky as isize) as usize;
+            for kx in kx_lo..kx_hi {
+                let ix = (ix0 + kx as isize) as usize;
+                let src = &img[(iy * dw.width + ix) * c + c_lo..][..acc.len()];
+                let w = &weights[(ky * k + kx) * c + c_lo..][..acc.len()];
+                acc.iter_mut()
+                    .zip(src)
+                    .zip(w)
+                    .for_each(|((a, &x), &w)| *a += x * w);
+            }
+        }
+        let dst = &mut out_row[ox * c + c_lo..ox * c + c_hi];
+        match act {
+            Activation::Relu6 => dst.iter_mut().zip(&acc).for_each(|(d, &a)| *d = relu6(a)),
+            Activation::None => dst.copy_from_slice(&acc),
+        }
+    }
+}
+
+fn depthwise_row_scalar(
+    dw: Depthwise,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let g = RowGeometry::new(&dw, oy, out_row.len() / dw.channels);
+    channels_scalar(&dw, &g, img, weights, bias, act, out_row, 0, dw.channels);
 }
 
 /// Plain reference: the textbook loop over NCHW-free indices, one multiply-add at a time.
@@ -207,6 +322,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoder::kernels::simd::for_each_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
 
     #[test]
@@ -235,10 +351,15 @@ mod tests {
             let bias = values(c, 3);
             for act in [Activation::None, Activation::Relu6] {
                 let (oh, ow) = dw.output_size();
-                let mut out = vec![f32::NAN; 2 * oh * ow * c];
-                dw.run(&input, &weights, &bias, act, &mut out);
                 let want = reference(&dw, &input, &weights, &bias, act);
-                assert!(max_abs_diff(&out, &want) < 1e-5, "{dw:?} {act:?}");
+                for_each_level(|level| {
+                    let mut out = vec![f32::NAN; 2 * oh * ow * c];
+                    dw.run(&input, &weights, &bias, act, &mut out);
+                    assert!(
+                        max_abs_diff(&out, &want) < 1e-5,
+                        "{dw:?} {act:?} level {level}"
+                    );
+                });
             }
         }
     }

@@ -8,6 +8,7 @@
 pub mod depthwise;
 pub mod pointwise;
 pub mod pool;
+pub mod simd;
 pub mod stem;
 
 /// TensorFlow "SAME" padding along one axis: `(before, after, output_size)` with
@@ -17,40 +18,6 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     let total = ((output - 1) * stride + kernel).saturating_sub(input);
     (total / 2, total - total / 2, output)
 }
-
-/// Defines `fn $name(args)` that runs `$body` compiled for AVX-512 or AVX2+FMA when the CPU has
-/// them (checked at run time), else for the baseline target. CI and users build without
-/// `target-cpu=native`, so without this the hot loops would only ever use SSE2.
-macro_rules! simd_dispatch {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
-        $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn inner($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    inner($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    inner($($arg),*)
-                }
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports every feature the function is compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            inner($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_dispatch;
 
 /// `v` clamped to [0, 6], written so that it vectorises (no NaN special cases).
 #[inline(always)]

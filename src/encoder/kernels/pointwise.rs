@@ -7,7 +7,8 @@
 //! them and by output columns for the small late feature maps of batch 1.
 use rayon::prelude::*;
 
-use super::{Activation, relu6, simd_dispatch};
+use super::simd::{Simd, simd_dispatch};
+use super::{Activation, relu6};
 
 /// Rows of one tile: big enough for an efficient GEMM, small enough for its output to stay in
 /// L2 (about 256 KiB) for the epilogue.
@@ -148,18 +149,58 @@ unsafe fn gemm_tile(
     }
 }
 
-simd_dispatch! {
-    fn epilogue(row: &mut [f32], bias: &[f32], act: Activation, residual: Option<&[f32]>) {
-        match (act, residual) {
-            (Activation::Relu6, None) => row.iter_mut().zip(bias).for_each(|(v, b)| *v = relu6(*v + b)),
-            (Activation::None, None) => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-            (act, Some(res)) => {
-                for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
-                    let x = *v + b;
-                    *v = if act == Activation::Relu6 { relu6(x) } else { x } + r;
-                }
+simd_dispatch!(fn epilogue = epilogue_simd | epilogue_scalar(
+    row: &mut [f32],
+    bias: &[f32],
+    act: Activation,
+    residual: Option<&[f32]>,
+));
+
+/// # Safety
+/// The CPU has `S`'s feature; `bias` and `residual` are as long as `row`.
+#[inline(always)]
+unsafe fn epilogue_simd<S: Simd>(
+    row: &mut [f32],
+    bias: &[f32],
+    act: Activation,
+    residual: Option<&[f32]>,
+) {
+    let (n, l) = (row.len(), S::LANES);
+    let full = n / l * l;
+    unsafe {
+        let (zero, six) = (S::splat(0.0), S::splat(6.0));
+        let mut j = 0;
+        while j < full {
+            let p = row.as_mut_ptr().add(j);
+            let mut v = S::fma(S::load(p), S::splat(1.0), S::load(bias.as_ptr().add(j)));
+            if act == Activation::Relu6 {
+                v = S::clamp(v, zero, six);
             }
+            if let Some(r) = residual {
+                v = S::fma(S::load(r.as_ptr().add(j)), S::splat(1.0), v);
+            }
+            S::store(p, v);
+            j += l;
         }
+    }
+    epilogue_scalar(
+        &mut row[full..],
+        &bias[full..],
+        act,
+        residual.map(|r| &r[full..]),
+    );
+}
+
+fn epilogue_scalar(row: &mut [f32], bias: &[f32], act: Activation, residual: Option<&[f32]>) {
+    for (j, v) in row.iter_mut().enumerate() {
+        let mut x = *v + bias[j];
+        if act == Activation::Relu6 {
+            x = relu6(x);
+        }
+        if let Some(r) = residual {
+            x += r[j];
+        }
+        *v = x;
     }
 }
 
@@ -198,6 +239,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoder::kernels::simd::for_each_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
 
     #[test]
@@ -219,10 +261,15 @@ mod tests {
                 (Activation::None, None),
                 (Activation::None, Some(&residual[..])),
             ] {
-                let mut out = vec![f32::NAN; rows * n];
-                pointwise(&input, rows, k, &weights, n, &bias, act, res, &mut out);
                 let want = reference(&input, rows, k, &weights, n, &bias, act, res);
-                assert!(max_abs_diff(&out, &want) < 1e-4, "{rows}x{k}x{n} {act:?}");
+                for_each_level(|level| {
+                    let mut out = vec![f32::NAN; rows * n];
+                    pointwise(&input, rows, k, &weights, n, &bias, act, res, &mut out);
+                    assert!(
+                        max_abs_diff(&out, &want) < 1e-4,
+                        "{rows}x{k}x{n} {act:?} level {level}"
+                    );
+                });
             }
         }
     }

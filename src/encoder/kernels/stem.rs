@@ -5,7 +5,8 @@
 //! full-size im2col buffer is ever written.
 use rayon::prelude::*;
 
-use super::{Activation, relu6, same_padding, simd_dispatch};
+use super::simd::{Simd, simd_dispatch};
+use super::{Activation, relu6, same_padding};
 
 /// Shape of the stem; weights are `[in_channels, k, k, out_channels]`, bias `[out_channels]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,80 +66,180 @@ impl Stem {
     }
 }
 
-/// Output channels per register block and output pixels per group: the patch values of 4
-/// pixels are broadcast against each weight vector, with 4×32 accumulators in registers.
-const BLOCK: usize = 32;
+/// Output pixels per group: the patch values of 4 pixels are broadcast against each weight
+/// vector, with 4 × 2 vectors of accumulators in registers.
 const PIXELS: usize = 4;
 
-simd_dispatch! {
-    fn stem_row(st: Stem, img: &[f32], weights: &[f32], bias: &[f32], act: Activation, oy: usize, out_row: &mut [f32]) {
-        let (k, s, co) = (st.kernel, st.stride, st.out_channels);
-        let (pad_top, _, _) = same_padding(st.height, k, s);
-        let (pad_left, _, _) = same_padding(st.width, k, s);
-        let plane = st.height * st.width;
-        let taps = st.in_channels * k * k;
-        let ow = out_row.len() / co;
-        // im2col of PIXELS output pixels: patches[t * PIXELS + p], zero where padding.
-        let mut patches = vec![0f32; taps * PIXELS];
-        let mut ox = 0;
-        while ox < ow {
-            let group = PIXELS.min(ow - ox);
-            patches.fill(0.0);
-            for ci in 0..st.in_channels {
-                for ky in 0..k {
-                    let iy = (oy * s + ky) as isize - pad_top as isize;
-                    if iy < 0 || iy >= st.height as isize {
-                        continue;
-                    }
-                    let row = &img[ci * plane + iy as usize * st.width..][..st.width];
-                    for kx in 0..k {
-                        let t = (ci * k + ky) * k + kx;
-                        for p in 0..group {
-                            let ix = ((ox + p) * s + kx) as isize - pad_left as isize;
-                            if ix >= 0 && ix < st.width as isize {
-                                patches[t * PIXELS + p] = row[ix as usize];
-                            }
-                        }
+simd_dispatch!(fn stem_row = stem_row_simd | stem_row_scalar(
+    st: Stem,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    oy: usize,
+    out_row: &mut [f32],
+));
+
+/// im2col of output pixels `ox .. ox + group` of row `oy`: `patches[t * PIXELS + p]`, zero
+/// where the tap falls in the padding.
+fn gather(st: &Stem, img: &[f32], oy: usize, ox: usize, group: usize, patches: &mut [f32]) {
+    let (k, s) = (st.kernel, st.stride);
+    let (pad_top, _, _) = same_padding(st.height, k, s);
+    let (pad_left, _, _) = same_padding(st.width, k, s);
+    let plane = st.height * st.width;
+    patches.fill(0.0);
+    for ci in 0..st.in_channels {
+        for ky in 0..k {
+            let iy = (oy * s + ky) as isize - pad_top as isize;
+            if iy < 0 || iy >= st.height as isize {
+                continue;
+            }
+            let row = &img[ci * plane + iy as usize * st.width..][..st.width];
+            for kx in 0..k {
+                let t = (ci * k + ky) * k + kx;
+                for p in 0..group {
+                    let ix = ((ox + p) * s + kx) as isize - pad_left as isize;
+                    if ix >= 0 && ix < st.width as isize {
+                        patches[t * PIXELS + p] = row[ix as usize];
                     }
                 }
             }
-            let mut c0 = 0;
-            while c0 < co {
-                let len = BLOCK.min(co - c0);
-                let mut acc = [[0f32; BLOCK]; PIXELS];
-                for a in acc.iter_mut() {
-                    a[..len].copy_from_slice(&bias[c0..c0 + len]);
-                }
-                if len == BLOCK {
-                    for t in 0..taps {
-                        let w: &[f32; BLOCK] = weights[t * co + c0..][..BLOCK].try_into().unwrap();
-                        let v: &[f32; PIXELS] = patches[t * PIXELS..][..PIXELS].try_into().unwrap();
-                        for p in 0..PIXELS {
-                            for j in 0..BLOCK {
-                                acc[p][j] += v[p] * w[j];
-                            }
-                        }
-                    }
-                } else {
-                    for t in 0..taps {
-                        let w = &weights[t * co + c0..][..len];
-                        for p in 0..PIXELS {
-                            let v = patches[t * PIXELS + p];
-                            acc[p][..len].iter_mut().zip(w).for_each(|(a, &w)| *a += v * w);
-                        }
-                    }
-                }
-                for (p, a) in acc.iter().enumerate().take(group) {
-                    let dst = &mut out_row[(ox + p) * co + c0..][..len];
-                    match act {
-                        Activation::Relu6 => dst.iter_mut().zip(a).for_each(|(d, &a)| *d = relu6(a)),
-                        Activation::None => dst.copy_from_slice(&a[..len]),
-                    }
-                }
-                c0 += len;
-            }
-            ox += group;
         }
+    }
+}
+
+/// # Safety
+/// The CPU has `S`'s feature; slice sizes are as `Stem::run` asserts.
+#[inline(always)]
+unsafe fn stem_row_simd<S: Simd>(
+    st: Stem,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let (co, l) = (st.out_channels, S::LANES);
+    let taps = st.in_channels * st.kernel * st.kernel;
+    let ow = out_row.len() / co;
+    let mut patches = vec![0f32; taps * PIXELS];
+    let mut ox = 0;
+    while ox < ow {
+        let group = PIXELS.min(ow - ox);
+        gather(&st, img, oy, ox, group, &mut patches);
+        let mut c0 = 0;
+        unsafe {
+            while c0 + 2 * l <= co {
+                block::<S, 2>(&st, &patches, weights, bias, act, out_row, ox, group, c0);
+                c0 += 2 * l;
+            }
+            while c0 + l <= co {
+                block::<S, 1>(&st, &patches, weights, bias, act, out_row, ox, group, c0);
+                c0 += l;
+            }
+        }
+        channels_scalar(&st, &patches, weights, bias, act, out_row, ox, group, c0);
+        ox += group;
+    }
+}
+
+/// Output channels `c0 .. c0 + VB * LANES` of a gathered pixel group.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<S: Simd, const VB: usize>(
+    st: &Stem,
+    patches: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out_row: &mut [f32],
+    ox: usize,
+    group: usize,
+    c0: usize,
+) {
+    let (co, l) = (st.out_channels, S::LANES);
+    let taps = st.in_channels * st.kernel * st.kernel;
+    unsafe {
+        let (zero, six) = (S::splat(0.0), S::splat(6.0));
+        let mut b = [zero; VB];
+        for v in 0..VB {
+            b[v] = S::load(bias.as_ptr().add(c0 + v * l));
+        }
+        let mut acc = [b; PIXELS];
+        for t in 0..taps {
+            let wp = weights.as_ptr().add(t * co + c0);
+            let mut w = [zero; VB];
+            for v in 0..VB {
+                w[v] = S::load(wp.add(v * l));
+            }
+            for (p, a) in acc.iter_mut().enumerate() {
+                let x = S::splat(*patches.get_unchecked(t * PIXELS + p));
+                for v in 0..VB {
+                    a[v] = S::fma(x, w[v], a[v]);
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate().take(group) {
+            let dst = out_row.as_mut_ptr().add((ox + p) * co + c0);
+            for v in 0..VB {
+                let x = if act == Activation::Relu6 {
+                    S::clamp(a[v], zero, six)
+                } else {
+                    a[v]
+                };
+                S::store(dst.add(v * l), x);
+            }
+        }
+    }
+}
+
+/// Portable path, and the channel tail of the SIMD path: channels `c0..` of a pixel group.
+#[allow(clippy::too_many_arguments)]
+fn channels_scalar(
+    st: &Stem,
+    patches: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out_row: &mut [f32],
+    ox: usize,
+    group: usize,
+    c0: usize,
+) {
+    let co = st.out_channels;
+    let taps = st.in_channels * st.kernel * st.kernel;
+    for p in 0..group {
+        for o in c0..co {
+            let mut sum = bias[o];
+            for t in 0..taps {
+                sum += patches[t * PIXELS + p] * weights[t * co + o];
+            }
+            out_row[(ox + p) * co + o] = if act == Activation::Relu6 {
+                relu6(sum)
+            } else {
+                sum
+            };
+        }
+    }
+}
+
+fn stem_row_scalar(
+    st: Stem,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let taps = st.in_channels * st.kernel * st.kernel;
+    let ow = out_row.len() / st.out_channels;
+    let mut patches = vec![0f32; taps * PIXELS];
+    for ox in (0..ow).step_by(PIXELS) {
+        let group = PIXELS.min(ow - ox);
+        gather(&st, img, oy, ox, group, &mut patches);
+        channels_scalar(&st, &patches, weights, bias, act, out_row, ox, group, 0);
     }
 }
 
@@ -198,11 +299,17 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoder::kernels::simd::for_each_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
 
     #[test]
     fn fast_stem_matches_reference() {
-        for &(h, w, k, s, co) in &[(16, 16, 3, 2, 32), (15, 9, 3, 2, 32), (10, 12, 5, 1, 40), (5, 3, 3, 1, 7)] {
+        for &(h, w, k, s, co) in &[
+            (16, 16, 3, 2, 32),
+            (15, 9, 3, 2, 32),
+            (10, 12, 5, 1, 40),
+            (5, 3, 3, 1, 7),
+        ] {
             let st = Stem {
                 in_channels: 3,
                 out_channels: co,
@@ -215,10 +322,12 @@ mod tests {
             let weights = values(3 * k * k * co, 22);
             let bias = values(co, 23);
             let (oh, ow) = st.output_size();
-            let mut out = vec![f32::NAN; 2 * oh * ow * co];
-            st.run(&input, &weights, &bias, Activation::Relu6, &mut out);
             let want = reference(&st, &input, &weights, &bias, Activation::Relu6);
-            assert!(max_abs_diff(&out, &want) < 1e-5, "{st:?}");
+            for_each_level(|level| {
+                let mut out = vec![f32::NAN; 2 * oh * ow * co];
+                st.run(&input, &weights, &bias, Activation::Relu6, &mut out);
+                assert!(max_abs_diff(&out, &want) < 1e-5, "{st:?} level {level}");
+            });
         }
     }
 }
