@@ -433,7 +433,6 @@ impl EfficientNetLite {
                 let data = &cpu.as_slice::<f32>()?[start..end];
                 let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
                 let (features, grid, logits) = fast.forward(&self.config, data, n, h, w, &mut ws);
-                let (features, grid, logits) = fast.forward(&self.config, &data, n, h, w, &mut ws);
                 let dim = self.config.head_channels;
                 let dev = &self.device;
                 Ok(EncoderOutput {
