@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
-use super::kernels::pointwise::pointwise;
+use super::kernels::pointwise::Pointwise;
 use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
 use super::kernels::{Activation, same_padding};
@@ -171,9 +171,9 @@ struct Folded {
 /// Weights of the fast CPU path.
 struct FastNet {
     stem: Folded,
-    blocks: Vec<(BlockSpec, Option<Folded>, Folded, Folded)>,
-    head: Folded,
-    fc: Folded,
+    blocks: Vec<(BlockSpec, Option<Pointwise>, Folded, Pointwise)>,
+    head: Pointwise,
+    fc: Pointwise,
 }
 
 /// Activation buffers reused from one forward pass to the next (they only grow).
@@ -298,13 +298,13 @@ impl ConvBn {
     }
 
     /// Folded 1×1 convolution as a `[in, out]` GEMM operand.
-    fn fold_pointwise(&self, eps: f64) -> anyhow::Result<Folded> {
+    fn fold_pointwise(&self, eps: f64) -> anyhow::Result<Pointwise> {
         let (rows, bias) = self.fold(eps)?;
         let (out, inp) = (rows.len(), rows[0].len());
         let weight = (0..inp * out)
             .map(|i| rows[i % out][i / out] as f32)
             .collect();
-        Ok(Folded { weight, bias })
+        Ok(Pointwise::new(weight, inp, out, bias))
     }
 
     /// Folded depthwise convolution as `[k, k, channels]`.
@@ -616,10 +616,7 @@ impl FastNet {
             stem: plain.stem.fold_dense(eps)?,
             blocks,
             head: plain.head.fold_pointwise(eps)?,
-            fc: Folded {
-                weight: fc_w,
-                bias: fc_b,
-            },
+            fc: Pointwise::new(fc_w, plain.fc.weight().dim(1)?, fc_b.len(), fc_b),
         })
     }
 
@@ -661,17 +658,7 @@ impl FastNet {
             let cur_len = rows_in * channels;
             if let Some(e) = expand {
                 let out = sized(&mut ws.expanded, rows_in * mid);
-                pointwise(
-                    &ws.cur[..cur_len],
-                    rows_in,
-                    channels,
-                    &e.weight,
-                    mid,
-                    &e.bias,
-                    Activation::Relu6,
-                    None,
-                    out,
-                );
+                e.run(&ws.cur[..cur_len], rows_in, Activation::Relu6, None, out);
             }
             let dw = Depthwise {
                 height: h,
@@ -698,13 +685,9 @@ impl FastNet {
             // The projection goes into the (now free) expansion buffer, then becomes `cur`.
             let residual = b.has_skip().then(|| &ws.cur[..cur_len]);
             let out = sized(&mut ws.expanded, rows_out * b.out_channels);
-            pointwise(
+            project.run(
                 &ws.depthwise[..rows_out * mid],
                 rows_out,
-                mid,
-                &project.weight,
-                b.out_channels,
-                &project.bias,
                 Activation::None,
                 residual,
                 out,
@@ -715,30 +698,17 @@ impl FastNet {
         let rows = n * h * w;
         let head = cfg.head_channels;
         let map = sized(&mut ws.expanded, rows * head);
-        pointwise(
+        self.head.run(
             &ws.cur[..rows * channels],
             rows,
-            channels,
-            &self.head.weight,
-            head,
-            &self.head.bias,
             Activation::Relu6,
             None,
             map,
         );
         let (features, grid) = pool::pool(map, h, w, head);
         let mut logits = vec![0f32; n * cfg.num_classes];
-        pointwise(
-            &features,
-            n,
-            head,
-            &self.fc.weight,
-            cfg.num_classes,
-            &self.fc.bias,
-            Activation::None,
-            None,
-            &mut logits,
-        );
+        self.fc
+            .run(&features, n, Activation::None, None, &mut logits);
         (features, grid, logits)
     }
 }

@@ -6,6 +6,7 @@
 //! Each kernel lives in its own file with a plain reference implementation beside it and a
 //! test that the two agree.
 pub mod depthwise;
+pub mod matmul;
 pub mod pointwise;
 pub mod pool;
 pub mod simd;

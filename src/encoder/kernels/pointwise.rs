@@ -2,12 +2,14 @@
 //! of the batch, with bias, ReLU6 and the residual add fused into a pass over each output tile
 //! while it is still in cache.
 //!
-//! The GEMM is the `gemm` crate (candle's own CPU matmul backend), called per tile without its
-//! own threading: tiles are spread over rayon's pool here, by rows when there are enough of
+//! On AVX-512 CPUs the product is [`super::matmul`] (weights packed at load, epilogue fused);
+//! elsewhere it is the `gemm` crate (candle's own CPU matmul backend) followed by an epilogue
+//! pass. Either way the work is split over rayon's pool here, by rows when there are enough of
 //! them and by output columns for the small late feature maps of batch 1.
 use rayon::prelude::*;
 
-use super::simd::{Simd, simd_dispatch};
+use super::matmul::{PANEL, PackedWeights};
+use super::simd::{MAX_LEVEL, Simd, simd_dispatch};
 use super::{Activation, relu6};
 
 /// Rows of one tile: big enough for an efficient GEMM, small enough for its output to stay in
@@ -23,13 +25,105 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// A 1×1 convolution's weights `[k, n]` (input-channel-major) and bias `[n]`, kept both plain
+/// (for the `gemm` crate) and packed (for the AVX-512 kernel).
+#[derive(Debug, Clone)]
+pub struct Pointwise {
+    pub k: usize,
+    pub n: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    packed: PackedWeights,
+}
+
+impl Pointwise {
+    pub fn new(weights: Vec<f32>, k: usize, n: usize, bias: Vec<f32>) -> Self {
+        let packed = PackedWeights::new(&weights, k, n, &bias);
+        Pointwise {
+            k,
+            n,
+            weights,
+            bias,
+            packed,
+        }
+    }
+
+    /// `output[r, :] = act(input[r, :] @ weights + bias) (+ residual[r, :])` for `rows` rows;
+    /// `input` is `[rows, k]`, `residual` and `output` `[rows, n]`. The residual is added
+    /// after the activation (the MBConv skip follows a linear projection, `act` is `None`).
+    pub fn run(
+        &self,
+        input: &[f32],
+        rows: usize,
+        act: Activation,
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+    ) {
+        let (k, n) = (self.k, self.n);
+        assert_eq!(input.len(), rows * k);
+        assert_eq!(output.len(), rows * n);
+        if let Some(r) = residual {
+            assert_eq!(r.len(), rows * n);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
+            && std::is_x86_feature_detected!("avx512f")
+        {
+            let threads = rayon::current_num_threads();
+            let panels = self.packed.panel_count();
+            let out = SendPtr(output.as_mut_ptr());
+            let res = SendPtr(residual.map_or(std::ptr::null_mut(), |r| r.as_ptr() as *mut f32));
+            let inp = input.as_ptr() as usize;
+            // Tasks: row tiles (all panels) when there are enough rows, else panel ranges.
+            let (tile, panel_step) = if rows >= threads * 64 || panels < threads {
+                let cache_rows = (32768 / k.max(1)).max(8);
+                (
+                    rows.div_ceil(threads * 4)
+                        .clamp(8, cache_rows)
+                        .next_multiple_of(8),
+                    panels,
+                )
+            } else {
+                (rows, panels.div_ceil(threads * 2).max(1))
+            };
+            let row_tiles = rows.div_ceil(tile);
+            let panel_tiles = panels.div_ceil(panel_step);
+            (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
+                let (out, res) = (out, res);
+                let (rt, pt) = (t / panel_tiles, t % panel_tiles);
+                let (r0, r1) = (rt * tile, ((rt + 1) * tile).min(rows));
+                let (p0, p1) = (pt * panel_step, ((pt + 1) * panel_step).min(panels));
+                // SAFETY: AVX-512F checked above; sizes asserted above; tasks cover disjoint
+                // (rows, panels) blocks of the output.
+                unsafe {
+                    self.packed
+                        .run_block(inp as *const f32, r0, r1, p0, p1, act, res.0, out.0);
+                }
+            });
+            let _ = PANEL;
+            return;
+        }
+        pointwise(
+            input,
+            rows,
+            k,
+            &self.weights,
+            n,
+            &self.bias,
+            act,
+            residual,
+            output,
+        );
+    }
+}
+
 /// `output[r, :] = act(input[r, :] @ weights + bias) (+ residual[r, :])` for `rows` rows.
 ///
 /// `input` is `[rows, k]`, `weights` `[k, n]` (input-channel-major), `bias` `[n]`,
 /// `residual` and `output` `[rows, n]`. The residual is added after the activation (the
 /// MBConv skip follows a linear projection, so `act` is `None` there).
 #[allow(clippy::too_many_arguments)]
-pub fn pointwise(
+fn pointwise(
     input: &[f32],
     rows: usize,
     k: usize,
@@ -264,7 +358,8 @@ mod tests {
                 let want = reference(&input, rows, k, &weights, n, &bias, act, res);
                 for_each_level(|level| {
                     let mut out = vec![f32::NAN; rows * n];
-                    pointwise(&input, rows, k, &weights, n, &bias, act, res, &mut out);
+                    Pointwise::new(weights.clone(), k, n, bias.clone())
+                        .run(&input, rows, act, res, &mut out);
                     assert!(
                         max_abs_diff(&out, &want) < 1e-4,
                         "{rows}x{k}x{n} {act:?} level {level}"
