@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod classify;
+mod embed;
 mod frames;
 mod probe;
 
@@ -49,6 +51,10 @@ pub enum Command {
     Probe(probe::Args),
     /// Sample frames of a video to PNG files plus frames.json.
     Frames(frames::Args),
+    /// ImageNet top-K classes of the encoder for an image (or a preprocessed .npy tensor).
+    Classify(classify::Args),
+    /// Encoder features [T, D] of an image or a preprocessed .npy tensor, written as .npy.
+    Embed(embed::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +79,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
+        Command::Classify(args) => classify::run(args, &cli.global),
+        Command::Embed(args) => embed::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
