@@ -7,29 +7,62 @@ use std::process::{Command, Output};
 use candle_core::Tensor;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/encoder").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/encoder")
+        .join(name)
 }
 
 fn vidcap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidcap")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_vidcap"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
 }
 
 #[test]
 fn classify_json_gives_the_reference_top_classes_and_probabilities() {
-    let out = vidcap(&["classify", data("chelsea.png").to_str().unwrap(), "--top", "3", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vidcap(&[
+        "classify",
+        data("chelsea.png").to_str().unwrap(),
+        "--top",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let top: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let top = top.as_array().unwrap();
     assert_eq!(top.len(), 3);
     // Softmax of the reference logits, computed here.
-    let logits: Vec<f32> = Tensor::read_npy(data("chelsea_logits.npy")).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let logits: Vec<f32> = Tensor::read_npy(data("chelsea_logits.npy"))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let z: f64 = logits.iter().map(|&l| (l as f64).exp()).sum();
-    for (entry, (id, label)) in top.iter().zip([(282, "tiger cat"), (285, "Egyptian cat"), (281, "tabby, tabby cat")]) {
+    for (entry, (id, label)) in top.iter().zip([
+        (282, "tiger cat"),
+        (285, "Egyptian cat"),
+        (281, "tabby, tabby cat"),
+    ]) {
         assert_eq!(entry["class_id"], id);
         assert_eq!(entry["label"], label);
         let want = (logits[id] as f64).exp() / z;
@@ -41,31 +74,73 @@ fn classify_json_gives_the_reference_top_classes_and_probabilities() {
 fn embed_writes_the_reference_features_for_images_and_tensors() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("coffee.npy");
-    let out = vidcap(&["embed", data("coffee.png").to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vidcap(&[
+        "embed",
+        data("coffee.png").to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = Tensor::read_npy(&out_path).unwrap();
-    assert!(max_abs_diff(&got, &Tensor::read_npy(data("coffee_features.npy")).unwrap()) < 1e-3);
+    assert!(
+        max_abs_diff(
+            &got,
+            &Tensor::read_npy(data("coffee_features.npy")).unwrap()
+        ) < 1e-3
+    );
 
     // A preprocessed (2,3,224,224) tensor gives [2, 1280]; --grid gives [2, 4, 1280].
     let both = Tensor::cat(
-        &[Tensor::read_npy(data("chelsea_input.npy")).unwrap(), Tensor::read_npy(data("coffee_input.npy")).unwrap()],
+        &[
+            Tensor::read_npy(data("chelsea_input.npy")).unwrap(),
+            Tensor::read_npy(data("coffee_input.npy")).unwrap(),
+        ],
         0,
     )
     .unwrap();
     let input = dir.path().join("both.npy");
     both.write_npy(&input).unwrap();
     let feats = dir.path().join("both_features.npy");
-    assert!(vidcap(&["embed", input.to_str().unwrap(), "-o", feats.to_str().unwrap()]).status.success());
+    assert!(
+        vidcap(&[
+            "embed",
+            input.to_str().unwrap(),
+            "-o",
+            feats.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
     let want = Tensor::cat(
-        &[Tensor::read_npy(data("chelsea_features.npy")).unwrap(), Tensor::read_npy(data("coffee_features.npy")).unwrap()],
+        &[
+            Tensor::read_npy(data("chelsea_features.npy")).unwrap(),
+            Tensor::read_npy(data("coffee_features.npy")).unwrap(),
+        ],
         0,
     )
     .unwrap();
     assert!(max_abs_diff(&Tensor::read_npy(&feats).unwrap(), &want) < 1e-4);
     let grid = dir.path().join("both_grid.npy");
-    assert!(vidcap(&["embed", input.to_str().unwrap(), "-o", grid.to_str().unwrap(), "--grid"]).status.success());
+    assert!(
+        vidcap(&[
+            "embed",
+            input.to_str().unwrap(),
+            "-o",
+            grid.to_str().unwrap(),
+            "--grid"
+        ])
+        .status
+        .success()
+    );
     let want = Tensor::cat(
-        &[Tensor::read_npy(data("chelsea_grid.npy")).unwrap(), Tensor::read_npy(data("coffee_grid.npy")).unwrap()],
+        &[
+            Tensor::read_npy(data("chelsea_grid.npy")).unwrap(),
+            Tensor::read_npy(data("coffee_grid.npy")).unwrap(),
+        ],
         0,
     )
     .unwrap();
@@ -78,10 +153,14 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
     let garbled = dir.path().join("garbled.png");
     std::fs::write(&garbled, b"\x89PNG\r\n\x1a\nnot really a png").unwrap();
     let wrong_shape = dir.path().join("wrong.npy");
-    Tensor::zeros((1, 3, 100, 100), candle_core::DType::F32, &candle_core::Device::Cpu)
-        .unwrap()
-        .write_npy(&wrong_shape)
-        .unwrap();
+    Tensor::zeros(
+        (1, 3, 100, 100),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap()
+    .write_npy(&wrong_shape)
+    .unwrap();
     let truncated = dir.path().join("truncated.npy");
     let bytes = std::fs::read(data("chelsea_input.npy")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
@@ -96,15 +175,28 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
         (&missing, "cannot decode image"),
     ] {
         let out_path = dir.path().join("out.npy");
-        let out = vidcap(&["embed", input.to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
+        let out = vidcap(&[
+            "embed",
+            input.to_str().unwrap(),
+            "-o",
+            out_path.to_str().unwrap(),
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(input.file_name().unwrap().to_str().unwrap()), "{stderr}");
+        assert!(
+            stderr.contains(input.file_name().unwrap().to_str().unwrap()),
+            "{stderr}"
+        );
         assert!(stderr.contains(expect), "{stderr}");
         assert!(!out_path.exists());
         let out = vidcap(&["classify", input.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));
     }
-    let out = vidcap(&["classify", data("chelsea.png").to_str().unwrap(), "--top", "0"]);
+    let out = vidcap(&[
+        "classify",
+        data("chelsea.png").to_str().unwrap(),
+        "--top",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
