@@ -74,66 +74,100 @@ impl PackedWeights {
             unsafe {
                 let panel = self.panels.as_ptr().add(p * k * PANEL);
                 let bias = self.bias.as_ptr().add(c0);
-                let res = |r: usize| {
-                    if residual.is_null() {
-                        residual
-                    } else {
-                        residual.add(r * n + c0)
-                    }
-                };
-                let mut r = r0;
-                while r + 8 <= r1 {
-                    micro::<8>(
-                        k,
-                        input.add(r * k),
-                        panel,
-                        bias,
-                        out.add(r * n + c0),
-                        n,
-                        cols,
-                        relu,
-                        res(r),
+                // A last panel of at most 16 live columns runs on one vector per row, so
+                // narrow layers (16, 24, 40 outputs) do not pay for the padding.
+                if cols <= 16 {
+                    rows_of_panel::<1>(
+                        k, n, input, panel, bias, out, c0, cols, relu, residual, r0, r1,
                     );
-                    r += 8;
-                }
-                while r + 4 <= r1 {
-                    micro::<4>(
-                        k,
-                        input.add(r * k),
-                        panel,
-                        bias,
-                        out.add(r * n + c0),
-                        n,
-                        cols,
-                        relu,
-                        res(r),
+                } else {
+                    rows_of_panel::<2>(
+                        k, n, input, panel, bias, out, c0, cols, relu, residual, r0, r1,
                     );
-                    r += 4;
-                }
-                while r < r1 {
-                    micro::<1>(
-                        k,
-                        input.add(r * k),
-                        panel,
-                        bias,
-                        out.add(r * n + c0),
-                        n,
-                        cols,
-                        relu,
-                        res(r),
-                    );
-                    r += 1;
                 }
             }
         }
     }
 }
 
+/// All rows `r0..r1` of one panel, 8 at a time, then 4, then 1.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows_of_panel<const NV: usize>(
+    k: usize,
+    n: usize,
+    input: *const f32,
+    panel: *const f32,
+    bias: *const f32,
+    out: *mut f32,
+    c0: usize,
+    cols: usize,
+    relu: bool,
+    residual: *const f32,
+    r0: usize,
+    r1: usize,
+) {
+    unsafe {
+        let res = |r: usize| {
+            if residual.is_null() {
+                residual
+            } else {
+                residual.add(r * n + c0)
+            }
+        };
+        let mut r = r0;
+        while r + 8 <= r1 {
+            micro::<8, NV>(
+                k,
+                input.add(r * k),
+                panel,
+                bias,
+                out.add(r * n + c0),
+                n,
+                cols,
+                relu,
+                res(r),
+            );
+            r += 8;
+        }
+        while r + 4 <= r1 {
+            micro::<4, NV>(
+                k,
+                input.add(r * k),
+                panel,
+                bias,
+                out.add(r * n + c0),
+                n,
+                cols,
+                relu,
+                res(r),
+            );
+            r += 4;
+        }
+        while r < r1 {
+            micro::<1, NV>(
+                k,
+                input.add(r * k),
+                panel,
+                bias,
+                out.add(r * n + c0),
+                n,
+                cols,
+                relu,
+                res(r),
+            );
+            r += 1;
+        }
+    }
+}
+
+/// One block of `MR` rows × `NV` vectors of 16 columns, accumulated over all of `k`.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro<const MR: usize>(
+unsafe fn micro<const MR: usize, const NV: usize>(
     k: usize,
     x: *const f32,
     panel: *const f32,
@@ -146,16 +180,21 @@ unsafe fn micro<const MR: usize>(
 ) {
     use std::arch::x86_64::*;
     unsafe {
-        let b0 = _mm512_loadu_ps(bias);
-        let b1 = _mm512_loadu_ps(bias.add(16));
-        let mut acc = [[b0, b1]; MR];
+        let mut b = [_mm512_setzero_ps(); NV];
+        for (v, bv) in b.iter_mut().enumerate() {
+            *bv = _mm512_loadu_ps(bias.add(v * 16));
+        }
+        let mut acc = [b; MR];
         for kk in 0..k {
-            let w0 = _mm512_loadu_ps(panel.add(kk * PANEL));
-            let w1 = _mm512_loadu_ps(panel.add(kk * PANEL + 16));
+            let mut w = [_mm512_setzero_ps(); NV];
+            for (v, wv) in w.iter_mut().enumerate() {
+                *wv = _mm512_loadu_ps(panel.add(kk * PANEL + v * 16));
+            }
             for (r, a) in acc.iter_mut().enumerate() {
                 let xv = _mm512_set1_ps(*x.add(r * k + kk));
-                a[0] = _mm512_fmadd_ps(xv, w0, a[0]);
-                a[1] = _mm512_fmadd_ps(xv, w1, a[1]);
+                for v in 0..NV {
+                    a[v] = _mm512_fmadd_ps(xv, w[v], a[v]);
+                }
             }
         }
         let mask = |from: usize| -> __mmask16 {
@@ -165,7 +204,7 @@ unsafe fn micro<const MR: usize>(
         let masks = [mask(0), mask(16)];
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         for (r, a) in acc.iter().enumerate() {
-            for v in 0..2 {
+            for v in 0..NV {
                 let mut y = a[v];
                 if relu {
                     y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
