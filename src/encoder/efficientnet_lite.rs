@@ -432,7 +432,11 @@ impl EfficientNetLite {
                     .context("input not contiguous")?;
                 let data = &cpu.as_slice::<f32>()?[start..end];
                 let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-                let (features, grid, logits) = fast.forward(&self.config, data, n, h, w, &mut ws);
+                // Run the whole pass on a pool thread: its ~50 parallel loops then start from
+                // inside the pool instead of each paying a cross-thread hand-off and wake-up.
+                let ws = &mut *ws;
+                let (features, grid, logits) =
+                    rayon::scope(|_| fast.forward(&self.config, data, n, h, w, ws));
                 let dim = self.config.head_channels;
                 let dev = &self.device;
                 Ok(EncoderOutput {
