@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, bail, ensure};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
@@ -182,6 +183,7 @@ struct Workspace {
     cur: Vec<f32>,
     expanded: Vec<f32>,
     depthwise: Vec<f32>,
+    padded: Vec<f32>,
 }
 
 /// Which implementation runs a forward pass.
@@ -201,7 +203,8 @@ pub struct EfficientNetLite {
     device: Device,
     plain: PlainNet,
     fast: Option<FastNet>,
-    workspace: Mutex<Workspace>,
+    /// Spare workspaces, one per image in flight.
+    workspaces: Mutex<Vec<Workspace>>,
 }
 
 /// The tensors of `model.safetensors`, with errors that name the file and the tensor.
@@ -391,7 +394,7 @@ impl EfficientNetLite {
             device: device.clone(),
             plain,
             fast,
-            workspace: Mutex::new(Workspace::default()),
+            workspaces: Mutex::new(Vec::new()),
         })
     }
 
@@ -431,12 +434,11 @@ impl EfficientNetLite {
                     .contiguous_offsets()
                     .context("input not contiguous")?;
                 let data = &cpu.as_slice::<f32>()?[start..end];
-                let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-                // Run the whole pass on a pool thread: its ~50 parallel loops then start from
+                // Run the whole pass on a pool thread: its parallel loops then start from
                 // inside the pool instead of each paying a cross-thread hand-off and wake-up.
-                let ws = &mut *ws;
-                let (features, grid, logits) =
-                    rayon::scope(|_| fast.forward(&self.config, data, n, h, w, ws));
+                let (features, grid, logits) = rayon::scope(|_| {
+                    fast.forward_batch(&self.config, data, n, h, w, &self.workspaces)
+                });
                 let dim = self.config.head_channels;
                 let dev = &self.device;
                 Ok(EncoderOutput {
@@ -624,6 +626,57 @@ impl FastNet {
         })
     }
 
+    /// [`Self::forward`] for a batch: one image alone uses every thread inside each layer;
+    /// several images are spread over the threads one image each, which keeps each image's
+    /// activations in its core's cache (layer by layer over a batch of 16 they are not:
+    /// measured at 1.7× the CPU time per image of batch 1).
+    fn forward_batch(
+        &self,
+        cfg: &Config,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        workspaces: &Mutex<Vec<Workspace>>,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let take = || {
+            workspaces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default()
+        };
+        let give = |ws| {
+            workspaces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ws)
+        };
+        if n == 1 {
+            let mut ws = take();
+            let out = self.forward(cfg, input, 1, h, w, &mut ws);
+            give(ws);
+            return out;
+        }
+        let image = input.len() / n;
+        let parts: Vec<_> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut ws = take();
+                let out = self.forward(cfg, &input[i * image..(i + 1) * image], 1, h, w, &mut ws);
+                give(ws);
+                out
+            })
+            .collect();
+        let mut all = (Vec::new(), Vec::new(), Vec::new());
+        for (f, g, l) in parts {
+            all.0.extend(f);
+            all.1.extend(g);
+            all.2.extend(l);
+        }
+        all
+    }
+
     /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`).
     fn forward(
         &self,
@@ -679,12 +732,13 @@ impl FastNet {
                 &ws.cur[..cur_len]
             };
             let dst = sized(&mut ws.depthwise, rows_out * mid);
-            dw.run(
+            dw.run_with_scratch(
                 src,
                 &depthwise.weight,
                 &depthwise.bias,
                 Activation::Relu6,
                 dst,
+                &mut ws.padded,
             );
             // The projection goes into the (now free) expansion buffer, then becomes `cur`.
             let residual = b.has_skip().then(|| &ws.cur[..cur_len]);
