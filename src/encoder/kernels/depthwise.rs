@@ -90,30 +90,49 @@ impl Depthwise {
                 });
             let padded = &*padded;
             let pimage = ph * pw * c;
-            output
-                .par_chunks_mut(ow * c)
-                .enumerate()
-                .for_each(|(row, out_row)| {
-                    let (n, oy) = (row / oh, row % oh);
-                    let img = &padded[n * pimage..(n + 1) * pimage];
-                    // SAFETY: AVX-512F checked above; `img` is the padded image the kernel expects.
-                    unsafe {
-                        match (k, self.stride) {
-                            (3, 1) => padded_row_avx512::<3, 1, 8>(
-                                img, pw, c, weights, bias, act, oy, out_row,
-                            ),
-                            (3, 2) => padded_row_avx512::<3, 2, 8>(
-                                img, pw, c, weights, bias, act, oy, out_row,
-                            ),
-                            (5, 1) => padded_row_avx512::<5, 1, 4>(
-                                img, pw, c, weights, bias, act, oy, out_row,
-                            ),
-                            _ => padded_row_avx512::<5, 2, 4>(
-                                img, pw, c, weights, bias, act, oy, out_row,
-                            ),
-                        }
+            // Tasks: output rows, split further by channel ranges when rows are few (7×7 and
+            // 14×14 maps at batch 1), so that every thread gets a share.
+            let rows = batch * oh;
+            let vectors = c / 16;
+            let split = (rayon::current_num_threads() * 8)
+                .div_ceil(rows)
+                .clamp(1, vectors);
+            let per_task = vectors.div_ceil(split);
+            let out_ptr = output.as_mut_ptr() as usize;
+            (0..rows * split).into_par_iter().for_each(|t| {
+                let (row, part) = (t / split, t % split);
+                let (n, oy) = (row / oh, row % oh);
+                let (v0, v1) = (part * per_task, ((part + 1) * per_task).min(vectors));
+                if v0 >= v1 {
+                    return;
+                }
+                let img = &padded[n * pimage..(n + 1) * pimage];
+                // SAFETY: this task alone writes channels v0*16..v1*16 of output row `row`.
+                let out_row = unsafe {
+                    std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(row * ow * c), ow * c)
+                };
+                let args = (
+                    img,
+                    pw,
+                    c,
+                    weights,
+                    bias,
+                    act,
+                    oy,
+                    out_row,
+                    v0 * 16,
+                    v1 * 16,
+                );
+                // SAFETY: AVX-512F checked above; `img` is the padded image the kernel expects.
+                unsafe {
+                    match (k, self.stride) {
+                        (3, 1) => padded_row_avx512::<3, 1, 8>(args),
+                        (3, 2) => padded_row_avx512::<3, 2, 8>(args),
+                        (5, 1) => padded_row_avx512::<5, 1, 4>(args),
+                        _ => padded_row_avx512::<5, 2, 4>(args),
                     }
-                });
+                }
+            });
             return;
         }
         output
@@ -127,7 +146,22 @@ impl Depthwise {
     }
 }
 
-/// One output row from a zero-padded image (`pw` columns), for a `K`×`K` kernel with stride
+/// Image, padded width, channels, weights, bias, activation, output row index, output row,
+/// channel range.
+type PaddedRowArgs<'a> = (
+    &'a [f32],
+    usize,
+    usize,
+    &'a [f32],
+    &'a [f32],
+    Activation,
+    usize,
+    &'a mut [f32],
+    usize,
+    usize,
+);
+
+/// Channels `c_lo..c_hi` of one output row from a zero-padded image (`pw` columns), for a `K`×`K` kernel with stride
 /// `ST`, on AVX-512: per 16-channel vector the K² weights stay in registers for the whole row,
 /// `P` output pixels are accumulated at once, and each input vector is the memory operand of
 /// its FMA. Padding removes every bounds test from the inner loops, so they unroll fully.
@@ -136,14 +170,7 @@ impl Depthwise {
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn padded_row_avx512<const K: usize, const ST: usize, const P: usize>(
-    img: &[f32],
-    pw: usize,
-    c: usize,
-    weights: &[f32],
-    bias: &[f32],
-    act: Activation,
-    oy: usize,
-    out_row: &mut [f32],
+    (img, pw, c, weights, bias, act, oy, out_row, c_lo, c_hi): PaddedRowArgs<'_>,
 ) {
     use std::arch::x86_64::*;
     let ow = out_row.len() / c;
@@ -158,7 +185,7 @@ unsafe fn padded_row_avx512<const K: usize, const ST: usize, const P: usize>(
                 v
             }
         };
-        for c0 in (0..c).step_by(16) {
+        for c0 in (c_lo..c_hi).step_by(16) {
             let mut w = [zero; 25];
             for (t, wt) in w.iter_mut().enumerate().take(K * K) {
                 *wt = _mm512_loadu_ps(weights.as_ptr().add(t * c + c0));

@@ -74,18 +74,16 @@ impl Pointwise {
             let out = SendPtr(output.as_mut_ptr());
             let res = SendPtr(residual.map_or(std::ptr::null_mut(), |r| r.as_ptr() as *mut f32));
             let inp = input.as_ptr() as usize;
-            // Tasks: row tiles (all panels) when there are enough rows, else panel ranges.
-            let (tile, panel_step) = if rows >= threads * 64 || panels < threads {
-                let cache_rows = (32768 / k.max(1)).max(8);
-                (
-                    rows.div_ceil(threads * 4)
-                        .clamp(8, cache_rows)
-                        .next_multiple_of(8),
-                    panels,
-                )
-            } else {
-                (rows, panels.div_ceil(threads * 2).max(1))
-            };
+            // About 8 tasks per thread: row tiles (multiples of the 8-row microkernel, small
+            // enough for the tile's inputs to stay in L2), and panel ranges when the rows alone
+            // give too few tasks (the 7×7 and 14×14 maps at batch 1, the classifier).
+            let target = threads * 8;
+            let cache_rows = (32768 / k.max(1)).max(8).next_multiple_of(8);
+            let tile = rows
+                .div_ceil(target)
+                .next_multiple_of(8)
+                .clamp(8, cache_rows);
+            let panel_step = panels.div_ceil((target / rows.div_ceil(tile)).clamp(1, panels));
             let row_tiles = rows.div_ceil(tile);
             let panel_tiles = panels.div_ceil(panel_step);
             (0..row_tiles * panel_tiles).into_par_iter().for_each(|t| {
