@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
+use super::kernels::matmul::RowLayout;
 use super::kernels::pointwise::Pointwise;
 use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
@@ -713,10 +714,6 @@ impl FastNet {
         for (b, expand, depthwise, project) in &self.blocks {
             let (mid, rows_in) = (b.mid_channels(), n * h * w);
             let cur_len = rows_in * channels;
-            if let Some(e) = expand {
-                let out = sized(&mut ws.expanded, rows_in * mid);
-                e.run(&ws.cur[..cur_len], rows_in, Activation::Relu6, None, out);
-            }
             let dw = Depthwise {
                 height: h,
                 width: w,
@@ -726,20 +723,34 @@ impl FastNet {
             };
             let (oh, ow) = dw.output_size();
             let rows_out = n * oh * ow;
-            let src = if expand.is_some() {
-                &ws.expanded[..rows_in * mid]
-            } else {
-                &ws.cur[..cur_len]
-            };
             let dst = sized(&mut ws.depthwise, rows_out * mid);
-            dw.run_with_scratch(
-                src,
-                &depthwise.weight,
-                &depthwise.bias,
-                Activation::Relu6,
-                dst,
-                &mut ws.padded,
-            );
+            let (dw_w, dw_b) = (&depthwise.weight, &depthwise.bias);
+            match (expand, dw.padded_input()) {
+                // The expansion writes straight into the depthwise kernel's padded layout.
+                (Some(e), Some(pad)) if Pointwise::can_write_padded() => {
+                    let padded = sized(&mut ws.padded, n * pad.pixels() * mid);
+                    pad.zero_borders(padded, n, mid);
+                    let layout = RowLayout::Padded(pad);
+                    e.run_into(
+                        &ws.cur[..cur_len],
+                        rows_in,
+                        Activation::Relu6,
+                        None,
+                        padded,
+                        layout,
+                    );
+                    dw.run_padded(padded, dw_w, dw_b, Activation::Relu6, dst);
+                }
+                (Some(e), _) => {
+                    let out = sized(&mut ws.expanded, rows_in * mid);
+                    e.run(&ws.cur[..cur_len], rows_in, Activation::Relu6, None, out);
+                    dw.run_with_scratch(out, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
+                }
+                (None, _) => {
+                    let src = &ws.cur[..cur_len];
+                    dw.run_with_scratch(src, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
+                }
+            }
             // The projection goes into the (now free) expansion buffer, then becomes `cur`.
             let residual = b.has_skip().then(|| &ws.cur[..cur_len]);
             let out = sized(&mut ws.expanded, rows_out * b.out_channels);

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::simd::{Simd, simd_dispatch};
-use super::{Activation, relu6, same_padding};
+use super::{Activation, Padding, relu6, same_padding};
 
 /// Shape of one depthwise convolution; weights are `[k, k, channels]` (tap-major, channel
 /// innermost), bias `[channels]`.
@@ -60,36 +60,88 @@ impl Depthwise {
         assert_eq!(input.len(), batch * image);
         assert_eq!(output.len(), batch * oh * ow * c);
         let this = *self;
-        #[cfg(target_arch = "x86_64")]
-        if c % 16 == 0
-            && matches!((k, self.stride), (3, 1) | (3, 2) | (5, 1) | (5, 2))
-            && super::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
-            && std::is_x86_feature_detected!("avx512f")
-        {
-            let (pt, pb, _) = same_padding(self.height, k, self.stride);
-            let (pl, pr, _) = same_padding(self.width, k, self.stride);
-            let (ph, pw) = (self.height + pt + pb, self.width + pl + pr);
-            if scratch.len() < batch * ph * pw * c {
-                scratch.resize(batch * ph * pw * c, 0.0);
+        if let Some(pad) = self.padded_input() {
+            if scratch.len() < batch * pad.pixels() * c {
+                scratch.resize(batch * pad.pixels() * c, 0.0);
             }
-            let padded = &mut scratch[..batch * ph * pw * c];
+            let padded = &mut scratch[..batch * pad.pixels() * c];
+            pad.zero_borders(padded, batch, c);
+            let (w, pw) = (self.width, pad.padded_width);
             padded
                 .par_chunks_mut(pw * c)
                 .enumerate()
                 .for_each(|(row, dst)| {
-                    let (n, y) = (row / ph, row % ph);
-                    if y < pt || y >= pt + self.height {
-                        dst.fill(0.0);
-                    } else {
-                        let src =
-                            &input[(n * self.height + y - pt) * self.width * c..][..self.width * c];
-                        dst[..pl * c].fill(0.0);
-                        dst[pl * c..(pl + self.width) * c].copy_from_slice(src);
-                        dst[(pl + self.width) * c..].fill(0.0);
+                    let (n, y) = (row / pad.padded_height, row % pad.padded_height);
+                    if y >= pad.top && y < pad.top + self.height {
+                        let src = &input[(n * self.height + y - pad.top) * w * c..][..w * c];
+                        dst[pad.left * c..(pad.left + w) * c].copy_from_slice(src);
                     }
                 });
-            let padded = &*padded;
-            let pimage = ph * pw * c;
+            self.run_padded(padded, weights, bias, act, output);
+            return;
+        }
+        output
+            .par_chunks_mut(ow * c)
+            .enumerate()
+            .for_each(|(row, out_row)| {
+                let (n, oy) = (row / oh, row % oh);
+                let img = &input[n * image..(n + 1) * image];
+                depthwise_row(this, img, weights, bias, act, oy, out_row);
+            });
+    }
+
+    /// The zero-padded input layout of the AVX-512 kernel, when it applies to this shape on
+    /// this CPU (3×3 and 5×5, stride 1 and 2, channels a multiple of 16).
+    pub fn padded_input(&self) -> Option<Padding> {
+        if super::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+            return None;
+        }
+        self.padded_kernel_layout()
+    }
+
+    fn padded_kernel_layout(&self) -> Option<Padding> {
+        #[cfg(target_arch = "x86_64")]
+        if self.channels % 16 == 0
+            && matches!(
+                (self.kernel, self.stride),
+                (3, 1) | (3, 2) | (5, 1) | (5, 2)
+            )
+            && std::is_x86_feature_detected!("avx512f")
+        {
+            return Some(Padding::same(
+                self.height,
+                self.width,
+                self.kernel,
+                self.stride,
+            ));
+        }
+        None
+    }
+
+    /// The convolution from an input already in [`Self::padded_input`]'s layout (borders
+    /// zero). Panics when that layout does not apply.
+    pub fn run_padded(
+        &self,
+        padded: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        output: &mut [f32],
+    ) {
+        let pad = self
+            .padded_input()
+            .expect("the padded depthwise kernel does not apply");
+        let (oh, ow) = self.output_size();
+        let (c, k) = (self.channels, self.kernel);
+        assert_eq!(weights.len(), k * k * c);
+        assert_eq!(bias.len(), c);
+        let batch = padded.len() / (pad.pixels() * c);
+        assert_eq!(padded.len(), batch * pad.pixels() * c);
+        assert_eq!(output.len(), batch * oh * ow * c);
+        let pw = pad.padded_width;
+        #[cfg(target_arch = "x86_64")]
+        {
+            let pimage = pad.pixels() * c;
             // Tasks: output rows, split further by channel ranges when rows are few (7×7 and
             // 14×14 maps at batch 1), so that every thread gets a share.
             let rows = batch * oh;
@@ -133,16 +185,7 @@ impl Depthwise {
                     }
                 }
             });
-            return;
         }
-        output
-            .par_chunks_mut(ow * c)
-            .enumerate()
-            .for_each(|(row, out_row)| {
-                let (n, oy) = (row / oh, row % oh);
-                let img = &input[n * image..(n + 1) * image];
-                depthwise_row(this, img, weights, bias, act, oy, out_row);
-            });
     }
 }
 

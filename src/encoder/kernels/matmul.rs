@@ -12,6 +12,24 @@ use super::Activation;
 /// Output columns per panel (two 16-lane vectors).
 pub const PANEL: usize = 32;
 
+/// Where output row `r` goes: densely at row `r`, or at pixel `r`'s place inside a zero-padded
+/// NHWC image (so the depthwise convolution that follows reads it without a padding copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLayout {
+    Dense,
+    Padded(super::Padding),
+}
+
+impl RowLayout {
+    #[inline(always)]
+    pub fn row(&self, r: usize) -> usize {
+        match self {
+            RowLayout::Dense => r,
+            RowLayout::Padded(p) => p.row(r),
+        }
+    }
+}
+
 /// `w [k, n]` packed as `ceil(n / 32)` panels of `[k, 32]` (zero-padded), bias padded to match.
 #[derive(Debug, Clone)]
 pub struct PackedWeights {
@@ -65,6 +83,7 @@ impl PackedWeights {
         act: Activation,
         residual: *const f32,
         out: *mut f32,
+        layout: RowLayout,
     ) {
         let (k, n) = (self.k, self.n);
         let relu = act == Activation::Relu6;
@@ -78,11 +97,11 @@ impl PackedWeights {
                 // narrow layers (16, 24, 40 outputs) do not pay for the padding.
                 if cols <= 16 {
                     rows_of_panel::<1>(
-                        k, n, input, panel, bias, out, c0, cols, relu, residual, r0, r1,
+                        k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1,
                     );
                 } else {
                     rows_of_panel::<2>(
-                        k, n, input, panel, bias, out, c0, cols, relu, residual, r0, r1,
+                        k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1,
                     );
                 }
             }
@@ -101,6 +120,7 @@ unsafe fn rows_of_panel<const NV: usize>(
     panel: *const f32,
     bias: *const f32,
     out: *mut f32,
+    layout: RowLayout,
     c0: usize,
     cols: usize,
     relu: bool,
@@ -123,8 +143,10 @@ unsafe fn rows_of_panel<const NV: usize>(
                 input.add(r * k),
                 panel,
                 bias,
-                out.add(r * n + c0),
+                out.add(c0),
                 n,
+                layout,
+                r,
                 cols,
                 relu,
                 res(r),
@@ -137,8 +159,10 @@ unsafe fn rows_of_panel<const NV: usize>(
                 input.add(r * k),
                 panel,
                 bias,
-                out.add(r * n + c0),
+                out.add(c0),
                 n,
+                layout,
+                r,
                 cols,
                 relu,
                 res(r),
@@ -151,8 +175,10 @@ unsafe fn rows_of_panel<const NV: usize>(
                 input.add(r * k),
                 panel,
                 bias,
-                out.add(r * n + c0),
+                out.add(c0),
                 n,
+                layout,
+                r,
                 cols,
                 relu,
                 res(r),
@@ -174,6 +200,8 @@ unsafe fn micro<const MR: usize, const NV: usize>(
     bias: *const f32,
     out: *mut f32,
     out_stride: usize,
+    layout: RowLayout,
+    first_row: usize,
     cols: usize,
     relu: bool,
     residual: *const f32,
@@ -215,7 +243,11 @@ unsafe fn micro<const MR: usize, const NV: usize>(
                         _mm512_maskz_loadu_ps(masks[v], residual.add(r * out_stride + v * 16)),
                     );
                 }
-                _mm512_mask_storeu_ps(out.add(r * out_stride + v * 16), masks[v], y);
+                _mm512_mask_storeu_ps(
+                    out.add(layout.row(first_row + r) * out_stride + v * 16),
+                    masks[v],
+                    y,
+                );
             }
         }
     }

@@ -26,6 +26,66 @@ pub(crate) fn relu6(v: f32) -> f32 {
     v.max(0.0).min(6.0)
 }
 
+/// A zero-padded NHWC layout: images of `height`×`width` pixels stored inside
+/// `padded_height`×`padded_width` ones, offset by `top`/`left` (TF "SAME" borders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Padding {
+    pub height: usize,
+    pub width: usize,
+    pub top: usize,
+    pub left: usize,
+    pub padded_height: usize,
+    pub padded_width: usize,
+}
+
+impl Padding {
+    /// The padded layout a `kernel`×`kernel` convolution with `stride` reads.
+    pub fn same(height: usize, width: usize, kernel: usize, stride: usize) -> Self {
+        let (top, bottom, _) = same_padding(height, kernel, stride);
+        let (left, right, _) = same_padding(width, kernel, stride);
+        Padding {
+            height,
+            width,
+            top,
+            left,
+            padded_height: height + top + bottom,
+            padded_width: width + left + right,
+        }
+    }
+
+    /// Pixels of one padded image.
+    pub fn pixels(&self) -> usize {
+        self.padded_height * self.padded_width
+    }
+
+    /// Padded pixel index of dense pixel `r` (over the batch).
+    #[inline(always)]
+    pub fn row(&self, r: usize) -> usize {
+        let per_image = self.height * self.width;
+        let (n, rem) = (r / per_image, r % per_image);
+        (n * self.padded_height + rem / self.width + self.top) * self.padded_width
+            + rem % self.width
+            + self.left
+    }
+
+    /// Zeroes the border pixels (only) of `batch` padded images of `channels`.
+    pub fn zero_borders(&self, buf: &mut [f32], batch: usize, channels: usize) {
+        let row_len = self.padded_width * channels;
+        for (i, row) in buf[..batch * self.pixels() * channels]
+            .chunks_exact_mut(row_len)
+            .enumerate()
+        {
+            let y = i % self.padded_height;
+            if y < self.top || y >= self.top + self.height {
+                row.fill(0.0);
+            } else {
+                row[..self.left * channels].fill(0.0);
+                row[(self.left + self.width) * channels..].fill(0.0);
+            }
+        }
+    }
+}
+
 /// Activation applied after a convolution's bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

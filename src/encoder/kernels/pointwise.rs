@@ -8,7 +8,7 @@
 //! them and by output columns for the small late feature maps of batch 1.
 use rayon::prelude::*;
 
-use super::matmul::{PANEL, PackedWeights};
+use super::matmul::{PANEL, PackedWeights, RowLayout};
 use super::simd::{MAX_LEVEL, Simd, simd_dispatch};
 use super::{Activation, relu6};
 
@@ -59,16 +59,46 @@ impl Pointwise {
         residual: Option<&[f32]>,
         output: &mut [f32],
     ) {
-        let (k, n) = (self.k, self.n);
-        assert_eq!(input.len(), rows * k);
-        assert_eq!(output.len(), rows * n);
-        if let Some(r) = residual {
-            assert_eq!(r.len(), rows * n);
-        }
+        assert!(self.run_into(input, rows, act, residual, output, RowLayout::Dense));
+    }
+
+    /// Whether [`Self::run_into`] can write a padded layout on this CPU (AVX-512 only).
+    pub fn can_write_padded() -> bool {
         #[cfg(target_arch = "x86_64")]
         if MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
             && std::is_x86_feature_detected!("avx512f")
         {
+            return true;
+        }
+        false
+    }
+
+    /// [`Self::run`] with output row `r` written at `layout.row(r)` (borders untouched).
+    /// Returns false, writing nothing, for a padded layout when [`Self::can_write_padded`] is
+    /// false.
+    pub fn run_into(
+        &self,
+        input: &[f32],
+        rows: usize,
+        act: Activation,
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+        layout: RowLayout,
+    ) -> bool {
+        let (k, n) = (self.k, self.n);
+        assert_eq!(input.len(), rows * k);
+        match layout {
+            RowLayout::Dense => assert_eq!(output.len(), rows * n),
+            RowLayout::Padded(p) => {
+                assert_eq!(rows % (p.height * p.width), 0);
+                assert_eq!(output.len(), rows / (p.height * p.width) * p.pixels() * n);
+            }
+        }
+        if let Some(r) = residual {
+            assert_eq!(r.len(), rows * n);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if Self::can_write_padded() {
             let threads = rayon::current_num_threads();
             let panels = self.packed.panel_count();
             let out = SendPtr(output.as_mut_ptr());
@@ -94,12 +124,24 @@ impl Pointwise {
                 // SAFETY: AVX-512F checked above; sizes asserted above; tasks cover disjoint
                 // (rows, panels) blocks of the output.
                 unsafe {
-                    self.packed
-                        .run_block(inp as *const f32, r0, r1, p0, p1, act, res.0, out.0);
+                    self.packed.run_block(
+                        inp as *const f32,
+                        r0,
+                        r1,
+                        p0,
+                        p1,
+                        act,
+                        res.0,
+                        out.0,
+                        layout,
+                    );
                 }
             });
             let _ = PANEL;
-            return;
+            return true;
+        }
+        if layout != RowLayout::Dense {
+            return false;
         }
         pointwise(
             input,
@@ -112,6 +154,7 @@ impl Pointwise {
             residual,
             output,
         );
+        true
     }
 }
 
@@ -363,6 +406,46 @@ mod tests {
                         "{rows}x{k}x{n} {act:?} level {level}"
                     );
                 });
+            }
+        }
+    }
+
+    #[test]
+    fn padded_output_layout_places_rows_inside_zero_borders() {
+        use crate::encoder::kernels::Padding;
+        if !Pointwise::can_write_padded() {
+            return;
+        }
+        let (h, w, k, n) = (5, 6, 24, 48);
+        let pad = Padding::same(h, w, 5, 2);
+        let rows = 2 * h * w;
+        let (input, weights, bias) = (values(rows * k, 31), values(k * n, 32), values(n, 33));
+        let want = reference(&input, rows, k, &weights, n, &bias, Activation::Relu6, None);
+        let mut out = vec![f32::NAN; 2 * pad.pixels() * n];
+        pad.zero_borders(&mut out, 2, n);
+        let pw = Pointwise::new(weights, k, n, bias);
+        assert!(pw.run_into(
+            &input,
+            rows,
+            Activation::Relu6,
+            None,
+            &mut out,
+            RowLayout::Padded(pad)
+        ));
+        for img in 0..2 {
+            for y in 0..pad.padded_height {
+                for x in 0..pad.padded_width {
+                    let got =
+                        &out[((img * pad.padded_height + y) * pad.padded_width + x) * n..][..n];
+                    let inside =
+                        y >= pad.top && y < pad.top + h && x >= pad.left && x < pad.left + w;
+                    if inside {
+                        let r = (img * h + y - pad.top) * w + x - pad.left;
+                        assert!(max_abs_diff(got, &want[r * n..(r + 1) * n]) < 1e-4);
+                    } else {
+                        assert!(got.iter().all(|&v| v == 0.0));
+                    }
+                }
             }
         }
     }
