@@ -704,14 +704,35 @@ impl FastNet {
         };
         let (mut h, mut w) = stem.output_size();
         let mut channels = cfg.stem_channels;
-        stem.run(
-            input,
-            &self.stem.weight,
-            &self.stem.bias,
-            Activation::Relu6,
-            sized(&mut ws.cur, n * h * w * channels),
-        );
-        for (b, expand, depthwise, project) in &self.blocks {
+        // A first block without expansion reads the stem's output only through its depthwise
+        // convolution: the stem then writes straight into that kernel's padded layout.
+        let first = self.blocks.first().map(|(b, e, _, _)| (b, e.is_none()));
+        let stem_padding = match first {
+            Some((b, true)) if !b.has_skip() => Depthwise {
+                height: h,
+                width: w,
+                channels,
+                kernel: b.kernel,
+                stride: b.stride,
+            }
+            .padded_input(),
+            _ => None,
+        };
+        let (sw, sb) = (&self.stem.weight, &self.stem.bias);
+        match stem_padding {
+            Some(pad) => {
+                let out = sized(&mut ws.padded, n * pad.pixels() * channels);
+                stem.run_into(input, sw, sb, Activation::Relu6, out, Some(pad));
+            }
+            None => stem.run(
+                input,
+                sw,
+                sb,
+                Activation::Relu6,
+                sized(&mut ws.cur, n * h * w * channels),
+            ),
+        }
+        for (i, (b, expand, depthwise, project)) in self.blocks.iter().enumerate() {
             let (mid, rows_in) = (b.mid_channels(), n * h * w);
             let cur_len = rows_in * channels;
             let dw = Depthwise {
@@ -745,6 +766,15 @@ impl FastNet {
                     let out = sized(&mut ws.expanded, rows_in * mid);
                     e.run(&ws.cur[..cur_len], rows_in, Activation::Relu6, None, out);
                     dw.run_with_scratch(out, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
+                }
+                (None, Some(pad)) if i == 0 && stem_padding.is_some() => {
+                    dw.run_padded(
+                        &ws.padded[..n * pad.pixels() * mid],
+                        dw_w,
+                        dw_b,
+                        Activation::Relu6,
+                        dst,
+                    );
                 }
                 (None, _) => {
                     let src = &ws.cur[..cur_len];

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::simd::{Simd, simd_dispatch};
-use super::{Activation, relu6, same_padding};
+use super::{Activation, Padding, relu6, same_padding};
 
 /// Shape of the stem; weights are `[in_channels, k, k, out_channels]`, bias `[out_channels]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,32 +37,71 @@ impl Stem {
         act: Activation,
         output: &mut [f32],
     ) {
+        self.run_into(input, weights, bias, act, output, None);
+    }
+
+    /// [`Self::run`] writing either densely or, with `padding` (of the output size), inside
+    /// the zero-padded layout the following depthwise kernel reads (borders zeroed here).
+    pub fn run_into(
+        &self,
+        input: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        output: &mut [f32],
+        padding: Option<Padding>,
+    ) {
         let (oh, ow) = self.output_size();
+        let co = self.out_channels;
         let image = self.in_channels * self.height * self.width;
         let batch = input.len() / image;
         assert_eq!(input.len(), batch * image);
         assert_eq!(
             weights.len(),
-            self.in_channels * self.kernel * self.kernel * self.out_channels
+            self.in_channels * self.kernel * self.kernel * co
         );
-        assert_eq!(bias.len(), self.out_channels);
-        assert_eq!(output.len(), batch * oh * ow * self.out_channels);
+        assert_eq!(bias.len(), co);
         let this = *self;
-        output
-            .par_chunks_mut(ow * self.out_channels)
-            .enumerate()
-            .for_each(|(row, out_row)| {
-                let (n, oy) = (row / oh, row % oh);
-                stem_row(
-                    this,
-                    &input[n * image..(n + 1) * image],
-                    weights,
-                    bias,
-                    act,
-                    oy,
-                    out_row,
-                );
-            });
+        let Some(pad) = padding else {
+            assert_eq!(output.len(), batch * oh * ow * co);
+            output
+                .par_chunks_mut(ow * co)
+                .enumerate()
+                .for_each(|(row, out_row)| {
+                    let (n, oy) = (row / oh, row % oh);
+                    stem_row(
+                        this,
+                        &input[n * image..(n + 1) * image],
+                        weights,
+                        bias,
+                        act,
+                        oy,
+                        out_row,
+                    );
+                });
+            return;
+        };
+        assert_eq!((pad.height, pad.width), (oh, ow));
+        assert_eq!(output.len(), batch * pad.pixels() * co);
+        pad.zero_borders(output, batch, co);
+        let out_ptr = output.as_mut_ptr() as usize;
+        (0..batch * oh).into_par_iter().for_each(|row| {
+            let (n, oy) = (row / oh, row % oh);
+            let start = ((n * pad.padded_height + oy + pad.top) * pad.padded_width + pad.left) * co;
+            // SAFETY: each task writes the interior of its own padded row, inside `output`.
+            let out_row = unsafe {
+                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), ow * co)
+            };
+            stem_row(
+                this,
+                &input[n * image..(n + 1) * image],
+                weights,
+                bias,
+                act,
+                oy,
+                out_row,
+            );
+        });
     }
 }
 
