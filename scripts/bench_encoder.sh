@@ -19,6 +19,7 @@ cargo bench --locked --bench encoder --no-run >/dev/null 2>&1 || cargo bench --l
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for round in $(seq 1 "$ROUNDS"); do
+  echo "# round $round, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$PY" "$ORT" --threads "$THREADS" --batch 1 16 --runs "$RUNS" | tee -a "$log" | grep -E '^encoder_ort|BUSY' || true
   cargo bench --locked --bench encoder -- --threads "$THREADS" --batch 1 16 --runs "$RUNS" 2>/dev/null | tee -a "$log" | grep '^encoder_vidcap'
 done
@@ -29,6 +30,10 @@ for line in open(sys.argv[1]):
     m = re.match(r"^(encoder_ort|encoder_vidcap) batch=(\d+) images_per_s=([\d.]+)", line)
     if m:
         rows[m[1]].setdefault(int(m[2]), []).append(float(m[3]))
+busy = sum("BUSY MACHINE" in line for line in open(sys.argv[1]))
+if busy:
+    print(f"# {busy} onnxruntime runs were flagged BUSY MACHINE: other processes used the CPU; "
+          "the ratios below are not clean measurements, rerun on an idle machine")
 for b in sorted(rows["encoder_vidcap"]):
     ours, peer = rows["encoder_vidcap"][b], rows["encoder_ort"].get(b, [])
     ratios = [o / p for o, p in zip(ours, peer)]
