@@ -51,6 +51,15 @@ fn main() {
             t * 1e6,
             macs / t / 1e9
         );
+        if let Some(pad) = dw.padded_input() {
+            let padded = vec![0.5f32; pad.pixels() * c];
+            let t = best(|| dw.run_padded(&padded, &w, &b, Activation::Relu6, &mut out));
+            println!(
+                "  kernel alone (input already padded): {:.1} us, {:.1} GMAC/s",
+                t * 1e6,
+                macs / t / 1e9
+            );
+        }
     }
     for &(rows, k, n) in &[
         (12544, 16, 96),
