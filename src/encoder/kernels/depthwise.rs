@@ -101,7 +101,7 @@ impl Depthwise {
 
     fn padded_kernel_layout(&self) -> Option<Padding> {
         #[cfg(target_arch = "x86_64")]
-        if self.channels % 16 == 0
+        if self.channels.is_multiple_of(16)
             && matches!(
                 (self.kernel, self.stride),
                 (3, 1) | (3, 2) | (5, 1) | (5, 2)

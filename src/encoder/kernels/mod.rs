@@ -5,6 +5,8 @@
 //! group, which makes MobileNet-style networks slow; these kernels replace it on the CPU.
 //! Each kernel lives in its own file with a plain reference implementation beside it and a
 //! test that the two agree.
+// SIMD loops index several register arrays by the same vector number in lockstep.
+#![allow(clippy::needless_range_loop)]
 pub mod depthwise;
 pub mod matmul;
 pub mod pointwise;
@@ -20,8 +22,9 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     (total / 2, total - total / 2, output)
 }
 
-/// `v` clamped to [0, 6], written so that it vectorises (no NaN special cases).
+/// `v` clamped to [0, 6], written so that it vectorises (`f32::clamp` adds NaN handling).
 #[inline(always)]
+#[allow(clippy::manual_clamp)]
 pub(crate) fn relu6(v: f32) -> f32 {
     v.max(0.0).min(6.0)
 }

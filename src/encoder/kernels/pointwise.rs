@@ -219,6 +219,8 @@ fn pointwise(
         let width = n.div_ceil(threads * 2).next_multiple_of(16);
         let out = SendPtr(output.as_mut_ptr());
         (0..n.div_ceil(width)).into_par_iter().for_each(|t| {
+            // Capture the whole (Send) wrapper, not its raw pointer field.
+            #[allow(clippy::redundant_locals)]
             let out = out;
             let (j0, j1) = (t * width, ((t + 1) * width).min(n));
             // SAFETY: this task writes only columns j0..j1 of each output row; the slices and
