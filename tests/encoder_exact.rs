@@ -144,3 +144,20 @@ fn wrong_input_shapes_are_refused_with_a_clear_error() {
     let empty = Tensor::zeros((0, 3, 224, 224), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(encoder().forward(&empty).is_err());
 }
+
+#[test]
+fn every_instruction_set_level_matches_the_reference() {
+    use std::sync::atomic::Ordering;
+    use vidcap::encoder::kernels::simd::MAX_LEVEL;
+    // 0: portable code, 1: AVX2 (+ the gemm crate), 2: AVX-512 kernels; a level the CPU lacks
+    // falls back to the next one down. Other tests running meanwhile stay correct at any level.
+    let input = npy("coffee_input.npy");
+    let want = npy("coffee_logits.npy");
+    for level in [0u8, 1, 2] {
+        MAX_LEVEL.store(level, Ordering::Relaxed);
+        let out = encoder().forward_with(&input, Backend::FastCpu);
+        MAX_LEVEL.store(2, Ordering::Relaxed);
+        let d = max_abs_diff(out.unwrap().logits.as_ref().unwrap(), &want);
+        assert!(d < 1e-4, "level {level}: logits differ by {d}");
+    }
+}
