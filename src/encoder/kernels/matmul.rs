@@ -1,16 +1,17 @@
 //! AVX-512 matrix product for 1×1 convolutions, `out = act(x @ w + bias) (+ residual)`, with the
-//! weights packed once at load into 32-column panels and the bias, ReLU6 and residual fused into
+//! weights packed once at load into 48-column panels and the bias, ReLU6 and residual fused into
 //! the microkernel's stores.
 //!
 //! Hand-written because the general `gemm` crate repacks the weights on every call (about 13%
 //! of the encoder's time at batch 1 in `perf`) and needs a separate pass for the epilogue. The
-//! microkernel keeps an 8 rows × 32 columns block of the output in 16 vector registers;
-//! `x` rows are broadcast one value at a time against two weight vectors.
+//! microkernel keeps an 8 rows × 48 columns block of the output in 24 vector registers;
+//! `x` rows are broadcast one value at a time against three weight vectors (fewer for the
+//! last, narrower panel of a layer).
 //! Used only when the CPU has AVX-512F; [`super::pointwise`] falls back to the `gemm` crate.
 use super::Activation;
 
-/// Output columns per panel (two 16-lane vectors).
-pub const PANEL: usize = 32;
+/// Output columns per panel (three 16-lane vectors).
+pub const PANEL: usize = 48;
 
 /// Where output row `r` goes: densely at row `r`, or at pixel `r`'s place inside a zero-padded
 /// NHWC image (so the depthwise convolution that follows reads it without a padding copy).
@@ -30,7 +31,7 @@ impl RowLayout {
     }
 }
 
-/// `w [k, n]` packed as `ceil(n / 32)` panels of `[k, 32]` (zero-padded), bias padded to match.
+/// `w [k, n]` packed as `ceil(n / 48)` panels of `[k, 48]` (zero-padded), bias padded to match.
 #[derive(Debug, Clone)]
 pub struct PackedWeights {
     pub k: usize,
@@ -95,38 +96,43 @@ impl PackedWeights {
                 let bias = self.bias.as_ptr().add(c0);
                 // A last panel of at most 16 live columns runs on one vector per row, so
                 // narrow layers (16, 24, 40 outputs) do not pay for the padding.
-                if cols <= 16 {
-                    rows_of_panel::<1>(
-                        k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1,
-                    );
-                } else {
-                    rows_of_panel::<2>(
-                        k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1,
-                    );
+                let args = (
+                    k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1,
+                );
+                match cols.div_ceil(16) {
+                    1 => rows_of_panel::<1>(args),
+                    2 => rows_of_panel::<2>(args),
+                    _ => rows_of_panel::<3>(args),
                 }
             }
         }
     }
 }
 
+/// k, n, input, panel, bias, output, layout, first column, live columns, ReLU6, residual,
+/// rows `r0..r1`.
+type PanelArgs = (
+    usize,
+    usize,
+    *const f32,
+    *const f32,
+    *const f32,
+    *mut f32,
+    RowLayout,
+    usize,
+    usize,
+    bool,
+    *const f32,
+    usize,
+    usize,
+);
+
 /// All rows `r0..r1` of one panel, 8 at a time, then 4, then 1.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows_of_panel<const NV: usize>(
-    k: usize,
-    n: usize,
-    input: *const f32,
-    panel: *const f32,
-    bias: *const f32,
-    out: *mut f32,
-    layout: RowLayout,
-    c0: usize,
-    cols: usize,
-    relu: bool,
-    residual: *const f32,
-    r0: usize,
-    r1: usize,
+    (k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1): PanelArgs,
 ) {
     unsafe {
         let res = |r: usize| {
@@ -229,7 +235,7 @@ unsafe fn micro<const MR: usize, const NV: usize>(
             let live = cols.saturating_sub(from).min(16);
             ((1u32 << live) - 1) as __mmask16
         };
-        let masks = [mask(0), mask(16)];
+        let masks = [mask(0), mask(16), mask(32)];
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         for (r, a) in acc.iter().enumerate() {
             for v in 0..NV {
