@@ -164,6 +164,19 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
     let truncated = dir.path().join("truncated.npy");
     let bytes = std::fs::read(data("chelsea_input.npy")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    // A header that declares 60 GB must be refused before anything is allocated.
+    let hostile = dir.path().join("hostile.npy");
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 3, 224, 224), }".to_string();
+    while (header.len() + 11) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 1000]);
+    std::fs::write(&hostile, bytes).unwrap();
     let video = dir.path().join("clip.xyz");
     std::fs::write(&video, b"xyz").unwrap();
     let missing = dir.path().join("missing.png");
@@ -171,6 +184,7 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
         (&garbled, "cannot decode image"),
         (&wrong_shape, "expected (N, 3, 224, 224)"),
         (&truncated, "cannot read .npy"),
+        (&hostile, "header declares shape (100000, 3, 224, 224)"),
         (&video, "unsupported input"),
         (&missing, "cannot decode image"),
     ] {

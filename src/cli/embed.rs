@@ -62,8 +62,75 @@ pub(super) fn image_batch(encoder: &dyn FrameEncoder, path: &Path) -> anyhow::Re
     Ok(x.unsqueeze(0)?)
 }
 
+/// Checks that a .npy file holds exactly the data its header declares, before candle's reader
+/// allocates what the header says (a hostile or truncated header must not make it allocate
+/// without bound).
+fn check_npy_size(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let bad = |why: String| anyhow::anyhow!("{}: cannot read .npy: {why}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    let mut head = [0u8; 10];
+    file.read_exact(&mut head)
+        .map_err(|_| bad("shorter than a .npy header".into()))?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (bad magic)".into()));
+    }
+    let (header_start, header_len) = match head[6] {
+        1 => (10u64, u16::from_le_bytes([head[8], head[9]]) as u64),
+        2 | 3 => {
+            let mut more = [0u8; 2];
+            file.read_exact(&mut more)
+                .map_err(|_| bad("truncated header".into()))?;
+            (
+                12u64,
+                u32::from_le_bytes([head[8], head[9], more[0], more[1]]) as u64,
+            )
+        }
+        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    };
+    if header_len > 1 << 20 || header_start + header_len > file_len {
+        return Err(bad("truncated header".into()));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| bad("truncated header".into()))?;
+    let header = String::from_utf8_lossy(&header);
+    let field = |name: &str| -> Option<&str> {
+        let at = header.find(&format!("'{name}'"))? + name.len() + 2;
+        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
+    };
+    let descr = field("descr")
+        .and_then(|d| d.strip_prefix('\'')?.split('\'').next())
+        .ok_or_else(|| bad("no descr in header".into()))?;
+    let elem: u64 = descr
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .map_err(|_| bad(format!("unsupported dtype {descr}")))?;
+    let shape = field("shape")
+        .and_then(|s| s.strip_prefix('(')?.split(')').next())
+        .ok_or_else(|| bad("no shape in header".into()))?;
+    let mut bytes = elem;
+    for dim in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let dim: u64 = dim
+            .parse()
+            .map_err(|_| bad(format!("bad shape ({shape})")))?;
+        bytes = bytes
+            .checked_mul(dim)
+            .ok_or_else(|| bad(format!("shape ({shape}) overflows")))?;
+    }
+    let data = file_len - header_start - header_len;
+    if data != bytes {
+        return Err(bad(format!(
+            "header declares shape ({shape}) of {descr}, {bytes} bytes, but the file holds {data}"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads a preprocessed `(N, 3, S, S)` tensor.
 pub(super) fn tensor_batch(encoder: &dyn FrameEncoder, path: &Path) -> anyhow::Result<Tensor> {
+    check_npy_size(path)?;
     let t =
         Tensor::read_npy(path).with_context(|| format!("{}: cannot read .npy", path.display()))?;
     let s = encoder.input_size();
