@@ -168,7 +168,7 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
     let hostile = dir.path().join("hostile.npy");
     let mut header =
         "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 3, 224, 224), }".to_string();
-    while (header.len() + 11) % 64 != 0 {
+    while !(header.len() + 11).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
