@@ -239,37 +239,62 @@ unsafe fn padded_rows_avx512<const K: usize, const ST: usize, const P: usize>(
         for oy in oy0..oy1 {
             let top = img.add(oy * ST * pw * c + c0);
             let out_row = out.add(oy * ow * c + c0);
+            // Groups of P pixels; the tail is one more group of P (or of 4) ending at the last
+            // pixel, recomputing a few pixels with identical results, because single pixels
+            // are one chain of dependent FMAs (latency-bound) and small maps are mostly tail.
             let mut ox = 0;
             while ox + P <= ow {
-                let mut acc = [b; P];
-                for ky in 0..K {
-                    let row = top.add((ky * pw + ox * ST) * c);
-                    for kx in 0..K {
-                        for (p, a) in acc.iter_mut().enumerate() {
-                            *a = _mm512_fmadd_ps(
-                                _mm512_loadu_ps(row.add((p * ST + kx) * c)),
-                                w[ky * K + kx],
-                                *a,
-                            );
-                        }
-                    }
-                }
-                for (p, a) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(out_row.add((ox + p) * c), finish(*a));
-                }
+                pixel_group::<K, ST, P>(top, out_row, c, pw, &w, b, ox, &finish);
                 ox += P;
             }
-            while ox < ow {
-                let mut a = b;
-                for ky in 0..K {
-                    let row = top.add((ky * pw + ox * ST) * c);
-                    for kx in 0..K {
-                        a = _mm512_fmadd_ps(_mm512_loadu_ps(row.add(kx * c)), w[ky * K + kx], a);
+            if ox < ow {
+                if ow >= P {
+                    pixel_group::<K, ST, P>(top, out_row, c, pw, &w, b, ow - P, &finish);
+                } else if ow >= 4 {
+                    pixel_group::<K, ST, 4>(top, out_row, c, pw, &w, b, ox, &finish);
+                    pixel_group::<K, ST, 4>(top, out_row, c, pw, &w, b, ow - 4, &finish);
+                } else {
+                    for ox in ox..ow {
+                        pixel_group::<K, ST, 1>(top, out_row, c, pw, &w, b, ox, &finish);
                     }
                 }
-                _mm512_storeu_ps(out_row.add(ox * c), finish(a));
-                ox += 1;
             }
+        }
+    }
+}
+
+/// `Q` output pixels from `ox` of one row (see `padded_rows_avx512`).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn pixel_group<const K: usize, const ST: usize, const Q: usize>(
+    top: *const f32,
+    out_row: *mut f32,
+    c: usize,
+    pw: usize,
+    w: &[std::arch::x86_64::__m512; 25],
+    b: std::arch::x86_64::__m512,
+    ox: usize,
+    finish: &impl Fn(std::arch::x86_64::__m512) -> std::arch::x86_64::__m512,
+) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let mut acc = [b; Q];
+        for ky in 0..K {
+            let row = top.add((ky * pw + ox * ST) * c);
+            for kx in 0..K {
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(row.add((p * ST + kx) * c)),
+                        w[ky * K + kx],
+                        *a,
+                    );
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out_row.add((ox + p) * c), finish(*a));
         }
     }
 }
