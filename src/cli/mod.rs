@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod classify;
+mod embed;
 mod frames;
 mod models;
 mod probe;
@@ -55,6 +57,10 @@ pub enum Command {
     Models(models::Args),
     /// Render a captioned synthetic clip corpus (videos + annotations.jsonl).
     Synth(synth::Args),
+    /// ImageNet top-K classes of the encoder for an image (or a preprocessed .npy tensor).
+    Classify(classify::Args),
+    /// Encoder features [T, D] of an image or a preprocessed .npy tensor, written as .npy.
+    Embed(embed::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -81,6 +87,8 @@ pub fn main() -> ExitCode {
         Command::Frames(args) => frames::run(args, &cli.global),
         Command::Models(args) => models::run(args, &cli.global),
         Command::Synth(args) => synth::run(args, &cli.global),
+        Command::Classify(args) => classify::run(args, &cli.global),
+        Command::Embed(args) => embed::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
