@@ -1,12 +1,334 @@
 //! Caption tokenization shared by the metrics and the vocabulary.
-//! (Skeleton version; the metrics work replaces it with exact PTBTokenizer parity.)
+//!
+//! pycocoevalcap tokenizes with Stanford CoreNLP 3.4.1's `PTBTokenizer -preserveLines
+//! -lowerCase` and then drops the tokens of its punctuation list. This is a hand-written
+//! re-implementation of the parts of that lexer that survive the punctuation removal
+//! (which characters join a word, which words keep a trailing period, clitic splitting,
+//! bracket and quote normalisation), so that metrics need no Java. Behaviour was taken
+//! from running the real jar on probe sentences (`scripts/metrics_reference.py` records
+//! the jar's output for the committed cases in `tests/data/metrics/tokenizer_expected.json`).
+//!
+//! Known differences from the jar (rare in captions):
+//! * context across captions: pycocoevalcap tokenizes all captions as one file, so e.g.
+//!   "no." at the end of one caption keeps its period when the next caption starts with a
+//!   digit; here every caption is tokenized on its own (as if followed by lower-case text);
+//! * URLs, e-mail addresses with punctuation other than `@ . -`, SGML-like `<tags>`,
+//!   currency prefixes such as `US$`, and words glued to decimals (`v2.0`, `3.5mm`) are
+//!   split differently;
+//! * the abbreviation list below was probed on common abbreviations and is not the
+//!   lexer's full list.
 
-/// Lower-cased tokens of one caption, punctuation removed.
+/// Tokens pycocoevalcap removes after tokenizing. Brackets are not among them: the list
+/// has `-LRB-` in upper case but `-lowerCase` has already turned it into `-lrb-`.
+const REMOVED: [&str; 13] = [
+    "''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";",
+];
+
+/// Abbreviations that keep their period in any letter case.
+#[rustfmt::skip]
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "jr", "sr", "st", "ave", "blvd", "rd", "mt", "ft", "gen",
+    "col", "sgt", "rev", "co", "corp", "ltd", "inc", "bros", "vs", "etc", "jan", "feb", "mar",
+    "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed",
+    "thu", "thurs", "fri", "calif", "ala", "ariz", "colo", "conn", "fla", "ga", "ind", "kan",
+    "ky", "md", "mich", "minn", "mo", "mont", "neb", "nev", "okla", "penn", "tenn", "va", "vt",
+    "wis", "wyo", "dept", "est", "sq", "cf", "al", "capt", "cmdr", "cpl", "det", "esq", "gov",
+    "hon", "lt", "maj", "messrs", "mlle", "mme", "msgr", "pvt", "rep", "reps", "sen", "sens",
+    "supt", "univ", "assn", "assoc", "intl", "natl", "ste",
+];
+
+/// Abbreviations that keep their period only when capitalised (lower-case they are words).
+const CAPITALISED_ABBREVIATIONS: &[&str] = &[
+    "Ark", "Del", "Ill", "La", "Mass", "Miss", "Ore", "Pa", "Tex", "Wash",
+];
+
+/// Words the lexer splits in two (lower-cased form → parts).
+const SPLIT_WORDS: &[(&str, &str, &str)] = &[
+    ("cannot", "can", "not"),
+    ("gonna", "gon", "na"),
+    ("gotta", "got", "ta"),
+    ("wanna", "wan", "na"),
+    ("gimme", "gim", "me"),
+    ("lemme", "lem", "me"),
+];
+
+/// Clitics split off the end of a word, longest first.
+const CLITICS: &[&str] = &["n't", "'ll", "'re", "'ve", "'s", "'d", "'m"];
+
+/// Words that may start with an apostrophe (lower case, apostrophe included).
+const APOSTROPHE_WORDS: &[&str] = &["'cause", "'em", "'til", "'n'"];
+
+/// Lower-cased tokens of one caption, punctuation removed, as pycocoevalcap's PTBTokenizer.
 pub fn tokenize(caption: &str) -> Vec<String> {
-    caption
-        .to_lowercase()
-        .split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\''))
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
+    let text = normalize(caption);
+    let chunks: Vec<Vec<char>> = text
+        .split_whitespace()
+        .map(|c| c.chars().collect())
+        .collect();
+    let mut tokens = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let next_starts_with_digit = chunks
+            .get(i + 1)
+            .and_then(|c| c.first())
+            .is_some_and(|c| c.is_ascii_digit());
+        split_chunk(chunk, next_starts_with_digit, &mut tokens);
+    }
+    tokens
+        .into_iter()
+        .map(|t| t.to_lowercase())
+        .filter(|t| !REMOVED.contains(&t.as_str()))
         .collect()
+}
+
+/// Rewrites the characters the lexer normalises (typographic quotes, dashes, ellipsis,
+/// fractions, some currency signs, unusual spaces) into their ASCII equivalents, padded
+/// with spaces where the lexer makes them tokens of their own.
+fn normalize(caption: &str) -> String {
+    let mut out = String::with_capacity(caption.len() + 8);
+    for c in caption.chars() {
+        match c {
+            '\u{2018}' | '\u{2019}' | '\u{201B}' | '\u{2032}' => out.push('\''),
+            '\u{201C}' | '\u{201D}' | '\u{201F}' | '\u{00AB}' | '\u{00BB}' => out.push('"'),
+            '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}' => out.push_str(" -- "),
+            '\u{2026}' => out.push_str(" ... "),
+            '\u{00BD}' => out.push_str(" 1/2 "),
+            '\u{00BC}' => out.push_str(" 1/4 "),
+            '\u{00BE}' => out.push_str(" 3/4 "),
+            '\u{20AC}' => out.push_str(" $ "),
+            '\u{00A3}' => out.push_str(" # "),
+            '\u{00A2}' => out.push_str(" cents "),
+            c if c.is_whitespace() || c == '\u{00A0}' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Splits one whitespace-free chunk into lexer tokens (before lower-casing and removal).
+fn split_chunk(chunk: &[char], next_starts_with_digit: bool, tokens: &mut Vec<String>) {
+    let n = chunk.len();
+    let at = |i: usize| chunk.get(i).copied();
+    let mut i = 0;
+    while i < n {
+        let c = chunk[i];
+        let prev_is_word = i > 0 && chunk[i - 1].is_alphanumeric();
+        let next = at(i + 1);
+        let starts_number = matches!(c, '-' | '+' | '.')
+            && !prev_is_word
+            && next.is_some_and(|d| d.is_ascii_digit());
+        let starts_tag = matches!(c, '#' | '@') && next.is_some_and(char::is_alphabetic);
+        if c.is_alphanumeric() || starts_number || starts_tag {
+            i = take_word(chunk, i, next_starts_with_digit, tokens);
+        } else if c == '\'' {
+            i = take_apostrophe(chunk, i, tokens);
+        } else {
+            i = take_punctuation(chunk, i, tokens);
+        }
+    }
+}
+
+/// A word from `start`: alphanumerics joined by the connectors the lexer keeps inside
+/// words, then its trailing period if it is an abbreviation, then clitic splitting.
+fn take_word(
+    chunk: &[char],
+    start: usize,
+    next_is_number: bool,
+    tokens: &mut Vec<String>,
+) -> usize {
+    let n = chunk.len();
+    let mut j = start + 1;
+    while j < n {
+        let c = chunk[j];
+        if c.is_alphanumeric() {
+            j += 1;
+            continue;
+        }
+        let prev = chunk[j - 1];
+        let Some(&next) = chunk.get(j + 1) else { break };
+        let joins = match c {
+            '-' | '.' | '/' | '@' => next.is_alphanumeric(),
+            '\'' => next.is_alphabetic(),
+            ',' | ':' => prev.is_ascii_digit() && next.is_ascii_digit(),
+            '&' => prev.is_uppercase() && next.is_uppercase(),
+            '!' | '?' => prev.is_alphabetic() && next.is_alphabetic(),
+            _ => false,
+        };
+        if !joins || !prev.is_alphanumeric() {
+            break;
+        }
+        j += 1;
+    }
+    let mut word: String = chunk[start..j].iter().collect();
+    if chunk.get(j) == Some(&'.') && keeps_period(&word, next_is_number && j + 1 == n) {
+        word.push('.');
+        j += 1;
+    }
+    push_word(&word, tokens);
+    j
+}
+
+/// Whether the lexer keeps a period after `word` as part of it.
+fn keeps_period(word: &str, before_number: bool) -> bool {
+    let mut chars = word.chars();
+    let first = chars.next();
+    if word.chars().count() == 1 {
+        return first.is_some_and(char::is_alphabetic);
+    }
+    // acronyms and abbreviations with inner periods: u.s, a.m, ph.d, e.g
+    if word.contains('.') {
+        return word.chars().all(|c| c.is_alphabetic() || c == '.');
+    }
+    let lower = word.to_lowercase();
+    ABBREVIATIONS.contains(&lower.as_str())
+        || (CAPITALISED_ABBREVIATIONS.contains(&word)
+            && word.chars().skip(1).all(char::is_lowercase))
+        || (before_number && lower == "no")
+}
+
+/// Pushes a word, split into the lexer's parts (clitics, `cannot`, `gonna`, ...).
+fn push_word(word: &str, tokens: &mut Vec<String>) {
+    let lower = word.to_lowercase();
+    if let Some((_, a, b)) = SPLIT_WORDS.iter().find(|(w, _, _)| *w == lower) {
+        tokens.push((*a).to_string());
+        tokens.push((*b).to_string());
+        return;
+    }
+    // rock'n'roll → rock 'n' roll
+    if let Some(pos) = lower.find("'n'") {
+        if pos > 0 && pos + 3 < lower.len() {
+            push_word(&word[..pos], tokens);
+            tokens.push(word[pos..pos + 3].to_string());
+            push_word(&word[pos + 3..], tokens);
+            return;
+        }
+    }
+    // y'all, y'know → y' all
+    if lower.starts_with("y'") && lower.len() > 2 {
+        tokens.push(word[..2].to_string());
+        push_word(&word[2..], tokens);
+        return;
+    }
+    let mut suffixes = Vec::new();
+    let mut rest = word;
+    loop {
+        let lower_rest = rest.to_lowercase();
+        let Some(clitic) = CLITICS
+            .iter()
+            .find(|c| lower_rest.len() > c.len() && lower_rest.ends_with(*c))
+        else {
+            break;
+        };
+        // byte lengths agree: clitics are ASCII and to_lowercase keeps ASCII lengths
+        let cut = rest.len() - clitic.len();
+        if !rest.is_char_boundary(cut) {
+            break;
+        }
+        suffixes.push(rest[cut..].to_string());
+        rest = &rest[..cut];
+    }
+    // more'n → more 'n
+    let lower_rest = rest.to_lowercase();
+    if lower_rest.len() > 2 && lower_rest.ends_with("'n") {
+        let cut = rest.len() - 2;
+        tokens.push(rest[..cut].to_string());
+        tokens.push(rest[cut..].to_string());
+    } else {
+        tokens.push(rest.to_string());
+    }
+    tokens.extend(suffixes.into_iter().rev());
+}
+
+/// An apostrophe that is not inside a word: a clitic on its own ('s), one of the words
+/// that start with an apostrophe ('cause, '90s, 'tis), or a quote mark.
+fn take_apostrophe(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> usize {
+    let n = chunk.len();
+    let mut end = start + 1;
+    while end < n && (chunk[end].is_alphanumeric() || (chunk[end] == '\'' && end + 1 == n)) {
+        end += 1;
+    }
+    let word: String = chunk[start..end].iter().collect();
+    let lower = word.to_lowercase();
+    let bytes = lower.as_bytes();
+    let is_decade = bytes.len() == 4
+        && bytes[1].is_ascii_digit()
+        && bytes[2].is_ascii_digit()
+        && bytes[3] == b's';
+    if end > start + 1 {
+        if APOSTROPHE_WORDS.contains(&lower.as_str())
+            || is_decade
+            || CLITICS.iter().any(|c| c.starts_with('\'') && *c == lower)
+        {
+            tokens.push(word);
+            return end;
+        }
+        if lower == "'tis" || lower == "'twas" {
+            tokens.push(word[..2].to_string());
+            tokens.push(word[2..].to_string());
+            return end;
+        }
+    }
+    tokens.push("'".to_string());
+    start + 1
+}
+
+/// Punctuation: runs of `!`/`?`, dashes and dots become one token each; brackets become
+/// the PTB escapes; anything else is a token of its own.
+fn take_punctuation(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> usize {
+    let c = chunk[start];
+    let run_end = |pred: &dyn Fn(char) -> bool| {
+        let mut e = start + 1;
+        while e < chunk.len() && pred(chunk[e]) {
+            e += 1;
+        }
+        e
+    };
+    let (token, end): (String, usize) = match c {
+        '!' | '?' => {
+            let e = run_end(&|d| d == '!' || d == '?');
+            (chunk[start..e].iter().collect(), e)
+        }
+        '-' => {
+            let e = run_end(&|d| d == '-');
+            (if e - start == 1 { "-" } else { "--" }.to_string(), e)
+        }
+        '.' => {
+            let e = run_end(&|d| d == '.');
+            (
+                if e - start >= 3 { "..." } else { "." }.to_string(),
+                if e - start >= 3 { e } else { start + 1 },
+            )
+        }
+        '(' => ("-LRB-".to_string(), start + 1),
+        ')' => ("-RRB-".to_string(), start + 1),
+        '[' => ("-LSB-".to_string(), start + 1),
+        ']' => ("-RSB-".to_string(), start + 1),
+        '{' => ("-LCB-".to_string(), start + 1),
+        '}' => ("-RCB-".to_string(), start + 1),
+        '"' => ("''".to_string(), start + 1),
+        '`' => ("`".to_string(), start + 1),
+        _ => (c.to_string(), start + 1),
+    };
+    tokens.push(token);
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokenize;
+
+    fn tok(s: &str) -> String {
+        tokenize(s).join(" ")
+    }
+
+    #[test]
+    fn clitics_and_special_words() {
+        assert_eq!(
+            tok("He can't, won't; it's DOG's"),
+            "he ca n't wo n't it 's dog 's"
+        );
+        assert_eq!(
+            tok("wouldn't've cannot gonna"),
+            "would n't 've can not gon na"
+        );
+    }
 }
