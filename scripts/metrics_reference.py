@@ -84,6 +84,25 @@ PUNCT_PROBES = [
     "the U.S. army", "ROCK'N'ROLL", "y'all ma'am o'clock", "3.5-inch 2.0", "a;b a:b a,b",
 ]
 
+# Probes of the lexer's rules (one caption each), from exploring the jar by hand.
+PUNCT_PROBES += [
+    "a dog runs.", "a man is cooking in the kitchen.", "the man is No. 1 and no. 2 and no.", "a. b",
+    "mass. ave", "he said no. She left", "end in etc.", "Mr.", "mr. smith", "it's, he's; she's! dogs'.",
+    "'S 'D 'LL N'T", "y'know c'mon d'ye more'n", "rock'n'roll", "Dog's'", "a.. b", "wow!hi what?yes",
+    "e.g. i.e. vs. etc. dr. jr. st. ave. no. mt. ft. gen. col. sgt. rev. co. corp. ltd. bros.",
+    "jan. feb. mon. tue. calif. mass. n.y. a.m. p.m.", "Dr. Who Mr. Bean U.S. army USA. A.B.C. a.b.c abc.def 3.5. 3. x.",
+    "dog. Cat", "x-ray -x x- -- --- a--b a---b a-b-c non-stop", "'hello' 'em 'cause 'n' 'til o'clock y'all ma'am",
+    "dogs' toys the boys' ball James' car the '90s rock 'n' roll 90's", "can't Can't CAN'T cannot gonna gotta wanna gimme lemme",
+    "it's he's she'd we'll they've I'M i'm don't doesn't isn't aren't ain't", "a,b a;b a:b a!b a?b a.b a/b a|b a~b a^b a=b a+b",
+    "$5 5$ 5% #hashtag @user a@b.com www.example.com", "hi!! what?! wow... ok.. ok.... a . . . b (a) [b] {c}",
+    "\"a\" \"b\"c a\"b\" \u201ca\u201d \u2018b\u2019 \u00abc\u00bb", "caf\u00e9 d\u00e9j\u00e0-vu na\u00efve \u00c4rger stra\u00dfe \u0153uvre",
+    "\u00bd \u00bc \u00be 1\u00bd \u00a35 \u20ac5 \u00a2 5\u00b0C \u00a9", "a&b A & B AT&T R&D", "Mass. Ave and Wash. state and Pa. roads",
+    "St. Louis", "a man's hat \u2014 very nice \u2026 really", "THE DOG'S BALL", "two dogs' bowls.", "The man isn't here.",
+    "A person is slicing an onion.", "A woman wearing a black-and-white dress.", "a 3-d film", "the 1950s", "it's 5 o'clock",
+    "a t-shirt", "the u.s.a. flag", "a man, woman, and child", "a cat's-eye", "a dog; a cat: a bird!", "a b c d e f g",
+    "I am. You are.", "mom & dad", "Q&A", "5'11", "6' tall", "3 o'clock", "20-something", "1990s-era",
+]
+
 
 # ---------------------------------------------------------------------------------------
 # Random, paraphrase-like captions: a few templates over small synonym classes, so that

@@ -146,7 +146,9 @@ fn take_word(
         let prev = chunk[j - 1];
         let Some(&next) = chunk.get(j + 1) else { break };
         let joins = match c {
-            '-' | '.' | '/' | '@' => next.is_alphanumeric(),
+            // a clitic ends the word: cat's-eye → cat 's - eye
+            '-' => next.is_alphanumeric() && !ends_with_clitic(&chunk[start..j]),
+            '.' | '/' | '@' => next.is_alphanumeric(),
             '\'' => next.is_alphabetic(),
             ',' | ':' => prev.is_ascii_digit() && next.is_ascii_digit(),
             '&' => prev.is_uppercase() && next.is_uppercase(),
@@ -165,6 +167,13 @@ fn take_word(
     }
     push_word(&word, tokens);
     j
+}
+
+fn ends_with_clitic(word: &[char]) -> bool {
+    let lower: String = word.iter().collect::<String>().to_lowercase();
+    CLITICS
+        .iter()
+        .any(|c| lower.len() > c.len() && lower.ends_with(c))
 }
 
 /// Whether the lexer keeps a period after `word` as part of it.
@@ -249,13 +258,12 @@ fn take_apostrophe(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> us
     let word: String = chunk[start..end].iter().collect();
     let lower = word.to_lowercase();
     let bytes = lower.as_bytes();
-    let is_decade = bytes.len() == 4
-        && bytes[1].is_ascii_digit()
-        && bytes[2].is_ascii_digit()
-        && bytes[3] == b's';
+    // '90s, '11 (as in 5'11)
+    let digits = bytes[1..].strip_suffix(b"s").unwrap_or(&bytes[1..]);
+    let is_year_or_number = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
     if end > start + 1 {
         if APOSTROPHE_WORDS.contains(&lower.as_str())
-            || is_decade
+            || is_year_or_number
             || CLITICS.iter().any(|c| c.starts_with('\'') && *c == lower)
         {
             tokens.push(word);
