@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod frames;
 mod probe;
+mod score;
 
 /// Exit codes of the command-line contract.
 pub const EXIT_OK: u8 = 0;
@@ -49,6 +50,8 @@ pub enum Command {
     Probe(probe::Args),
     /// Sample frames of a video to PNG files plus frames.json.
     Frames(frames::Args),
+    /// BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with Java) of captions against references.
+    Score(score::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
+        Command::Score(args) => score::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
