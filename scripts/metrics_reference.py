@@ -12,6 +12,7 @@ committed outputs under tests/data/metrics/:
 Usage: metrics_reference.py [--out DIR] [--no-meteor]
        metrics_reference.py generate --ids N --refs K --seed S --refs-out R.json --hyps-out H.json
        metrics_reference.py score R.json H.json [--no-meteor]   (prints the expected-JSON)
+       metrics_reference.py bench R.json H.json --out SCORES.json  (timed pycocoevalcap run)
 """
 import argparse
 import json
@@ -213,6 +214,38 @@ def pycoco_scores(refs, hyps, meteor=True):
     return {"corpus": corpus, "per_id": per_id}
 
 
+def bench(refs_path, hyps_path, out_path):
+    """pycocoevalcap as COCOEvalCap runs it (PTBTokenizer, then Bleu, Rouge, Cider), timed
+    from reading the files to the last score; prints one key=value result line."""
+    import time
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.cider.cider import Cider
+
+    t0 = time.perf_counter()
+    refs = json.load(open(refs_path, encoding="utf-8"))
+    hyps = json.load(open(hyps_path, encoding="utf-8"))
+    tok = PTBTokenizer()
+    gts = tok.tokenize({i: [{"caption": c} for c in refs[i]] for i in refs})
+    res = tok.tokenize({i: [{"caption": hyps[i]}] for i in refs})
+    t1 = time.perf_counter()
+    bleu, bleu_ids = Bleu(4).compute_score(gts, res, verbose=0)
+    t2 = time.perf_counter()
+    rouge, rouge_ids = Rouge().compute_score(gts, res)
+    t3 = time.perf_counter()
+    cider, cider_ids = Cider().compute_score(gts, res)
+    t4 = time.perf_counter()
+    print("pycocoevalcap total_s=%.3f tokenize_s=%.3f bleu_s=%.3f rouge_s=%.3f cider_s=%.3f"
+          % (t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+    ids = list(gts.keys())
+    dump(out_path, {
+        "corpus": {"bleu": [float(b) for b in bleu], "rouge_l": float(rouge), "cider_d": float(cider)},
+        "per_id": {i: {"bleu": [float(bleu_ids[k][n]) for k in range(4)], "rouge_l": float(rouge_ids[n]),
+                       "cider_d": float(cider_ids[n])} for n, i in enumerate(ids)},
+    })
+
+
 def tokenized(captions):
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
     out = PTBTokenizer().tokenize({str(i): [{"caption": c}] for i, c in enumerate(captions)})
@@ -241,6 +274,10 @@ def main():
     s.add_argument("refs")
     s.add_argument("hyps")
     s.add_argument("--no-meteor", action="store_true")
+    b = sub.add_parser("bench")
+    b.add_argument("refs")
+    b.add_argument("hyps")
+    b.add_argument("--out", required=True)
     ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "data", "metrics"))
     ap.add_argument("--no-meteor", action="store_true")
     a = ap.parse_args()
@@ -249,6 +286,9 @@ def main():
         refs, hyps = generate(a.ids, a.refs_min or a.refs, a.refs, a.seed)
         dump(a.refs_out, refs)
         dump(a.hyps_out, hyps)
+        return
+    if a.cmd == "bench":
+        bench(a.refs, a.hyps, a.out)
         return
     if a.cmd == "score":
         refs = json.load(open(a.refs, encoding="utf-8"))
