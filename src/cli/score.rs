@@ -33,8 +33,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
+    let clock = std::time::Instant::now();
     let refs = read_refs(&args.refs)?;
     let hyps = read_hyps(&args.hyps)?;
+    tracing::debug!("read the inputs in {:.3} s", clock.elapsed().as_secs_f64());
     let meteor = if args.no_meteor {
         None
     } else {

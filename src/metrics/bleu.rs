@@ -58,12 +58,13 @@ fn stats(hyp: &Caption, refs: &[Caption]) -> Stats {
     let mut correct = [0; MAX_N];
     for k in 0..MAX_N {
         guess[k] = (testlen + 1).saturating_sub(k + 1);
-        correct[k] = hyp.counts[k]
+        correct[k] = hyp
+            .ngrams(k + 1)
             .iter()
             .map(|&(key, count)| {
                 let max_ref = refs
                     .iter()
-                    .map(|r| count_of(&r.counts[k], key))
+                    .map(|r| count_of(r.ngrams(k + 1), key))
                     .max()
                     .unwrap_or(0);
                 count.min(max_ref) as usize

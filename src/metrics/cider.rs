@@ -50,7 +50,7 @@ fn document_frequencies(corpus: &Corpus) -> FxHashMap<NgramKey, u32> {
         .map(|refs| {
             let mut keys: Vec<NgramKey> = refs
                 .iter()
-                .flat_map(|r| r.counts.iter().flatten().map(|&(key, _)| key))
+                .flat_map(|r| r.all_ngrams().iter().map(|&(key, _)| key))
                 .collect();
             keys.sort_unstable();
             keys.dedup();
@@ -70,7 +70,8 @@ fn document_frequencies(corpus: &Corpus) -> FxHashMap<NgramKey, u32> {
 fn vector(caption: &Caption, df: &FxHashMap<NgramKey, u32>, log_ids: f64) -> Vector {
     let mut norms = [0.0; MAX_N];
     let weights = std::array::from_fn(|n| {
-        caption.counts[n]
+        caption
+            .ngrams(n + 1)
             .iter()
             .map(|&(key, tf)| {
                 let doc_freq = df.get(&key).copied().unwrap_or(0) as f64;
@@ -81,7 +82,7 @@ fn vector(caption: &Caption, df: &FxHashMap<NgramKey, u32>, log_ids: f64) -> Vec
             .collect::<Vec<_>>()
     });
     let norms = norms.map(f64::sqrt);
-    let length = caption.counts[1].iter().map(|&(_, tf)| tf as f64).sum();
+    let length = caption.ngrams(2).iter().map(|&(_, tf)| tf as f64).sum();
     Vector {
         weights,
         norms,

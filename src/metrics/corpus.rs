@@ -6,21 +6,27 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::MetricsError;
-use super::tokenize::tokenize;
+use super::tokenize::tokenize_with;
 
 /// Longest n-gram the metrics use (BLEU-4, CIDEr n = 1..4).
 pub const MAX_N: usize = 4;
 
-/// An n-gram of word ids as one integer: word id + 1 in each 32-bit lane, lane k holding
-/// the k-th word, empty lanes zero. Distinct n-grams (of any order) get distinct keys.
+/// An n-gram of word ids as one integer: the order n in the top byte, then word id + 1 in
+/// 30-bit lanes (lane k holds the k-th word, unused lanes zero). Distinct n-grams get
+/// distinct keys, and sorting keys groups them by order.
 pub type NgramKey = u128;
+const LANE_BITS: usize = 30;
+/// Word ids must stay below this so that id + 1 fits a lane.
+const MAX_WORDS: usize = (1 << LANE_BITS) - 1;
 
 /// One tokenized caption.
 #[derive(Debug, Clone)]
 pub struct Caption {
     pub words: Vec<u32>,
-    /// `counts[n - 1]`: the caption's n-grams with their counts, sorted by key.
-    pub counts: [Vec<(NgramKey, u32)>; MAX_N],
+    /// All n-grams (n = 1..4) with their counts, sorted by key, hence by order.
+    counts: Vec<(NgramKey, u32)>,
+    /// `counts[order_starts[n - 1]..order_starts[n]]` are the n-grams.
+    order_starts: [usize; MAX_N + 1],
 }
 
 /// Ids in sorted order with their tokenized hypothesis and references.
@@ -43,49 +49,58 @@ impl Corpus {
     ) -> Result<Self, MetricsError> {
         validate(refs, hyps, allow_empty_hyps)?;
         let ids: Vec<String> = refs.keys().cloned().collect();
-        let tokenized: Vec<(Vec<String>, Vec<Vec<String>>)> = ids
+        // Tokenize in parallel into one buffer per id (tokens separated by spaces, which no
+        // token contains) to keep allocations few; words are interned afterwards, in order.
+        let tokenized: Vec<(String, Vec<u32>)> = ids
             .par_iter()
             .map(|id| {
-                let hyp = tokenize(&hyps[id]);
-                let refs = refs[id].iter().map(|r| tokenize(r)).collect();
-                (hyp, refs)
+                let mut text = String::new();
+                let mut lengths = Vec::with_capacity(refs[id].len() + 1);
+                for caption in std::iter::once(&hyps[id]).chain(&refs[id]) {
+                    let mut length = 0;
+                    tokenize_with(caption, |token| {
+                        text.push_str(token);
+                        text.push(' ');
+                        length += 1;
+                    });
+                    lengths.push(length);
+                }
+                (text, lengths)
             })
             .collect();
 
-        let mut index: FxHashMap<String, u32> = FxHashMap::default();
-        let mut vocab = Vec::new();
-        let mut intern = |tokens: Vec<String>| -> Result<Vec<u32>, MetricsError> {
-            tokens
-                .into_iter()
-                .map(|t| match index.get(&t) {
-                    Some(&id) => Ok(id),
-                    None => {
-                        let id = u32::try_from(vocab.len())
-                            .ok()
-                            .filter(|&id| id < u32::MAX)
-                            .ok_or(MetricsError::VocabularyOverflow)?;
-                        vocab.push(t.clone());
-                        index.insert(t, id);
-                        Ok(id)
-                    }
-                })
-                .collect()
-        };
-        let mut hyp_words = Vec::with_capacity(ids.len());
-        let mut ref_words = Vec::with_capacity(ids.len());
-        for (hyp, refs) in tokenized {
-            hyp_words.push(intern(hyp)?);
-            ref_words.push(
-                refs.into_iter()
-                    .map(&mut intern)
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
+        let mut index: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut vocab: Vec<String> = Vec::new();
+        let mut words_per_id = Vec::with_capacity(ids.len());
+        for (text, lengths) in &tokenized {
+            let mut tokens = text.split_terminator(' ');
+            let mut captions = Vec::with_capacity(lengths.len());
+            for &length in lengths {
+                let mut words = Vec::with_capacity(length as usize);
+                for token in tokens.by_ref().take(length as usize) {
+                    let next = index.len();
+                    let id = *index.entry(token).or_insert_with(|| {
+                        vocab.push(token.to_string());
+                        next as u32
+                    });
+                    words.push(id);
+                }
+                captions.push(words);
+            }
+            if vocab.len() > MAX_WORDS {
+                return Err(MetricsError::VocabularyOverflow);
+            }
+            words_per_id.push(captions);
         }
-        let hyps = hyp_words.into_par_iter().map(Caption::new).collect();
-        let refs = ref_words
+        drop(index);
+        let (hyps, refs): (Vec<Caption>, Vec<Vec<Caption>>) = words_per_id
             .into_par_iter()
-            .map(|refs| refs.into_iter().map(Caption::new).collect())
-            .collect();
+            .map(|captions| {
+                let mut captions = captions.into_iter().map(Caption::new);
+                let hyp = captions.next().expect("hypothesis first");
+                (hyp, captions.collect())
+            })
+            .unzip();
         Ok(Corpus {
             ids,
             hyps,
@@ -107,28 +122,46 @@ impl Corpus {
 
 impl Caption {
     fn new(words: Vec<u32>) -> Self {
-        let counts = std::array::from_fn(|k| {
-            let n = k + 1;
-            let mut keys: Vec<NgramKey> = words.windows(n).map(ngram_key).collect();
-            keys.sort_unstable();
-            let mut counted: Vec<(NgramKey, u32)> = Vec::with_capacity(keys.len());
-            for key in keys {
-                match counted.last_mut() {
-                    Some((last, count)) if *last == key => *count += 1,
-                    _ => counted.push((key, 1)),
-                }
+        let mut keys: Vec<NgramKey> = (1..=MAX_N)
+            .flat_map(|n| words.windows(n).map(ngram_key))
+            .collect();
+        keys.sort_unstable();
+        let mut counts: Vec<(NgramKey, u32)> = Vec::with_capacity(keys.len());
+        for key in keys {
+            match counts.last_mut() {
+                Some((last, count)) if *last == key => *count += 1,
+                _ => counts.push((key, 1)),
             }
-            counted
-        });
-        Caption { words, counts }
+        }
+        let order_starts =
+            std::array::from_fn(|n| counts.partition_point(|&(key, _)| key_order(key) <= n));
+        Caption {
+            words,
+            counts,
+            order_starts,
+        }
+    }
+
+    /// The caption's n-grams of order `n` (1..=4) with their counts, sorted by key.
+    pub fn ngrams(&self, n: usize) -> &[(NgramKey, u32)] {
+        &self.counts[self.order_starts[n - 1]..self.order_starts[n]]
+    }
+
+    /// All its n-grams, every order.
+    pub fn all_ngrams(&self) -> &[(NgramKey, u32)] {
+        &self.counts
     }
 }
 
 fn ngram_key(words: &[u32]) -> NgramKey {
-    words
-        .iter()
-        .enumerate()
-        .fold(0, |key, (k, &w)| key | (u128::from(w) + 1) << (32 * k))
+    let order = (words.len() as u128) << 120;
+    words.iter().enumerate().fold(order, |key, (k, &w)| {
+        key | (u128::from(w) + 1) << (LANE_BITS * k)
+    })
+}
+
+fn key_order(key: NgramKey) -> usize {
+    (key >> 120) as usize
 }
 
 /// Count of `key` in a sorted count list (0 when absent).

@@ -88,10 +88,18 @@ pub fn score_all(
     hyps: &BTreeMap<String, String>,
     opts: &ScoreOptions,
 ) -> Result<Scores, MetricsError> {
+    let clock = std::time::Instant::now();
     let corpus = Corpus::new(refs, hyps, false)?;
+    tracing::debug!(
+        "tokenized and indexed in {:.3} s",
+        clock.elapsed().as_secs_f64()
+    );
     let (bleu, bleu_per_id) = bleu::bleu(&corpus);
+    tracing::debug!("BLEU done at {:.3} s", clock.elapsed().as_secs_f64());
     let (rouge_l, rouge_per_id) = rouge::rouge_l(&corpus);
+    tracing::debug!("ROUGE-L done at {:.3} s", clock.elapsed().as_secs_f64());
     let (cider_d, cider_per_id) = cider::cider_d(&corpus);
+    tracing::debug!("CIDEr-D done at {:.3} s", clock.elapsed().as_secs_f64());
     let (meteor, meteor_per_id) = match &opts.meteor {
         Some(config) => {
             let (score, per_id) = meteor::meteor(config, &corpus)?;

@@ -60,30 +60,54 @@ const APOSTROPHE_WORDS: &[&str] = &["'cause", "'em", "'til", "'n'"];
 
 /// Lower-cased tokens of one caption, punctuation removed, as pycocoevalcap's PTBTokenizer.
 pub fn tokenize(caption: &str) -> Vec<String> {
-    let text = normalize(caption);
-    let chunks: Vec<Vec<char>> = text
-        .split_whitespace()
-        .map(|c| c.chars().collect())
-        .collect();
     let mut tokens = Vec::new();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let next_starts_with_digit = chunks
-            .get(i + 1)
-            .and_then(|c| c.first())
-            .is_some_and(|c| c.is_ascii_digit());
-        split_chunk(chunk, next_starts_with_digit, &mut tokens);
-    }
+    tokenize_with(caption, |token| tokens.push(token.to_string()));
     tokens
-        .into_iter()
-        .map(|t| t.to_lowercase())
-        .filter(|t| !REMOVED.contains(&t.as_str()))
-        .collect()
+}
+
+/// [`tokenize`] without allocating a vector: `emit` gets every token in order.
+pub fn tokenize_with(caption: &str, mut emit: impl FnMut(&str)) {
+    let text = normalize(caption);
+    let mut chunks = text.split_whitespace().peekable();
+    let mut raw = Vec::new();
+    let mut chars = Vec::new();
+    while let Some(chunk) = chunks.next() {
+        // Fast path, exact: a chunk of ASCII letters and digits is one word, or two for
+        // the lexer's split words (cannot → can not); no other rule applies to it.
+        if chunk.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let lower = chunk.to_ascii_lowercase();
+            match SPLIT_WORDS.iter().find(|(w, _, _)| *w == lower) {
+                Some((_, a, b)) => {
+                    emit(a);
+                    emit(b);
+                }
+                None => emit(&lower),
+            }
+            continue;
+        }
+        let next_starts_with_digit = chunks
+            .peek()
+            .is_some_and(|next| next.starts_with(|c: char| c.is_ascii_digit()));
+        chars.clear();
+        chars.extend(chunk.chars());
+        raw.clear();
+        split_chunk(&chars, next_starts_with_digit, &mut raw);
+        for token in &raw {
+            let lower = token.to_lowercase();
+            if !REMOVED.contains(&lower.as_str()) {
+                emit(&lower);
+            }
+        }
+    }
 }
 
 /// Rewrites the characters the lexer normalises (typographic quotes, dashes, ellipsis,
 /// fractions, some currency signs, unusual spaces) into their ASCII equivalents, padded
 /// with spaces where the lexer makes them tokens of their own.
-fn normalize(caption: &str) -> String {
+fn normalize(caption: &str) -> std::borrow::Cow<'_, str> {
+    if caption.is_ascii() {
+        return std::borrow::Cow::Borrowed(caption);
+    }
     let mut out = String::with_capacity(caption.len() + 8);
     for c in caption.chars() {
         match c {
@@ -101,7 +125,7 @@ fn normalize(caption: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Splits one whitespace-free chunk into lexer tokens (before lower-casing and removal).
