@@ -1,6 +1,7 @@
 //! `vidcap score --refs REFS.json --hyps HYPS.json [--json]`: BLEU-1..4, ROUGE-L, CIDEr-D
 //! (and METEOR when Java and the official jar are available) with pycocoevalcap's numbers.
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -59,15 +60,23 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
             args.refs.display()
         )
     })?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&scores, args.per_id))?
-        );
+    let report = if args.json {
+        serde_json::to_string_pretty(&to_json(&scores, args.per_id))? + "\n"
     } else {
-        print!("{}", to_table(&scores, args.per_id));
+        to_table(&scores, args.per_id)
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // The reader went away (`| head`): nothing left to tell it.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(super::EXIT_OK),
+        result => {
+            result.context("writing to stdout")?;
+            Ok(super::EXIT_OK)
+        }
     }
-    Ok(super::EXIT_OK)
 }
 
 fn metric_values(

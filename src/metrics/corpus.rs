@@ -95,8 +95,10 @@ impl Corpus {
         drop(index);
         let (hyps, refs): (Vec<Caption>, Vec<Vec<Caption>>) = words_per_id
             .into_par_iter()
-            .map(|captions| {
-                let mut captions = captions.into_iter().map(Caption::new);
+            .map_init(Vec::new, |scratch, captions| {
+                let mut captions = captions
+                    .into_iter()
+                    .map(|words| Caption::new(words, scratch));
                 let hyp = captions.next().expect("hypothesis first");
                 (hyp, captions.collect())
             })
@@ -121,13 +123,15 @@ impl Corpus {
 }
 
 impl Caption {
-    fn new(words: Vec<u32>) -> Self {
-        let mut keys: Vec<NgramKey> = (1..=MAX_N)
-            .flat_map(|n| words.windows(n).map(ngram_key))
-            .collect();
+    /// `scratch` is reused between captions to spare an allocation each.
+    fn new(words: Vec<u32>, scratch: &mut Vec<NgramKey>) -> Self {
+        let keys = scratch;
+        keys.clear();
+        keys.extend((1..=MAX_N).flat_map(|n| words.windows(n).map(ngram_key)));
         keys.sort_unstable();
-        let mut counts: Vec<(NgramKey, u32)> = Vec::with_capacity(keys.len());
-        for key in keys {
+        let distinct = keys.windows(2).filter(|w| w[0] != w[1]).count() + 1;
+        let mut counts: Vec<(NgramKey, u32)> = Vec::with_capacity(distinct.min(keys.len()));
+        for &key in keys.iter() {
             match counts.last_mut() {
                 Some((last, count)) if *last == key => *count += 1,
                 _ => counts.push((key, 1)),
@@ -160,7 +164,7 @@ fn ngram_key(words: &[u32]) -> NgramKey {
     })
 }
 
-fn key_order(key: NgramKey) -> usize {
+pub fn key_order(key: NgramKey) -> usize {
     (key >> 120) as usize
 }
 

@@ -71,17 +71,25 @@ pub fn tokenize_with(caption: &str, mut emit: impl FnMut(&str)) {
     let mut chunks = text.split_whitespace().peekable();
     let mut raw = Vec::new();
     let mut chars = Vec::new();
+    let mut lower_buf = String::new();
     while let Some(chunk) = chunks.next() {
         // Fast path, exact: a chunk of ASCII letters and digits is one word, or two for
         // the lexer's split words (cannot → can not); no other rule applies to it.
         if chunk.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            let lower = chunk.to_ascii_lowercase();
+            let lower = if chunk.bytes().any(|b| b.is_ascii_uppercase()) {
+                lower_buf.clear();
+                lower_buf.push_str(chunk);
+                lower_buf.make_ascii_lowercase();
+                lower_buf.as_str()
+            } else {
+                chunk
+            };
             match SPLIT_WORDS.iter().find(|(w, _, _)| *w == lower) {
                 Some((_, a, b)) => {
                     emit(a);
                     emit(b);
                 }
-                None => emit(&lower),
+                None => emit(lower),
             }
             continue;
         }
