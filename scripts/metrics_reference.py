@@ -13,6 +13,7 @@ Usage: metrics_reference.py [--out DIR] [--no-meteor]
        metrics_reference.py generate --ids N --refs K --seed S --refs-out R.json --hyps-out H.json
        metrics_reference.py score R.json H.json [--no-meteor]   (prints the expected-JSON)
        metrics_reference.py bench R.json H.json --out SCORES.json  (timed pycocoevalcap run)
+       metrics_reference.py bench-compare --vidcap BIN --refs R.json --hyps H.json --workdir DIR
 """
 import argparse
 import json
@@ -223,7 +224,11 @@ def bench(refs_path, hyps_path, out_path):
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.cider.cider import Cider
 
-    t0 = time.perf_counter()
+    def cpu():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    c0, t0 = cpu(), time.perf_counter()
     refs = json.load(open(refs_path, encoding="utf-8"))
     hyps = json.load(open(hyps_path, encoding="utf-8"))
     tok = PTBTokenizer()
@@ -235,15 +240,85 @@ def bench(refs_path, hyps_path, out_path):
     rouge, rouge_ids = Rouge().compute_score(gts, res)
     t3 = time.perf_counter()
     cider, cider_ids = Cider().compute_score(gts, res)
-    t4 = time.perf_counter()
-    print("pycocoevalcap total_s=%.3f tokenize_s=%.3f bleu_s=%.3f rouge_s=%.3f cider_s=%.3f"
-          % (t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+    t4, c4 = time.perf_counter(), cpu()
+    print("pycocoevalcap total_s=%.3f cpu_s=%.3f tokenize_s=%.3f bleu_s=%.3f rouge_s=%.3f cider_s=%.3f"
+          % (t4 - t0, c4 - c0, t1 - t0, t2 - t1, t3 - t2, t4 - t3), flush=True)
     ids = list(gts.keys())
     dump(out_path, {
         "corpus": {"bleu": [float(b) for b in bleu], "rouge_l": float(rouge), "cider_d": float(cider)},
         "per_id": {i: {"bleu": [float(bleu_ids[k][n]) for k in range(4)], "rouge_l": float(rouge_ids[n]),
                        "cider_d": float(cider_ids[n])} for n, i in enumerate(ids)},
     })
+
+
+def busy_seconds():
+    """CPU-busy seconds of the whole machine since boot (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd, stdout_path):
+    """Runs cmd; returns (wall s, its CPU s, cores used by other processes meanwhile, stdout)."""
+    import subprocess
+    import time
+    t, b0, w0 = os.times(), busy_seconds(), time.perf_counter()
+    c0 = t.children_user + t.children_system
+    with open(stdout_path, "w") as out:
+        subprocess.run(cmd, stdout=out, check=True)
+    wall, b1, t = time.perf_counter() - w0, busy_seconds(), os.times()
+    cpu = t.children_user + t.children_system - c0
+    return wall, cpu, max(0.0, (b1 - b0) - cpu) / wall, open(stdout_path).read()
+
+
+def bench_compare(a):
+    """Alternating rounds: pycocoevalcap, vidcap (all cores), vidcap --threads 1."""
+    import statistics
+    med = statistics.median
+    d = a.workdir
+    runs = {"pycocoevalcap": [], "vidcap_all_cores": [], "vidcap_threads_1": []}
+    vidcap = [a.vidcap, "-q"]
+    score = ["score", "--refs", a.refs, "--hyps", a.hyps, "--json", "--per-id", "--no-meteor"]
+    for r in range(1, a.rounds + 1):
+        wall, cpu, other, out = timed([sys.executable, os.path.abspath(__file__), "bench", a.refs, a.hyps,
+                                       "--out", os.path.join(d, "peer_scores.json")], os.path.join(d, "peer_line.txt"))
+        fields = dict(kv.split("=") for kv in out.split()[1:])
+        # the peer's own figures exclude interpreter start-up and imports (in its favour)
+        runs["pycocoevalcap"].append((float(fields["total_s"]), float(fields["cpu_s"]), other))
+        print("# round %d pycocoevalcap %s other_procs_cores=%.2f" % (r, out.strip(), other), flush=True)
+        for name, extra, path in [("vidcap_all_cores", [], "vidcap_scores.json"),
+                                  ("vidcap_threads_1", ["--threads", "1"], "vidcap_scores_1t.json")]:
+            wall, cpu, other, _ = timed(vidcap + extra + score, os.path.join(d, path))
+            runs[name].append((wall, cpu, other))
+            print("# round %d %s wall_s=%.3f cpu_s=%.3f other_procs_cores=%.2f" % (r, name, wall, cpu, other), flush=True)
+
+    peer = json.load(open(os.path.join(d, "peer_scores.json")))
+    worst = 0.0
+    for path in ["vidcap_scores.json", "vidcap_scores_1t.json"]:
+        ours = json.load(open(os.path.join(d, path)))
+        pairs = [(ours["bleu"][k], peer["corpus"]["bleu"][k]) for k in range(4)]
+        pairs += [(ours[m], peer["corpus"][m]) for m in ("rouge_l", "cider_d")]
+        for i, s in peer["per_id"].items():
+            o = ours["per_id"][i]
+            pairs += [(o["bleu"][k], s["bleu"][k]) for k in range(4)]
+            pairs += [(o[m], s[m]) for m in ("rouge_l", "cider_d")]
+        worst = max(worst, max(abs(x - y) for x, y in pairs))
+    p = runs["pycocoevalcap"]
+    busy = max(o for rs in runs.values() for _, _, o in rs)
+    for name in ["vidcap_all_cores", "vidcap_threads_1"]:
+        v = runs[name]
+        wall_ratio = med([pw / vw for (pw, _, _), (vw, _, _) in zip(p, v)])
+        cpu_ratio = med([pc / vc for (_, pc, _), (_, vc, _) in zip(p, v)])
+        print("bench_metrics hyps=%d %s wall_s=%.3f pycocoevalcap_wall_s=%.3f speedup_wall=%.1f "
+              "cpu_s=%.3f pycocoevalcap_cpu_s=%.3f speedup_cpu=%.1f max_abs_diff=%.1e "
+              "(median of %d alternating rounds; tokenization counted on both sides)"
+              % (len(peer["per_id"]), name, med(w for w, _, _ in v), med(w for w, _, _ in p), wall_ratio,
+                 med(c for _, c, _ in v), med(c for _, c, _ in p), cpu_ratio, worst, a.rounds))
+    if busy > 0.10:
+        print("# BUSY MACHINE: other processes used up to %.2f cores during the timed runs; "
+              "wall-clock ratios are noisy, CPU-time ratios less so" % busy)
+    if worst > 1e-6:
+        sys.exit("bench_metrics: vidcap and pycocoevalcap disagree by %.3g" % worst)
 
 
 def tokenized(captions):
@@ -274,6 +349,12 @@ def main():
     s.add_argument("refs")
     s.add_argument("hyps")
     s.add_argument("--no-meteor", action="store_true")
+    c = sub.add_parser("bench-compare")
+    c.add_argument("--vidcap", required=True)
+    c.add_argument("--refs", required=True)
+    c.add_argument("--hyps", required=True)
+    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--workdir", required=True)
     b = sub.add_parser("bench")
     b.add_argument("refs")
     b.add_argument("hyps")
@@ -286,6 +367,9 @@ def main():
         refs, hyps = generate(a.ids, a.refs_min or a.refs, a.refs, a.seed)
         dump(a.refs_out, refs)
         dump(a.hyps_out, hyps)
+        return
+    if a.cmd == "bench-compare":
+        bench_compare(a)
         return
     if a.cmd == "bench":
         bench(a.refs, a.hyps, a.out)
