@@ -103,6 +103,9 @@ PUNCT_PROBES += [
     "A person is slicing an onion.", "A woman wearing a black-and-white dress.", "a 3-d film", "the 1950s", "it's 5 o'clock",
     "a t-shirt", "the u.s.a. flag", "a man, woman, and child", "a cat's-eye", "a dog; a cat: a bird!", "a b c d e f g",
     "I am. You are.", "mom & dad", "Q&A", "5'11", "6' tall", "3 o'clock", "20-something", "1990s-era",
+    "rock'n abc'def ab'cd a'bcd l'amour d'artagnan O'Brien McDonald's shi'ite ne'er o'er e'en",
+    "ma'am y'all c'mon d'ye gov't int'l ass'n dep't nat'l cont'd sec'y", "cat's'eye dogs'' '1,000 '99 '1 '123 '05",
+    "I'ma I'd've you'd've ol' li'l", "the dog'running", "'s5th", "n't N'T",
 ]
 
 

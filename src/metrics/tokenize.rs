@@ -176,12 +176,20 @@ fn take_word(
             continue;
         }
         let prev = chunk[j - 1];
+        // ol' keeps its apostrophe
+        if c == '\'' && j == start + 2 && chunk.get(j + 1).is_none_or(|c| !c.is_alphanumeric()) {
+            let before: String = chunk[start..j].iter().collect();
+            if before.eq_ignore_ascii_case("ol") {
+                j += 1;
+                break;
+            }
+        }
         let Some(&next) = chunk.get(j + 1) else { break };
         let joins = match c {
             // a clitic ends the word: cat's-eye → cat 's - eye
             '-' => next.is_alphanumeric() && !ends_with_clitic(&chunk[start..j]),
             '.' | '/' | '@' => next.is_alphanumeric(),
-            '\'' => next.is_alphabetic(),
+            '\'' => next.is_alphabetic() && apostrophe_joins(chunk, start, j),
             ',' | ':' => prev.is_ascii_digit() && next.is_ascii_digit(),
             '&' => prev.is_uppercase() && next.is_uppercase(),
             '!' | '?' => prev.is_alphabetic() && next.is_alphabetic(),
@@ -200,6 +208,37 @@ fn take_word(
     push_word(&word, tokens);
     j
 }
+
+/// Whether the apostrophe at `at` stays inside the word that began at `start`: before a
+/// clitic (dog's, don't, cont'd, rock'n'roll), after the name prefixes d' l' o' (and y',
+/// split later), or in a few contracted words; elsewhere it is a quote (gov't → gov ' t).
+fn apostrophe_joins(chunk: &[char], start: usize, at: usize) -> bool {
+    let before: String = chunk[start..at].iter().collect::<String>().to_lowercase();
+    let rest_end = (at + 1..chunk.len())
+        .find(|&k| !chunk[k].is_alphanumeric())
+        .unwrap_or(chunk.len());
+    let rest: String = chunk[at + 1..rest_end]
+        .iter()
+        .collect::<String>()
+        .to_lowercase();
+    let clitic = matches!(rest.as_str(), "s" | "d" | "m" | "re" | "ve" | "ll")
+        || (rest == "t" && before.ends_with('n'))
+        || before.ends_with("'n")
+        || (rest == "n"
+            && chunk.get(rest_end).is_none_or(|&c| {
+                c != '\'' || chunk.get(rest_end + 1).is_some_and(|c| c.is_alphabetic())
+            }));
+    if clitic {
+        return true;
+    }
+    let whole = format!("{before}'{rest}");
+    matches!(before.as_str(), "d" | "l" | "o" | "y") || CONTRACTED_WORDS.contains(&whole.as_str())
+}
+
+/// Words the lexer keeps whole although their apostrophe is not a clitic's.
+const CONTRACTED_WORDS: &[&str] = &[
+    "ma'am", "c'mon", "ne'er", "o'er", "li'l", "nat'l", "shi'ite", "qu'est", "d'ye",
+];
 
 fn ends_with_clitic(word: &[char]) -> bool {
     let lower: String = word.iter().collect::<String>().to_lowercase();
@@ -290,9 +329,11 @@ fn take_apostrophe(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> us
     let word: String = chunk[start..end].iter().collect();
     let lower = word.to_lowercase();
     let bytes = lower.as_bytes();
-    // '90s, '11 (as in 5'11)
+    // '90s, '11 (as in 5'11): two digits; other numbers lose the apostrophe
     let digits = bytes[1..].strip_suffix(b"s").unwrap_or(&bytes[1..]);
-    let is_year_or_number = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
+    let is_year_or_number = digits.len() == 2
+        && digits.iter().all(u8::is_ascii_digit)
+        && !matches!(chunk.get(end), Some(',' | '.'));
     if end > start + 1 {
         if APOSTROPHE_WORDS.contains(&lower.as_str())
             || is_year_or_number
@@ -300,6 +341,14 @@ fn take_apostrophe(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> us
         {
             tokens.push(word);
             return end;
+        }
+        // a clitic glued to a number: 's5th → 's 5th
+        if let Some(clitic) = CLITICS.iter().filter(|c| c.starts_with('\'')).find(|c| {
+            lower.starts_with(*c) && lower[c.len()..].starts_with(|d: char| d.is_ascii_digit())
+        }) {
+            let cut = clitic.chars().count();
+            tokens.push(chunk[start..start + cut].iter().collect());
+            return start + cut;
         }
         if lower == "'tis" || lower == "'twas" {
             tokens.push(word[..2].to_string());
