@@ -186,9 +186,9 @@ fn take_word(
         }
         let Some(&next) = chunk.get(j + 1) else { break };
         let joins = match c {
-            // a clitic ends the word: cat's-eye → cat 's - eye
-            '-' => next.is_alphanumeric() && !ends_with_clitic(&chunk[start..j]),
-            '.' | '/' | '@' => next.is_alphanumeric(),
+            // a clitic ends the word: cat's-eye → cat 's - eye, can't/boys → ca n't / boys
+            _ if c != '\'' && ends_with_clitic(&chunk[start..j]) => false,
+            '-' | '.' | '/' | '@' => next.is_alphanumeric(),
             '\'' => next.is_alphabetic() && apostrophe_joins(chunk, start, j),
             ',' | ':' => prev.is_ascii_digit() && next.is_ascii_digit(),
             '&' => prev.is_uppercase() && next.is_uppercase(),
