@@ -3,7 +3,7 @@
 //! the references, and the tiny/small constants that keep zero counts finite.
 use rayon::prelude::*;
 
-use super::corpus::{Caption, Corpus, MAX_N, count_of};
+use super::corpus::{Caption, Corpus, MAX_N};
 
 /// Added to the matched count (keeps log-free products non-zero).
 const TINY: f64 = 1e-15;
@@ -22,11 +22,15 @@ struct Stats {
 
 /// Corpus BLEU-1..4 and per-id BLEU-1..4, in `corpus.ids` order.
 pub fn bleu(corpus: &Corpus) -> ([f64; MAX_N], Vec<[f64; MAX_N]>) {
-    let stats: Vec<Stats> = corpus
-        .hyps
-        .par_iter()
-        .zip(corpus.refs.par_iter())
-        .map(|(hyp, refs)| stats(hyp, refs))
+    let stats: Vec<Stats> = (
+        corpus.hyps.par_iter(),
+        corpus.refs.par_iter(),
+        corpus.ngrams.par_iter(),
+    )
+        .into_par_iter()
+        .map_init(Vec::new, |max_ref, (hyp, refs, table)| {
+            stats(hyp, refs, table.len(), max_ref)
+        })
         .collect();
     let per_id = stats.iter().map(score).collect();
     let mut total = Stats {
@@ -46,7 +50,9 @@ pub fn bleu(corpus: &Corpus) -> ([f64; MAX_N], Vec<[f64; MAX_N]>) {
     (score(&total), per_id)
 }
 
-fn stats(hyp: &Caption, refs: &[Caption]) -> Stats {
+/// `max_ref` is scratch space for the largest count of each n-gram of the id's table in
+/// any one reference (the clipping bound).
+fn stats(hyp: &Caption, refs: &[Caption], table_len: usize, max_ref: &mut Vec<u32>) -> Stats {
     let testlen = hyp.words.len();
     // closest reference length; ties go to the shorter reference
     let reflen = refs
@@ -54,6 +60,14 @@ fn stats(hyp: &Caption, refs: &[Caption]) -> Stats {
         .map(|r| r.words.len())
         .min_by_key(|&l| (l.abs_diff(testlen), l))
         .unwrap_or(0);
+    max_ref.clear();
+    max_ref.resize(table_len, 0);
+    for r in refs {
+        for &(i, count) in r.all_ngrams() {
+            let bound = &mut max_ref[i as usize];
+            *bound = (*bound).max(count);
+        }
+    }
     let mut guess = [0; MAX_N];
     let mut correct = [0; MAX_N];
     for k in 0..MAX_N {
@@ -61,14 +75,7 @@ fn stats(hyp: &Caption, refs: &[Caption]) -> Stats {
         correct[k] = hyp
             .ngrams(k + 1)
             .iter()
-            .map(|&(key, count)| {
-                let max_ref = refs
-                    .iter()
-                    .map(|r| count_of(r.ngrams(k + 1), key))
-                    .max()
-                    .unwrap_or(0);
-                count.min(max_ref) as usize
-            })
+            .map(|&(i, count)| count.min(max_ref[i as usize]) as usize)
             .sum();
     }
     Stats {

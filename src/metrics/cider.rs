@@ -4,84 +4,73 @@
 //! reference's, a Gaussian penalty on the length difference (sigma 6), the mean over n
 //! and over references, ×10.
 //!
-//! Hand-written for speed rather than a sparse-vector crate: every caption's n-grams are
-//! sorted by key, so the tf-idf weights, norms and dot products come from linear merges,
-//! and each id looks up its references' document frequencies once, not once per caption.
+//! Hand-written for speed rather than with sparse vectors in hash maps: each id looks up
+//! the document frequencies of its n-gram table once, and the hypothesis's tf-idf vector
+//! is a dense array over that table, so a reference's similarity is one pass over its own
+//! n-grams.
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use super::corpus::{Caption, Corpus, MAX_N, NgramKey, key_order};
+use super::corpus::{Caption, Corpus, MAX_N, NgramKey};
 use super::mean;
 
 const SIGMA: f64 = 6.0;
 
 /// Corpus CIDEr-D (mean over ids) and per-id CIDEr-D, in `corpus.ids` order.
 pub fn cider_d(corpus: &Corpus) -> (f64, Vec<f64>) {
-    let ref_ngrams: Vec<Vec<NgramKey>> = corpus
-        .refs
-        .par_iter()
-        .map(|refs| distinct_ngrams(refs))
-        .collect();
-    let df = document_frequencies(&ref_ngrams);
+    let df = document_frequencies(corpus);
     let log_ids = (corpus.ids.len() as f64).ln();
-    let idf = |key: &NgramKey| log_ids - (df.get(key).copied().unwrap_or(0) as f64).max(1.0).ln();
     let per_id: Vec<f64> = (
         corpus.hyps.par_iter(),
         corpus.refs.par_iter(),
-        ref_ngrams.par_iter(),
+        corpus.ngrams.par_iter(),
     )
         .into_par_iter()
-        .map(|(hyp, refs, keys)| {
-            // this id's n-grams with their idf: every reference n-gram is among them
-            let local: Vec<(NgramKey, f64)> = keys.iter().map(|k| (*k, idf(k))).collect();
-            let hyp_weights: Vec<(NgramKey, f64)> = hyp
-                .all_ngrams()
-                .iter()
-                .map(|&(key, tf)| {
-                    let idf = match local.binary_search_by_key(&key, |&(k, _)| k) {
-                        Ok(i) => local[i].1,
-                        Err(_) => idf(&key),
-                    };
-                    (key, tf as f64 * idf)
-                })
-                .collect();
-            let hyp_norms = norms(&hyp_weights);
-            let hyp_length = bigrams(hyp);
-            let mut sum = [0.0; MAX_N];
-            for r in refs {
-                let ref_weights = weights_from_local(r, &local);
-                let similarity = similarity(
-                    &hyp_weights,
-                    &hyp_norms,
-                    hyp_length,
-                    &ref_weights,
-                    &norms(&ref_weights),
-                    bigrams(r),
-                );
-                for n in 0..MAX_N {
-                    sum[n] += similarity[n];
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(idf, hyp_weights), (hyp, refs, table)| {
+                idf.clear();
+                idf.extend(table.iter().map(|key| {
+                    let doc_freq = df.get(key).copied().unwrap_or(0) as f64;
+                    log_ids - doc_freq.max(1.0).ln()
+                }));
+                hyp_weights.clear();
+                hyp_weights.resize(table.len(), 0.0);
+                for &(i, tf) in hyp.all_ngrams() {
+                    hyp_weights[i as usize] = tf as f64 * idf[i as usize];
                 }
-            }
-            mean(&sum) / refs.len() as f64 * 10.0
-        })
+                let hyp_norms = norms(hyp, idf);
+                let hyp_length = bigrams(hyp);
+                let mut sum = [0.0; MAX_N];
+                for r in refs {
+                    let similarity = similarity(hyp_weights, &hyp_norms, hyp_length, r, idf);
+                    for n in 0..MAX_N {
+                        sum[n] += similarity[n];
+                    }
+                }
+                mean(&sum) / refs.len() as f64 * 10.0
+            },
+        )
         .collect();
     (mean(&per_id), per_id)
 }
 
-/// The distinct n-grams (all orders) of some references, sorted.
-fn distinct_ngrams(refs: &[Caption]) -> Vec<NgramKey> {
-    let mut keys: Vec<NgramKey> = refs
-        .iter()
-        .flat_map(|r| r.all_ngrams().iter().map(|&(key, _)| key))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}
-
 /// For every reference n-gram: the number of ids whose references contain it.
-fn document_frequencies(ref_ngrams: &[Vec<NgramKey>]) -> FxHashMap<NgramKey, u32> {
-    let mut all: Vec<NgramKey> = ref_ngrams.concat();
+fn document_frequencies(corpus: &Corpus) -> FxHashMap<NgramKey, u32> {
+    let per_id: Vec<Vec<NgramKey>> = (corpus.refs.par_iter(), corpus.ngrams.par_iter())
+        .into_par_iter()
+        .map(|(refs, table)| {
+            let mut in_refs: Vec<u32> = refs
+                .iter()
+                .flat_map(|r| r.all_ngrams().iter().map(|&(i, _)| i))
+                .collect();
+            in_refs.sort_unstable();
+            in_refs.dedup();
+            in_refs.into_iter().map(|i| table[i as usize]).collect()
+        })
+        .collect();
+    let mut all: Vec<NgramKey> = per_id.concat();
+    drop(per_id);
     all.par_sort_unstable();
     let mut df = FxHashMap::default();
     let mut rest = all.as_slice();
@@ -93,28 +82,19 @@ fn document_frequencies(ref_ngrams: &[Vec<NgramKey>]) -> FxHashMap<NgramKey, u32
     df
 }
 
-/// A reference's tf-idf weights, its n-grams being a subset of the sorted `local` list.
-fn weights_from_local(caption: &Caption, local: &[(NgramKey, f64)]) -> Vec<(NgramKey, f64)> {
-    let mut j = 0;
-    caption
-        .all_ngrams()
-        .iter()
-        .map(|&(key, tf)| {
-            while local[j].0 < key {
-                j += 1;
-            }
-            debug_assert_eq!(local[j].0, key);
-            (key, tf as f64 * local[j].1)
-        })
-        .collect()
-}
-
-fn norms(weights: &[(NgramKey, f64)]) -> [f64; MAX_N] {
-    let mut squares = [0.0; MAX_N];
-    for &(key, w) in weights {
-        squares[key_order(key) - 1] += w * w;
-    }
-    squares.map(f64::sqrt)
+/// Per order, the norm of a caption's tf-idf vector.
+fn norms(caption: &Caption, idf: &[f64]) -> [f64; MAX_N] {
+    std::array::from_fn(|n| {
+        caption
+            .ngrams(n + 1)
+            .iter()
+            .map(|&(i, tf)| {
+                let w = tf as f64 * idf[i as usize];
+                w * w
+            })
+            .sum::<f64>()
+            .sqrt()
+    })
 }
 
 /// The scorer's "length": the number of bigram occurrences.
@@ -123,34 +103,26 @@ fn bigrams(caption: &Caption) -> f64 {
 }
 
 fn similarity(
-    hyp: &[(NgramKey, f64)],
+    hyp_weights: &[f64],
     hyp_norms: &[f64; MAX_N],
     hyp_length: f64,
-    reference: &[(NgramKey, f64)],
-    ref_norms: &[f64; MAX_N],
-    ref_length: f64,
+    reference: &Caption,
+    idf: &[f64],
 ) -> [f64; MAX_N] {
-    // clipped dot product over the n-grams both have (both lists sorted by key)
-    let mut dot = [0.0; MAX_N];
-    let (mut i, mut j) = (0, 0);
-    while i < hyp.len() && j < reference.len() {
-        let (hk, h) = hyp[i];
-        let (rk, r) = reference[j];
-        if hk < rk {
-            i += 1;
-        } else if rk < hk {
-            j += 1;
-        } else {
-            dot[key_order(hk) - 1] += h.min(r) * r;
-            i += 1;
-            j += 1;
-        }
-    }
-    let delta = hyp_length - ref_length;
+    let ref_norms = norms(reference, idf);
+    let delta = hyp_length - bigrams(reference);
     // pycocoevalcap writes np.e ** x; pow(e, x) is kept rather than exp(x) for the last bit
     let penalty = std::f64::consts::E.powf(-(delta * delta) / (2.0 * SIGMA * SIGMA));
     std::array::from_fn(|n| {
-        let mut value = dot[n];
+        // clipped dot product; n-grams absent from the hypothesis add min(0, r)·r = 0
+        let mut value: f64 = reference
+            .ngrams(n + 1)
+            .iter()
+            .map(|&(i, tf)| {
+                let r = tf as f64 * idf[i as usize];
+                hyp_weights[i as usize].min(r) * r
+            })
+            .sum();
         if hyp_norms[n] != 0.0 && ref_norms[n] != 0.0 {
             value /= hyp_norms[n] * ref_norms[n];
         }

@@ -1,5 +1,7 @@
 //! The evaluated set, tokenized once and indexed for every metric: words become integer
-//! ids and n-grams become integer keys, so the metrics compare numbers, not strings.
+//! ids, n-grams become integer keys, and each id gets a table of the distinct n-grams of
+//! its captions, so that a caption's n-grams are small indices into that table and the
+//! metrics work on dense per-id arrays instead of hash maps.
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
@@ -23,9 +25,10 @@ const MAX_WORDS: usize = (1 << LANE_BITS) - 1;
 #[derive(Debug, Clone)]
 pub struct Caption {
     pub words: Vec<u32>,
-    /// All n-grams (n = 1..4) with their counts, sorted by key, hence by order.
-    counts: Vec<(NgramKey, u32)>,
-    /// `counts[order_starts[n - 1]..order_starts[n]]` are the n-grams.
+    /// All its n-grams (n = 1..4) as (index in the id's n-gram table, count), sorted by
+    /// index, hence by key and by order.
+    counts: Vec<(u32, u32)>,
+    /// `counts[order_starts[n - 1]..order_starts[n]]` are the n-grams of order n.
     order_starts: [usize; MAX_N + 1],
 }
 
@@ -35,6 +38,8 @@ pub struct Corpus {
     pub ids: Vec<String>,
     pub hyps: Vec<Caption>,
     pub refs: Vec<Vec<Caption>>,
+    /// Per id: the distinct n-grams of its hypothesis and references, sorted.
+    pub ngrams: Vec<Vec<NgramKey>>,
     /// Word of each word id.
     pub vocab: Vec<String>,
 }
@@ -93,20 +98,25 @@ impl Corpus {
             words_per_id.push(captions);
         }
         drop(index);
-        let (hyps, refs): (Vec<Caption>, Vec<Vec<Caption>>) = words_per_id
+        let built: Vec<(Caption, Vec<Caption>, Vec<NgramKey>)> = words_per_id
             .into_par_iter()
             .map_init(Vec::new, |scratch, captions| {
-                let mut captions = captions
-                    .into_iter()
-                    .map(|words| Caption::new(words, scratch));
-                let hyp = captions.next().expect("hypothesis first");
-                (hyp, captions.collect())
+                index_ngrams(captions, scratch)
             })
-            .unzip();
+            .collect();
+        let mut hyps = Vec::with_capacity(ids.len());
+        let mut refs = Vec::with_capacity(ids.len());
+        let mut ngrams = Vec::with_capacity(ids.len());
+        for (hyp, id_refs, table) in built {
+            hyps.push(hyp);
+            refs.push(id_refs);
+            ngrams.push(table);
+        }
         Ok(Corpus {
             ids,
             hyps,
             refs,
+            ngrams,
             vocab,
         })
     }
@@ -122,37 +132,59 @@ impl Corpus {
     }
 }
 
-impl Caption {
-    /// `scratch` is reused between captions to spare an allocation each.
-    fn new(words: Vec<u32>, scratch: &mut Vec<NgramKey>) -> Self {
-        let keys = scratch;
-        keys.clear();
-        keys.extend((1..=MAX_N).flat_map(|n| words.windows(n).map(ngram_key)));
-        keys.sort_unstable();
-        let distinct = keys.windows(2).filter(|w| w[0] != w[1]).count() + 1;
-        let mut counts: Vec<(NgramKey, u32)> = Vec::with_capacity(distinct.min(keys.len()));
-        for &key in keys.iter() {
-            match counts.last_mut() {
-                Some((last, count)) if *last == key => *count += 1,
-                _ => counts.push((key, 1)),
-            }
+/// One id's captions (hypothesis first) → the hypothesis, the references, and the id's
+/// n-gram table. `scratch` is reused between ids to spare allocations.
+fn index_ngrams(
+    captions: Vec<Vec<u32>>,
+    scratch: &mut Vec<(NgramKey, u32)>,
+) -> (Caption, Vec<Caption>, Vec<NgramKey>) {
+    // (key, caption number) of every n-gram occurrence, sorted: equal keys become runs
+    scratch.clear();
+    for (c, words) in captions.iter().enumerate() {
+        for n in 1..=MAX_N {
+            scratch.extend(words.windows(n).map(|w| (ngram_key(w), c as u32)));
         }
-        let order_starts =
-            std::array::from_fn(|n| counts.partition_point(|&(key, _)| key_order(key) <= n));
+    }
+    scratch.sort_unstable();
+    let mut table: Vec<NgramKey> = Vec::new();
+    let mut counts: Vec<Vec<(u32, u32)>> = captions
+        .iter()
+        .map(|w| Vec::with_capacity(w.len() * MAX_N))
+        .collect();
+    for &(key, c) in scratch.iter() {
+        if table.last() != Some(&key) {
+            table.push(key);
+        }
+        let index = (table.len() - 1) as u32;
+        let list = &mut counts[c as usize];
+        match list.last_mut() {
+            Some((last, count)) if *last == index => *count += 1,
+            _ => list.push((index, 1)),
+        }
+    }
+    let mut built = captions.into_iter().zip(counts).map(|(words, counts)| {
+        let order_starts = std::array::from_fn(|n| {
+            counts.partition_point(|&(i, _)| key_order(table[i as usize]) <= n)
+        });
         Caption {
             words,
             counts,
             order_starts,
         }
-    }
+    });
+    let hyp = built.next().expect("hypothesis first");
+    let refs = built.collect();
+    (hyp, refs, table)
+}
 
-    /// The caption's n-grams of order `n` (1..=4) with their counts, sorted by key.
-    pub fn ngrams(&self, n: usize) -> &[(NgramKey, u32)] {
+impl Caption {
+    /// The caption's n-grams of order `n` (1..=4): (table index, count), sorted.
+    pub fn ngrams(&self, n: usize) -> &[(u32, u32)] {
         &self.counts[self.order_starts[n - 1]..self.order_starts[n]]
     }
 
     /// All its n-grams, every order.
-    pub fn all_ngrams(&self) -> &[(NgramKey, u32)] {
+    pub fn all_ngrams(&self) -> &[(u32, u32)] {
         &self.counts
     }
 }
@@ -166,13 +198,6 @@ fn ngram_key(words: &[u32]) -> NgramKey {
 
 pub fn key_order(key: NgramKey) -> usize {
     (key >> 120) as usize
-}
-
-/// Count of `key` in a sorted count list (0 when absent).
-pub fn count_of(counts: &[(NgramKey, u32)], key: NgramKey) -> u32 {
-    counts
-        .binary_search_by_key(&key, |&(k, _)| k)
-        .map_or(0, |i| counts[i].1)
 }
 
 fn validate(
