@@ -13,13 +13,16 @@ use super::tokenize::tokenize_with;
 /// Longest n-gram the metrics use (BLEU-4, CIDEr n = 1..4).
 pub const MAX_N: usize = 4;
 
-/// An n-gram of word ids as one integer: the order n in the top byte, then word id + 1 in
-/// 30-bit lanes (lane k holds the k-th word, unused lanes zero). Distinct n-grams get
-/// distinct keys, and sorting keys groups them by order.
+/// An n-gram of word ids as one integer: word id + 1 in 24-bit lanes (lane k holds the
+/// k-th word, unused lanes zero) below the order n. Distinct n-grams get distinct keys,
+/// sorting keys groups them by order, and a key leaves the low 29 bits of a u128 free.
 pub type NgramKey = u128;
-const LANE_BITS: usize = 30;
+const LANE_BITS: usize = 24;
+const ORDER_SHIFT: usize = LANE_BITS * MAX_N;
 /// Word ids must stay below this so that id + 1 fits a lane.
 const MAX_WORDS: usize = (1 << LANE_BITS) - 1;
+/// Bits below a shifted key that hold a caption's number while an id's n-grams are sorted.
+const CAPTION_BITS: usize = 128 - ORDER_SHIFT - 3;
 
 /// One tokenized caption.
 #[derive(Debug, Clone)]
@@ -136,27 +139,34 @@ impl Corpus {
 /// n-gram table. `scratch` is reused between ids to spare allocations.
 fn index_ngrams(
     captions: Vec<Vec<u32>>,
-    scratch: &mut Vec<(NgramKey, u32)>,
+    scratch: &mut Vec<u128>,
 ) -> (Caption, Vec<Caption>, Vec<NgramKey>) {
-    // (key, caption number) of every n-gram occurrence, sorted: equal keys become runs
+    // every n-gram occurrence as key << CAPTION_BITS | caption number, sorted: equal keys
+    // become runs (one integer sort instead of sorting pairs)
     scratch.clear();
     for (c, words) in captions.iter().enumerate() {
         for n in 1..=MAX_N {
-            scratch.extend(words.windows(n).map(|w| (ngram_key(w), c as u32)));
+            scratch.extend(
+                words
+                    .windows(n)
+                    .map(|w| ngram_key(w) << CAPTION_BITS | c as u128),
+            );
         }
     }
     scratch.sort_unstable();
+    let caption_mask = (1u128 << CAPTION_BITS) - 1;
     let mut table: Vec<NgramKey> = Vec::new();
     let mut counts: Vec<Vec<(u32, u32)>> = captions
         .iter()
         .map(|w| Vec::with_capacity(w.len() * MAX_N))
         .collect();
-    for &(key, c) in scratch.iter() {
+    for &packed in scratch.iter() {
+        let key = packed >> CAPTION_BITS;
         if table.last() != Some(&key) {
             table.push(key);
         }
         let index = (table.len() - 1) as u32;
-        let list = &mut counts[c as usize];
+        let list = &mut counts[(packed & caption_mask) as usize];
         match list.last_mut() {
             Some((last, count)) if *last == index => *count += 1,
             _ => list.push((index, 1)),
@@ -190,14 +200,14 @@ impl Caption {
 }
 
 fn ngram_key(words: &[u32]) -> NgramKey {
-    let order = (words.len() as u128) << 120;
+    let order = (words.len() as u128) << ORDER_SHIFT;
     words.iter().enumerate().fold(order, |key, (k, &w)| {
         key | (u128::from(w) + 1) << (LANE_BITS * k)
     })
 }
 
 pub fn key_order(key: NgramKey) -> usize {
-    (key >> 120) as usize
+    (key >> ORDER_SHIFT) as usize
 }
 
 fn validate(
@@ -227,6 +237,9 @@ fn validate(
     for (id, captions) in refs {
         if captions.is_empty() {
             return Err(MetricsError::NoReferences(id.clone()));
+        }
+        if captions.len() >= 1 << CAPTION_BITS {
+            return Err(MetricsError::TooManyReferences(id.clone()));
         }
         if let Some(i) = captions.iter().position(|c| c.trim().is_empty()) {
             return Err(MetricsError::EmptyCaption {

@@ -60,7 +60,9 @@ pub enum MetricsError {
     NoReferences(String),
     #[error("id {id:?}: {what} is empty")]
     EmptyCaption { id: String, what: String },
-    #[error("more distinct words than the scorer can index")]
+    #[error("id {0:?} has more references than the scorer can index")]
+    TooManyReferences(String),
+    #[error("more distinct words than the scorer can index (16,777,215)")]
     VocabularyOverflow,
     #[error("METEOR: {0}")]
     Meteor(String),
