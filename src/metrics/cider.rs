@@ -18,68 +18,85 @@ const SIGMA: f64 = 6.0;
 
 /// Corpus CIDEr-D (mean over ids) and per-id CIDEr-D, in `corpus.ids` order.
 pub fn cider_d(corpus: &Corpus) -> (f64, Vec<f64>) {
-    let df = document_frequencies(corpus);
-    let log_ids = (corpus.ids.len() as f64).ln();
+    let idf = inverse_document_frequencies(corpus);
     let per_id: Vec<f64> = (
         corpus.hyps.par_iter(),
         corpus.refs.par_iter(),
-        corpus.ngrams.par_iter(),
+        idf.par_iter(),
     )
         .into_par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(idf, hyp_weights), (hyp, refs, table)| {
-                idf.clear();
-                idf.extend(table.iter().map(|key| {
-                    let doc_freq = df.get(key).copied().unwrap_or(0) as f64;
-                    log_ids - doc_freq.max(1.0).ln()
-                }));
-                hyp_weights.clear();
-                hyp_weights.resize(table.len(), 0.0);
-                for &(i, tf) in hyp.all_ngrams() {
-                    hyp_weights[i as usize] = tf as f64 * idf[i as usize];
+        .map_init(Vec::new, |hyp_weights, (hyp, refs, idf)| {
+            hyp_weights.clear();
+            hyp_weights.resize(idf.len(), 0.0);
+            for &(i, tf) in hyp.all_ngrams() {
+                hyp_weights[i as usize] = tf as f64 * idf[i as usize];
+            }
+            let hyp_norms = norms(hyp, idf);
+            let hyp_length = bigrams(hyp);
+            let mut sum = [0.0; MAX_N];
+            for r in refs {
+                let similarity = similarity(hyp_weights, &hyp_norms, hyp_length, r, idf);
+                for n in 0..MAX_N {
+                    sum[n] += similarity[n];
                 }
-                let hyp_norms = norms(hyp, idf);
-                let hyp_length = bigrams(hyp);
-                let mut sum = [0.0; MAX_N];
-                for r in refs {
-                    let similarity = similarity(hyp_weights, &hyp_norms, hyp_length, r, idf);
-                    for n in 0..MAX_N {
-                        sum[n] += similarity[n];
-                    }
-                }
-                mean(&sum) / refs.len() as f64 * 10.0
-            },
-        )
+            }
+            mean(&sum) / refs.len() as f64 * 10.0
+        })
         .collect();
     (mean(&per_id), per_id)
 }
 
-/// For every reference n-gram: the number of ids whose references contain it.
-fn document_frequencies(corpus: &Corpus) -> FxHashMap<NgramKey, u32> {
-    let per_id: Vec<Vec<NgramKey>> = (corpus.refs.par_iter(), corpus.ngrams.par_iter())
-        .into_par_iter()
-        .map(|(refs, table)| {
-            let mut in_refs: Vec<u32> = refs
+/// Per id, the idf of each n-gram of its table: ln(number of ids) − ln(max(1, df)), where
+/// df counts the ids whose references contain the n-gram.
+fn inverse_document_frequencies(corpus: &Corpus) -> Vec<Vec<f64>> {
+    // one global number per distinct n-gram, so that counting is array indexing
+    let mut global_of: FxHashMap<NgramKey, u32> = FxHashMap::default();
+    let global: Vec<Vec<u32>> = corpus
+        .ngrams
+        .iter()
+        .map(|table| {
+            table
                 .iter()
-                .flat_map(|r| r.all_ngrams().iter().map(|&(i, _)| i))
-                .collect();
-            in_refs.sort_unstable();
-            in_refs.dedup();
-            in_refs.into_iter().map(|i| table[i as usize]).collect()
+                .map(|&key| {
+                    let next = global_of.len() as u32;
+                    *global_of.entry(key).or_insert(next)
+                })
+                .collect()
         })
         .collect();
-    let mut all: Vec<NgramKey> = per_id.concat();
-    drop(per_id);
-    all.par_sort_unstable();
-    let mut df = FxHashMap::default();
-    let mut rest = all.as_slice();
-    while let Some(&key) = rest.first() {
-        let run = rest.partition_point(|&k| k == key);
-        df.insert(key, run as u32);
-        rest = &rest[run..];
+    let distinct = global_of.len();
+    drop(global_of);
+
+    let in_refs: Vec<Vec<u32>> = (corpus.refs.par_iter(), global.par_iter())
+        .into_par_iter()
+        .map(|(refs, global)| {
+            let mut seen = vec![false; global.len()];
+            for r in refs {
+                for &(i, _) in r.all_ngrams() {
+                    seen[i as usize] = true;
+                }
+            }
+            (0..global.len())
+                .filter(|&i| seen[i])
+                .map(|i| global[i])
+                .collect()
+        })
+        .collect();
+    let mut df = vec![0u32; distinct];
+    for g in in_refs.iter().flatten() {
+        df[*g as usize] += 1;
     }
-    df
+    drop(in_refs);
+
+    let log_ids = (corpus.ids.len() as f64).ln();
+    let idf: Vec<f64> = df
+        .iter()
+        .map(|&d| log_ids - (d as f64).max(1.0).ln())
+        .collect();
+    global
+        .par_iter()
+        .map(|g| g.iter().map(|&g| idf[g as usize]).collect())
+        .collect()
 }
 
 /// Per order, the norm of a caption's tf-idf vector.
