@@ -235,4 +235,21 @@ fn meteor_is_left_out_and_said_once_without_a_jar() {
         Some(1),
         "an explicit jar that is missing is an error"
     );
+    let from_env = Command::new(env!("CARGO_BIN_EXE_vidcap"))
+        .args([
+            "score",
+            "--refs",
+            data("edge_refs.json").to_str().unwrap(),
+            "--hyps",
+            data("edge_hyps.json").to_str().unwrap(),
+        ])
+        .env("VIDCAP_METEOR_JAR", "/nonexistent/meteor-1.5.jar")
+        .output()
+        .unwrap();
+    assert_eq!(
+        from_env.status.code(),
+        Some(1),
+        "so is one named by $VIDCAP_METEOR_JAR"
+    );
+    assert!(String::from_utf8_lossy(&from_env.stderr).contains("/nonexistent/meteor-1.5.jar"));
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::metrics::{self, ScoreOptions, Scores, meteor};
+use crate::metrics::{self, MetricsError, ScoreOptions, Scores, meteor};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -38,28 +38,40 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
     let refs = read_refs(&args.refs)?;
     let hyps = read_hyps(&args.hyps)?;
     tracing::debug!("read the inputs in {:.3} s", clock.elapsed().as_secs_f64());
+    // A jar asked for (--meteor-jar or $VIDCAP_METEOR_JAR) must work; one found in an
+    // installed pycocoevalcap is used when it works and otherwise left out, said once.
+    let asked_for = args.meteor_jar.is_some() || std::env::var_os(meteor::JAR_ENV).is_some();
+    let leave_out = |why: &str| {
+        if !global.quiet {
+            tracing::warn!("METEOR left out of the report: {why}");
+        }
+    };
     let meteor = if args.no_meteor {
         None
     } else {
         match meteor::locate(args.meteor_jar.as_deref()) {
             Ok(config) => Some(config),
-            // An explicit jar that cannot run is an error; a missing default is not.
-            Err(why) if args.meteor_jar.is_some() => bail!("METEOR: {why}"),
+            Err(why) if asked_for => bail!("METEOR: {why}"),
             Err(why) => {
-                if !global.quiet {
-                    tracing::warn!("METEOR left out of the report: {why}");
-                }
+                leave_out(&why);
                 None
             }
         }
     };
-    let scores = metrics::score_all(&refs, &hyps, &ScoreOptions { meteor }).with_context(|| {
+    let context = || {
         format!(
             "scoring {} against {}",
             args.hyps.display(),
             args.refs.display()
         )
-    })?;
+    };
+    let scores = match metrics::score_all(&refs, &hyps, &ScoreOptions { meteor }) {
+        Err(MetricsError::Meteor(why)) if !asked_for => {
+            leave_out(&why);
+            metrics::score_all(&refs, &hyps, &ScoreOptions::default()).with_context(context)?
+        }
+        result => result.with_context(context)?,
+    };
     let report = if args.json {
         serde_json::to_string_pretty(&to_json(&scores, args.per_id))? + "\n"
     } else {

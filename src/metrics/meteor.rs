@@ -72,7 +72,7 @@ fn pycocoevalcap_jar() -> Option<PathBuf> {
 }
 
 /// Corpus METEOR and per-id METEOR, in `corpus.ids` order, from the jar.
-pub fn meteor(config: &MeteorConfig, corpus: &Corpus) -> Result<(f64, Vec<f64>), MetricsError> {
+pub(crate) fn run(config: &MeteorConfig, corpus: &Corpus) -> Result<(f64, Vec<f64>), MetricsError> {
     let err = |what: String| MetricsError::Meteor(what);
     let jar_dir = config.jar.parent().unwrap_or(Path::new("."));
     let jar_name = config

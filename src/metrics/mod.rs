@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub mod bleu;
-pub mod cider;
+mod bleu;
+mod cider;
 mod corpus;
 pub mod meteor;
-pub mod rouge;
+mod rouge;
 pub mod tokenize;
 
-pub use corpus::Corpus;
+use corpus::Corpus;
 pub use meteor::MeteorConfig;
 
 /// Corpus scores and the scores of every id.
@@ -104,7 +104,7 @@ pub fn score_all(
     tracing::debug!("CIDEr-D done at {:.3} s", clock.elapsed().as_secs_f64());
     let (meteor, meteor_per_id) = match &opts.meteor {
         Some(config) => {
-            let (score, per_id) = meteor::meteor(config, &corpus)?;
+            let (score, per_id) = meteor::run(config, &corpus)?;
             (Some(score), Some(per_id))
         }
         None => (None, None),

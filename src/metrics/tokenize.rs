@@ -12,9 +12,12 @@
 //! * context across captions: pycocoevalcap tokenizes all captions as one file, so e.g.
 //!   "no." at the end of one caption keeps its period when the next caption starts with a
 //!   digit; here every caption is tokenized on its own (as if followed by lower-case text);
-//! * URLs, e-mail addresses with punctuation other than `@ . -`, SGML-like `<tags>`,
-//!   currency prefixes such as `US$`, and words glued to decimals (`v2.0`, `3.5mm`) are
-//!   split differently;
+//! * punctuation glued between words without spaces (`word?word`, `with$`, `etc.@with`,
+//!   `n'tword`, `#well-known`), URLs, SGML-like `<tags>`, currency prefixes such as `US$`,
+//!   and words glued to decimals (`v2.0`, `3.5mm`) are split differently: on 3,000 random
+//!   strings of words with such glued punctuation, 358 tokenized differently, while a
+//!   generated 800-id set of COCO-style captions (capitals, quotes, abbreviations,
+//!   clitics, hyphens, trailing punctuation) tokenized and scored identically;
 //! * the abbreviation list below was probed on common abbreviations and is not the
 //!   lexer's full list.
 
