@@ -390,6 +390,18 @@ fn take_punctuation(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> u
                 if e - start >= 3 { e } else { start + 1 },
             )
         }
+        ':' | ';' | '=' if emoticon_len(&chunk[start..]) > 0 => {
+            let len = emoticon_len(&chunk[start..]);
+            let token = chunk[start..start + len]
+                .iter()
+                .map(|&c| match c {
+                    '(' => "-LRB-".to_string(),
+                    ')' => "-RRB-".to_string(),
+                    c => c.to_string(),
+                })
+                .collect();
+            (token, start + len)
+        }
         '(' => ("-LRB-".to_string(), start + 1),
         ')' => ("-RRB-".to_string(), start + 1),
         '[' => ("-LSB-".to_string(), start + 1),
@@ -402,6 +414,19 @@ fn take_punctuation(chunk: &[char], start: usize, tokens: &mut Vec<String>) -> u
     };
     tokens.push(token);
     end
+}
+
+/// Length of the emoticon the lexer keeps as one token at the start of `s` (0 if none):
+/// `:)` `:-(` `;)` `=)` `:')` `:]` `:D` `:-D` `:P` `:-P`.
+fn emoticon_len(s: &[char]) -> usize {
+    let ends_word = |i: usize| s.get(i).is_none_or(|c| !c.is_alphanumeric());
+    match (s.get(1), s.get(2)) {
+        (Some('(' | ')' | '[' | ']'), _) => 2,
+        (Some('-' | '\''), Some('(' | ')')) => 3,
+        (Some('D' | 'P' | 'p'), _) if s[0] == ':' && ends_word(2) => 2,
+        (Some('-'), Some('D' | 'P' | 'p')) if s[0] == ':' && ends_word(3) => 3,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
