@@ -19,16 +19,12 @@ pub fn rouge_l(corpus: &Corpus) -> (f64, Vec<f64>) {
 }
 
 fn score(hyp: &Caption, refs: &[Caption]) -> f64 {
-    let mut prec_max: f64 = 0.0;
-    let mut rec_max: f64 = 0.0;
-    let mut prec_seen = false;
+    // precision and recall are each maximised over the references on their own
+    let (mut prec_max, mut rec_max) = (0.0f64, 0.0f64);
     for r in refs {
         let (lcs, hyp_len, ref_len) = lcs_as_pycocoevalcap(&hyp.words, &r.words);
-        let prec = lcs as f64 / hyp_len as f64;
-        let rec = lcs as f64 / ref_len as f64;
-        prec_max = if prec_seen { prec_max.max(prec) } else { prec };
-        rec_max = if prec_seen { rec_max.max(rec) } else { rec };
-        prec_seen = true;
+        prec_max = prec_max.max(lcs as f64 / hyp_len as f64);
+        rec_max = rec_max.max(lcs as f64 / ref_len as f64);
     }
     if prec_max != 0.0 && rec_max != 0.0 {
         let beta2 = BETA * BETA;
@@ -51,7 +47,7 @@ fn lcs_as_pycocoevalcap(a: &[u32], b: &[u32]) -> (usize, usize, usize) {
 }
 
 /// Length of the longest common subsequence, one DP row at a time.
-pub fn lcs(a: &[u32], b: &[u32]) -> usize {
+fn lcs(a: &[u32], b: &[u32]) -> usize {
     let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
     let mut row = vec![0u32; short.len() + 1];
     for &x in long {
