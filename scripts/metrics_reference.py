@@ -73,6 +73,10 @@ EDGE_CASES = [
     ("bigram_only_overlap", "playing a guitar", ["a man is playing a guitar", "a man playing guitar", "guitar playing"]),
     ("reordered_words", "guitar a playing is man a", ["a man is playing a guitar", "a man plays a guitar", "a guitarist plays"]),
     ("four_gram_overlap", "a man is playing a piano loudly", ["a man is playing a guitar", "a man is playing music", "someone plays"]),
+    # captions that tokenize to nothing: pycocoevalcap's ROUGE splits "" into [""], so a
+    # punctuation-only hypothesis matches a punctuation-only reference
+    ("punct_only_hyp_and_ref", "...", ["...", "a dog runs"]),
+    ("punct_only_hyp", "?", ["a cat sleeps", "a small cat"]),
 ]
 
 PUNCT_PROBES = [
