@@ -10,6 +10,7 @@ mod frames;
 mod models;
 mod probe;
 mod synth;
+mod score;
 
 /// Exit codes of the command-line contract.
 pub const EXIT_OK: u8 = 0;
@@ -61,6 +62,8 @@ pub enum Command {
     Classify(classify::Args),
     /// Encoder features [T, D] of an image or a preprocessed .npy tensor, written as .npy.
     Embed(embed::Args),
+    /// BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with Java) of captions against references.
+    Score(score::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args, &cli.global),
         Command::Classify(args) => classify::run(args, &cli.global),
         Command::Embed(args) => embed::run(args, &cli.global),
+        Command::Score(args) => score::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
