@@ -1,5 +1,7 @@
 //! Opening, probing, seeking and decoding one video stream, and the RGB conversion.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ff::format::context::Input;
 use ff::software::scaling;
@@ -23,7 +25,7 @@ const DAMAGE_WARNINGS_SHOWN: usize = 3;
 
 /// Reads the properties of the best video stream of `path`.
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
-    Ok(Source::open(path)?.info.clone())
+    Ok(Source::open(path, 1, Default::default())?.info.clone())
 }
 
 fn check_file(path: &Path) -> Result<(), VideoError> {
@@ -112,11 +114,18 @@ pub(crate) struct Source {
     /// Longest keyframe interval seen so far, seconds (for files without a seek index).
     last_key_pts: Option<f64>,
     pub max_key_interval: f64,
-    pub decode_errors: usize,
+    damage: Arc<AtomicUsize>,
 }
 
 impl Source {
-    pub fn open(path: &Path) -> Result<Self, VideoError> {
+    /// Opens `path` with `decoder_threads` decoding threads (0: as many as FFmpeg likes).
+    /// Damage found while decoding is counted in `damage`, which the sources of one
+    /// sampling call share, so warnings stay few however many decoders run.
+    pub fn open(
+        path: &Path,
+        decoder_threads: usize,
+        damage: Arc<AtomicUsize>,
+    ) -> Result<Self, VideoError> {
         init_ffmpeg();
         check_file(path)?;
         let path_buf = path.to_path_buf();
@@ -137,10 +146,10 @@ impl Source {
             reason: e.to_string(),
         };
         let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(codec_err)?;
-        // Same decoder threading as the ffmpeg CLI: frame + slice threads, count automatic.
+        // Frame threading; count 0 = automatic, as the ffmpeg CLI does.
         ctx.set_threading(ff::threading::Config {
             kind: ff::threading::Type::Frame,
-            count: 0,
+            count: decoder_threads,
             ..Default::default()
         });
         let mut dec = ctx.decoder();
@@ -224,7 +233,7 @@ impl Source {
             skip_active: false,
             last_key_pts: None,
             max_key_interval: 0.0,
-            decode_errors: 0,
+            damage,
         })
     }
 
@@ -299,6 +308,13 @@ impl Source {
                             // Cannot happen after draining, but never lose the packet silently.
                             tracing::debug!("{}: decoder refused a packet", self.path.display());
                         }
+                        Err(e) if packet.is_corrupt() => {
+                            // An incomplete packet (the data ends inside it): the caller
+                            // reports a cut file if frames are missing, so no warning here.
+                            tracing::debug!("{}: incomplete packet: {e}", self.path.display());
+                            self.read_error
+                                .get_or_insert_with(|| "the last packet is incomplete".into());
+                        }
                         Err(e) => {
                             let at = packet
                                 .pts()
@@ -338,8 +354,7 @@ impl Source {
 
     /// Reports damaged data: the first few cases one by one, the rest in a summary on drop.
     fn damage(&mut self, what: std::fmt::Arguments) {
-        self.decode_errors += 1;
-        if self.decode_errors <= DAMAGE_WARNINGS_SHOWN {
+        if self.damage.fetch_add(1, Ordering::Relaxed) < DAMAGE_WARNINGS_SHOWN {
             tracing::warn!("{}: {what}", self.path.display());
         }
     }
@@ -436,15 +451,14 @@ impl Source {
     }
 }
 
-impl Drop for Source {
-    fn drop(&mut self) {
-        if self.decode_errors > DAMAGE_WARNINGS_SHOWN {
-            tracing::warn!(
-                "{}: {} damaged packets or frames skipped or concealed in all",
-                self.path.display(),
-                self.decode_errors
-            );
-        }
+/// One summary line for the damage beyond the warnings already shown.
+pub(crate) fn report_damage(path: &Path, damage: &AtomicUsize) {
+    let n = damage.load(Ordering::Relaxed);
+    if n > DAMAGE_WARNINGS_SHOWN {
+        tracing::warn!(
+            "{}: {n} damaged packets or frames skipped or concealed in all",
+            path.display()
+        );
     }
 }
 
