@@ -537,11 +537,13 @@ impl Sampler {
                 index += 1;
             }
             if !self.decode_one()? {
+                // Ended before `hi`: a cut or damaged file is an error here as for targets.
+                let expected_end = self.src.stream_end.unwrap_or(hi).min(hi);
+                if expected_end.is_finite() {
+                    self.check_end(expected_end - EPS)?;
+                }
                 break;
             }
-        }
-        if index == 0 && self.last_pts.is_none() {
-            return Err(self.no_frame_error());
         }
         Ok(())
     }
