@@ -103,7 +103,8 @@ fn sample_with(
     mut f: impl FnMut(Frame) -> Result<(), VideoError>,
     damage: &Arc<AtomicUsize>,
 ) -> Result<VideoInfo, VideoError> {
-    let source = Source::open(path, 0, damage.clone())?;
+    // Decoder threads follow the process-wide pool size (`--threads`).
+    let source = Source::open(path, rayon::current_num_threads(), damage.clone())?;
     let info = source.info.clone();
     let (lo, hi) = window(path, spec, &info)?;
     let targets: Vec<f64> = match spec.sampling {
