@@ -334,27 +334,21 @@ impl Sampler {
 
     /// Decodes one frame into `last`; false at the end of the stream.
     fn decode_one(&mut self) -> Result<bool, VideoError> {
-        loop {
-            if !self.src.next_frame(&mut self.scratch)? {
-                return Ok(false);
-            }
-            let Some(pts) = self.src.frame_pts(&self.scratch).or_else(|| {
-                // No timestamp at all: one frame interval after the previous one.
-                Some(
-                    self.last_pts
-                        .map_or(self.src.info.start_time_s, |p| p + self.frame_interval()),
-                )
-            }) else {
-                continue;
-            };
-            self.decoded += 1;
-            let dur = self.src.frame_duration(&self.scratch);
-            std::mem::swap(&mut self.last, &mut self.scratch);
-            self.last_pts = Some(pts);
-            self.last_end = Some(pts + dur.unwrap_or(self.frame_interval()));
-            self.cached = None;
-            return Ok(true);
+        if !self.src.next_frame(&mut self.scratch)? {
+            return Ok(false);
         }
+        // No timestamp at all: one frame interval after the previous frame.
+        let pts = self.src.frame_pts(&self.scratch).unwrap_or_else(|| {
+            self.last_pts
+                .map_or(self.src.info.start_time_s, |p| p + self.frame_interval())
+        });
+        self.decoded += 1;
+        let dur = self.src.frame_duration(&self.scratch);
+        std::mem::swap(&mut self.last, &mut self.scratch);
+        self.last_pts = Some(pts);
+        self.last_end = Some(pts + dur.unwrap_or(self.frame_interval()));
+        self.cached = None;
+        Ok(true)
     }
 
     /// Decodes forward until `last` is the first frame with pts >= t.
