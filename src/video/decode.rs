@@ -96,6 +96,9 @@ fn rotation_of(stream: &ff::format::stream::Stream) -> i32 {
 /// One open file positioned somewhere in its best video stream.
 pub(crate) struct Source {
     pub path: PathBuf,
+    /// False for streams without any timestamps: frame times are then counted from the
+    /// start, so seeking (which would lose the count) is off.
+    has_timestamps: bool,
     /// Where the stream's own metadata says it ends (presentation time, seconds).
     pub stream_end: Option<f64>,
     pub info: VideoInfo,
@@ -218,7 +221,26 @@ impl Source {
             start_time_s,
         };
         drop(stream);
+        let (mut input, mut info) = (input, info);
+        let mut has_timestamps = true;
+        if info.duration_s <= 0.0 {
+            // Neither container nor stream says how long (e.g. a raw H.264 stream): count
+            // the packets (demuxing only, no decoding), then start again from the top.
+            let scan = scan_packets(&mut input, stream_index, time_base);
+            input = ff::format::input(&path).map_err(|e| VideoError::NotVideo {
+                path: path_buf.clone(),
+                reason: e.to_string(),
+            })?;
+            has_timestamps = scan.last_end.is_some();
+            info.duration_s = match scan.last_end {
+                Some(end) => (end - start_time_s).max(0.0),
+                None if fps > 0.0 => scan.packets as f64 / fps,
+                None => 0.0,
+            };
+            info.frame_count_estimate = scan.packets;
+        }
         Ok(Source {
+            has_timestamps,
             stream_end: stream_duration.map(|d| start_time_s + d),
             path: path_buf,
             info,
@@ -427,6 +449,9 @@ impl Source {
     /// Seeks to the last keyframe at or before `t` (seconds, presentation time) and resets
     /// the decoder. `false` if the file cannot seek there (the caller decodes on instead).
     pub fn seek(&mut self, t: f64) -> bool {
+        if !self.has_timestamps {
+            return false;
+        }
         let ts = (t / self.time_base).floor() as i64;
         let ret = unsafe {
             ffi::avformat_seek_file(
@@ -460,6 +485,44 @@ pub(crate) fn report_damage(path: &Path, damage: &AtomicUsize) {
             path.display()
         );
     }
+}
+
+struct PacketScan {
+    packets: u64,
+    /// End of the last timestamped packet (seconds), if any packet had a timestamp.
+    last_end: Option<f64>,
+}
+
+fn scan_packets(input: &mut Input, stream_index: usize, time_base: f64) -> PacketScan {
+    let mut scan = PacketScan {
+        packets: 0,
+        last_end: None,
+    };
+    let mut errors = 0;
+    let mut packet = ff::Packet::empty();
+    loop {
+        match packet.read(input) {
+            Ok(()) => {
+                errors = 0;
+                if packet.stream() != stream_index {
+                    continue;
+                }
+                scan.packets += 1;
+                if let Some(t) = packet.pts().or(packet.dts()) {
+                    let end = (t + packet.duration().max(0)) as f64 * time_base;
+                    scan.last_end = Some(scan.last_end.map_or(end, |e: f64| e.max(end)));
+                }
+            }
+            Err(ff::Error::Eof) => break,
+            Err(_) => {
+                errors += 1;
+                if errors > MAX_CONSECUTIVE_READ_ERRORS {
+                    break;
+                }
+            }
+        }
+    }
+    scan
 }
 
 /// Parses a Matroska `DURATION` tag, `HH:MM:SS.fraction`, to seconds.

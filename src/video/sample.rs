@@ -337,10 +337,12 @@ impl Sampler {
         if !self.src.next_frame(&mut self.scratch)? {
             return Ok(false);
         }
-        // No timestamp at all: one frame interval after the previous frame.
+        // No timestamp at all: one frame interval after the previous frame (rounded to
+        // nanoseconds so that long runs of such frames do not drift by float error).
         let pts = self.src.frame_pts(&self.scratch).unwrap_or_else(|| {
-            self.last_pts
-                .map_or(self.src.info.start_time_s, |p| p + self.frame_interval())
+            self.last_pts.map_or(self.src.info.start_time_s, |p| {
+                ((p + self.frame_interval()) * 1e9).round() / 1e9
+            })
         });
         self.decoded += 1;
         let dur = self.src.frame_duration(&self.scratch);
