@@ -15,6 +15,7 @@ use serde::Serialize;
 
 mod decode;
 mod sample;
+pub mod scene;
 
 pub use decode::probe;
 pub use sample::{Resize, SampleSpec, Sampling, for_each_frame, sample_frames};
