@@ -1,1 +1,3 @@
 //! TODO(skeleton): filled in by the train work.
+pub mod cache;
+pub mod data;
