@@ -4,7 +4,8 @@ set -euo pipefail
 VIDCAP=${VIDCAP:-target/release/vidcap}
 out=${DEMO_OUT:-target/demo}
 mkdir -p "$out"
-for v in samples/*.mp4 samples/*.avi; do
+cache=${VIDCAP_CACHE:-$HOME/.cache/vidcap}/samples   # real footage from scripts/fetch_samples.sh
+for v in samples/*.mp4 samples/*.avi "$cache/vtest.avi" "$cache/bikes.mp4"; do
   [ -e "$v" ] || continue
   echo "== $v"
   "$VIDCAP" probe "$v" --json

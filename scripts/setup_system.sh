@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(clang libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev
-          libswscale-dev ffmpeg python3 python3-venv python3-pip)
+          libswscale-dev ffmpeg fonts-dejavu-core python3 python3-venv python3-pip)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

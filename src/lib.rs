@@ -9,6 +9,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod synth;
 pub mod text;
 pub mod train;

@@ -1,0 +1,419 @@
+//! Which frames to keep: uniform N over a window, fixed fps, or every frame.
+//!
+//! Targets are reached by seeking (to the keyframe before the target, decoder flushed,
+//! decode forward to the first frame with pts >= target) when that keyframe lies ahead of
+//! the current decode position, and by decoding straight on otherwise: seeking can only
+//! save work when it skips frames we would otherwise have to decode.
+use std::path::Path;
+
+use ffmpeg_next::util::frame::video::Video as AvFrame;
+
+use super::decode::{Converter, Source};
+use super::{Frame, VideoError, VideoInfo};
+
+/// Which timestamps to sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    /// N frames at t_i = start + (i + 0.5) * (end - start) / N.
+    Uniform { count: usize },
+    /// Frames at t_k = start + k / fps while t_k < end.
+    Fps { fps: f64 },
+    /// Every decoded frame with start <= pts < end.
+    Every,
+}
+
+/// Output size of the frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resize {
+    /// Shorter side to N, longer side trunc(N * long / short), as the encoder's reference
+    /// preprocessing.
+    ShortSide(u32),
+    Native,
+}
+
+impl Resize {
+    /// Output size for a `width` x `height` source (rotation does not change the result).
+    pub fn apply(self, width: u32, height: u32) -> (u32, u32) {
+        match self {
+            Resize::Native => (width, height),
+            Resize::ShortSide(n) => {
+                let scale_long = |long: u32, short: u32| {
+                    ((u64::from(n) * u64::from(long)) / u64::from(short)).max(1) as u32
+                };
+                if width <= height {
+                    (n, scale_long(height, width))
+                } else {
+                    (scale_long(width, height), n)
+                }
+            }
+        }
+    }
+}
+
+/// What to sample from a video: the timestamps, an optional window (seconds from the
+/// stream's start; `end` defaults to the duration) and the output size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSpec {
+    pub sampling: Sampling,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    pub resize: Resize,
+}
+
+impl SampleSpec {
+    /// N uniform frames over the whole clip, shorter side 256.
+    pub fn uniform(count: usize) -> Self {
+        SampleSpec {
+            sampling: Sampling::Uniform { count },
+            start: None,
+            end: None,
+            resize: Resize::ShortSide(256),
+        }
+    }
+}
+
+/// Keeps the frames `spec` asks for, in order.
+pub fn sample_frames(path: &Path, spec: &SampleSpec) -> Result<Vec<Frame>, VideoError> {
+    let mut frames = Vec::new();
+    for_each_frame(path, spec, |f| {
+        frames.push(f);
+        Ok(())
+    })?;
+    Ok(frames)
+}
+
+/// Streams the frames `spec` asks for to `f`, in order; returns the video's properties.
+pub fn for_each_frame(
+    path: &Path,
+    spec: &SampleSpec,
+    mut f: impl FnMut(Frame) -> Result<(), VideoError>,
+) -> Result<VideoInfo, VideoError> {
+    let source = Source::open(path)?;
+    let info = source.info.clone();
+    let (lo, hi) = window(path, spec, &info)?;
+    let mut sampler = Sampler {
+        conv: Converter::new(spec.resize, info.rotation),
+        src: source,
+        last: AvFrame::empty(),
+        last_pts: None,
+        last_end: None,
+        scratch: AvFrame::empty(),
+        cached: None,
+        seeked: false,
+        decoded: 0,
+        seeks: 0,
+    };
+    match spec.sampling {
+        Sampling::Every => sampler.every(lo, hi, &mut f)?,
+        Sampling::Uniform { count } => {
+            let step = (hi - lo) / count as f64;
+            let targets = (0..count).map(|i| lo + (i as f64 + 0.5) * step);
+            sampler.at_targets(targets, &mut f)?
+        }
+        Sampling::Fps { fps } => {
+            let n = ((hi - lo) * fps - 1e-9).ceil().max(0.0) as usize;
+            let targets = (0..n).map(|k| lo + k as f64 / fps);
+            sampler.at_targets(targets, &mut f)?
+        }
+    }
+    tracing::debug!(
+        "{}: {} frames decoded, {} seeks",
+        path.display(),
+        sampler.decoded,
+        sampler.seeks
+    );
+    Ok(info)
+}
+
+/// The absolute [lo, hi) window in stream presentation time, validated.
+fn window(path: &Path, spec: &SampleSpec, info: &VideoInfo) -> Result<(f64, f64), VideoError> {
+    let bad = |reason: String| VideoError::InvalidSpec {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match spec.sampling {
+        Sampling::Uniform { count: 0 } => return Err(bad("frame count must be at least 1".into())),
+        Sampling::Fps { fps } if !(fps.is_finite() && fps > 0.0) => {
+            return Err(bad(format!("fps must be a positive number, got {fps}")));
+        }
+        _ => {}
+    }
+    if let Resize::ShortSide(0) = spec.resize {
+        return Err(bad("the short side must be at least 1 pixel".into()));
+    }
+    let start = spec.start.unwrap_or(0.0);
+    if !(start.is_finite() && start >= 0.0) {
+        return Err(bad(format!("start must be >= 0, got {start}")));
+    }
+    let end = match spec.end {
+        Some(e) => e,
+        None if info.duration_s > 0.0 => info.duration_s,
+        None if matches!(spec.sampling, Sampling::Every) => f64::INFINITY,
+        None => {
+            return Err(bad(
+                "the duration is unknown; give an end time or sample every frame".into(),
+            ));
+        }
+    };
+    if end.is_nan() || end <= start {
+        return Err(bad(format!("end ({end}) must be after start ({start})")));
+    }
+    if info.duration_s > 0.0 && start >= info.duration_s {
+        return Err(bad(format!(
+            "start {start}s is not before the end of the video ({:.3}s)",
+            info.duration_s
+        )));
+    }
+    Ok((info.start_time_s + start, info.start_time_s + end))
+}
+
+/// Seeking costs a decoder flush and refill; below this many frames of skipped decoding it
+/// does not pay.
+const SEEK_OVERHEAD_FRAMES: f64 = 8.0;
+/// Keyframe interval assumed for containers without an index until one is observed.
+const DEFAULT_KEY_INTERVAL_S: f64 = 5.0;
+/// Tolerance for comparing float timestamps (well below any frame interval).
+const EPS: f64 = 1e-6;
+
+struct Sampler {
+    src: Source,
+    conv: Converter,
+    /// The most recently decoded frame (decode order = presentation order).
+    last: AvFrame,
+    last_pts: Option<f64>,
+    last_end: Option<f64>,
+    scratch: AvFrame,
+    /// The converted form of `last`, for targets that map to the same frame.
+    cached: Option<Frame>,
+    seeked: bool,
+    decoded: usize,
+    seeks: usize,
+}
+
+enum Advance {
+    Reached,
+    EndOfStream,
+}
+
+impl Sampler {
+    fn frame_interval(&self) -> f64 {
+        if self.src.info.fps > 0.0 {
+            1.0 / self.src.info.fps
+        } else {
+            0.04
+        }
+    }
+
+    /// Decodes one frame into `last`; false at the end of the stream.
+    fn decode_one(&mut self) -> Result<bool, VideoError> {
+        loop {
+            if !self.src.next_frame(&mut self.scratch)? {
+                return Ok(false);
+            }
+            let Some(pts) = self.src.frame_pts(&self.scratch).or_else(|| {
+                // No timestamp at all: one frame interval after the previous one.
+                Some(
+                    self.last_pts
+                        .map_or(self.src.info.start_time_s, |p| p + self.frame_interval()),
+                )
+            }) else {
+                continue;
+            };
+            self.decoded += 1;
+            let dur = self.src.frame_duration(&self.scratch);
+            std::mem::swap(&mut self.last, &mut self.scratch);
+            self.last_pts = Some(pts);
+            self.last_end = Some(pts + dur.unwrap_or(self.frame_interval()));
+            self.cached = None;
+            return Ok(true);
+        }
+    }
+
+    /// Decodes forward until `last` is the first frame with pts >= t.
+    fn advance_to(&mut self, t: f64) -> Result<Advance, VideoError> {
+        self.src.set_skip_before(Some(t));
+        let result = loop {
+            if self.last_pts.is_some_and(|p| p >= t - EPS) {
+                break Ok(Advance::Reached);
+            }
+            match self.decode_one() {
+                Ok(true) => {}
+                Ok(false) => break Ok(Advance::EndOfStream),
+                Err(e) => break Err(e),
+            }
+        };
+        self.src.set_skip_before(None);
+        result
+    }
+
+    /// Whether seeking to the keyframe before `t` saves decoding compared to going on.
+    fn should_seek(&self, t: f64) -> bool {
+        let pos = self.last_pts.unwrap_or(self.src.info.start_time_s);
+        if t <= pos {
+            return false;
+        }
+        let overhead = SEEK_OVERHEAD_FRAMES * self.frame_interval();
+        match self.src.indexed_keyframe_before(t) {
+            Some(key) => key > pos + overhead,
+            None => {
+                let interval = if self.src.max_key_interval > 0.0 {
+                    self.src.max_key_interval
+                } else {
+                    DEFAULT_KEY_INTERVAL_S
+                };
+                t - pos > 2.0 * interval + overhead
+            }
+        }
+    }
+
+    /// Positions `last` on the first frame with pts >= t, seeking when that pays.
+    fn reach(&mut self, t: f64) -> Result<Advance, VideoError> {
+        if self.last_pts.is_some_and(|p| p >= t - EPS) {
+            return Ok(Advance::Reached);
+        }
+        if !self.should_seek(t) {
+            return self.advance_to(t);
+        }
+        // A demuxer may land after t (e.g. keyframes whose dts precede their pts); then back
+        // off further and try again, ending at the start of the stream.
+        let origin = self.src.info.start_time_s;
+        let mut back = 0.0;
+        for _ in 0..8 {
+            let seek_to = (t - back).max(origin);
+            if !self.src.seek(seek_to) {
+                return self.advance_to(t);
+            }
+            self.seeked = true;
+            self.seeks += 1;
+            self.last_pts = None;
+            self.cached = None;
+            if !self.decode_one()? {
+                if seek_to <= origin {
+                    return Ok(Advance::EndOfStream);
+                }
+            } else {
+                let first = self.last_pts.expect("decode_one sets pts");
+                let overshoot = first > t + 1.5 * self.frame_interval();
+                if !overshoot || seek_to <= origin {
+                    return self.advance_to(t);
+                }
+            }
+            back = if back == 0.0 { 1.0 } else { back * 2.0 };
+        }
+        self.advance_to(t)
+    }
+
+    fn emit(
+        &mut self,
+        index: usize,
+        f: &mut impl FnMut(Frame) -> Result<(), VideoError>,
+    ) -> Result<(), VideoError> {
+        let mut frame = match self.cached.take() {
+            Some(frame) => frame,
+            None => {
+                let (width, height, rgb) = self.conv.convert(&self.src.path, &self.last)?;
+                Frame {
+                    index,
+                    pts: self.last_pts.unwrap_or(0.0),
+                    width,
+                    height,
+                    rgb,
+                }
+            }
+        };
+        frame.index = index;
+        self.cached = Some(frame.clone());
+        f(frame)
+    }
+
+    fn no_frame_error(&self) -> VideoError {
+        VideoError::NoFrames {
+            path: self.src.path.clone(),
+            reason: self
+                .src
+                .read_error
+                .clone()
+                .unwrap_or_else(|| "the video stream ended before its first frame".into()),
+        }
+    }
+
+    /// Past the last frame: fine when the stream simply ends (the last frame is kept), an
+    /// error when the demuxer gave up well before the target (a cut or damaged file).
+    fn check_end(&mut self, t: f64) -> Result<(), VideoError> {
+        if self.last_pts.is_none() && self.seeked {
+            // The seek landed beyond the decodable data: decode the whole stream instead.
+            self.seeked = false;
+            if self.src.seek(self.src.info.start_time_s) {
+                while self.decode_one()? {}
+            }
+        }
+        let Some(end) = self.last_end else {
+            return Err(self.no_frame_error());
+        };
+        // A stream may simply end before a target (audio running longer, a rounded
+        // duration): then its last frame stands. It is damage when the demuxer failed, or
+        // the stream's own metadata says it goes on well past where decoding stopped.
+        let tolerance = (2.0 * self.frame_interval()).max(0.25);
+        let cut_short = self.src.stream_end.is_some_and(|e| e > end + tolerance);
+        if t > end + tolerance && (self.src.read_error.is_some() || cut_short) {
+            let why = self
+                .src
+                .read_error
+                .clone()
+                .unwrap_or_else(|| "the data ends early".into());
+            return Err(VideoError::Truncated {
+                path: self.src.path.clone(),
+                reason: format!(
+                    "no frame after {:.3}s of {:.3}s ({why})",
+                    end - self.src.info.start_time_s,
+                    self.src.info.duration_s
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn at_targets(
+        &mut self,
+        targets: impl Iterator<Item = f64>,
+        f: &mut impl FnMut(Frame) -> Result<(), VideoError>,
+    ) -> Result<(), VideoError> {
+        for (index, t) in targets.enumerate() {
+            if let Advance::EndOfStream = self.reach(t)? {
+                self.check_end(t)?;
+            }
+            self.emit(index, f)?;
+        }
+        Ok(())
+    }
+
+    fn every(
+        &mut self,
+        lo: f64,
+        hi: f64,
+        f: &mut impl FnMut(Frame) -> Result<(), VideoError>,
+    ) -> Result<(), VideoError> {
+        let mut index = 0;
+        if let Advance::EndOfStream = self.reach(lo)? {
+            self.check_end(lo)?;
+            return Ok(());
+        }
+        loop {
+            let pts = self.last_pts.expect("a frame was decoded");
+            if pts >= hi - EPS {
+                break;
+            }
+            if pts >= lo - EPS {
+                self.emit(index, f)?;
+                index += 1;
+            }
+            if !self.decode_one()? {
+                break;
+            }
+        }
+        if index == 0 && self.last_pts.is_none() {
+            return Err(self.no_frame_error());
+        }
+        Ok(())
+    }
+}

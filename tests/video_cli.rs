@@ -1,0 +1,243 @@
+//! `vidcap probe` and `vidcap frames` end to end: outputs, exit codes, one-line errors.
+mod video_util;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use video_util::{ffprobe, ffprobe_frame_pts, fixture};
+
+fn vidcap(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidcap"))
+        .args(args)
+        .output()
+        .expect("run vidcap")
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+#[test]
+fn probe_json_agrees_with_ffprobe() {
+    let path = fixture("h264");
+    let out = vidcap(&[os("probe"), path.as_os_str(), os("--json")]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (s, _) = ffprobe(&path);
+    assert_eq!(v["width"], s["width"]);
+    assert_eq!(v["height"], s["height"]);
+    assert_eq!(v["codec"], s["codec_name"]);
+    assert_eq!(
+        v["frame_count_estimate"].as_u64().unwrap().to_string(),
+        s["nb_frames"].as_str().unwrap()
+    );
+    assert_eq!(v["rotation"], 0);
+    assert!((v["duration_s"].as_f64().unwrap() - 4.0).abs() < 1e-3);
+    assert!((v["fps"].as_f64().unwrap() - 25.0).abs() < 1e-9);
+}
+
+#[test]
+fn frames_writes_pngs_and_frames_json() {
+    let path = fixture("rotated");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = vidcap(&[
+        os("frames"),
+        path.as_os_str(),
+        os("--count"),
+        os("4"),
+        os("--out"),
+        out_dir.as_os_str(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("frames.json")).unwrap()).unwrap();
+    let frames = doc["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 4);
+    let all = ffprobe_frame_pts(&path);
+    let mut prev = f64::NEG_INFINITY;
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f["index"], i);
+        let pts = f["pts"].as_f64().unwrap();
+        assert!(pts > prev, "pts increase");
+        assert!(
+            all.iter().any(|&p| (p - pts).abs() < 1e-6),
+            "pts {pts} is a real frame's"
+        );
+        prev = pts;
+        let png = out_dir.join(f["file"].as_str().unwrap());
+        assert_eq!(
+            png.file_name().unwrap().to_str().unwrap(),
+            format!("frame_{i:06}.png")
+        );
+        // Rotated 320x240 video: displayed 240x320, shorter side to 256.
+        let (w, h) = image_size(&png);
+        assert_eq!((w, h), (256, 341));
+        assert_eq!(
+            (f["width"].as_u64().unwrap(), f["height"].as_u64().unwrap()),
+            (256, 341)
+        );
+    }
+    // No temporary files left behind.
+    let names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+}
+
+fn image_size(png: &Path) -> (u64, u64) {
+    let out = video_util::run_ok(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(png),
+    );
+    let s = String::from_utf8(out).unwrap();
+    let (w, h) = s.trim().split_once(',').unwrap();
+    (w.parse().unwrap(), h.parse().unwrap())
+}
+
+/// One line on stderr naming the file and the reason; exit code 1; no panic.
+fn assert_clean_failure(path: &Path, reason_word: &str, cmd: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = match cmd {
+        "probe" => vidcap(&[os("probe"), path.as_os_str(), os("--json")]),
+        _ => vidcap(&[
+            os("frames"),
+            path.as_os_str(),
+            os("--count"),
+            os("8"),
+            os("--out"),
+            dir.path().as_os_str(),
+        ]),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{cmd} {}: {stderr}",
+        path.display()
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{cmd} {}: one line expected, got {stderr}",
+        path.display()
+    );
+    assert!(
+        lines[0].contains(&path.display().to_string()),
+        "names the file: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(reason_word),
+        "says '{reason_word}': {}",
+        lines[0]
+    );
+    assert!(!stderr.contains("panicked"));
+    assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+}
+
+#[test]
+fn bad_inputs_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.mp4");
+    let cases = [
+        (missing.clone(), "no such file"),
+        (dir.path().to_path_buf(), "directory"),
+        (fixture("text"), "not a readable video file"),
+        (fixture("audio_only"), "no video stream"),
+        (fixture("truncated"), "not a readable video file"),
+    ];
+    for (path, word) in &cases {
+        assert_clean_failure(path, word, "probe");
+        assert_clean_failure(path, word, "frames");
+    }
+    // The index survives but the data stops half way: probe works, sampling says why not.
+    let cut = fixture("truncated_faststart");
+    assert_eq!(
+        vidcap(&[os("probe"), cut.as_os_str()]).status.code(),
+        Some(0)
+    );
+    assert_clean_failure(&cut, "truncated", "frames");
+}
+
+#[test]
+fn corrupt_file_decodes_with_warnings() {
+    let path = fixture("corrupt");
+    let dir = tempfile::tempdir().unwrap();
+    let out = vidcap(&[
+        os("frames"),
+        path.as_os_str(),
+        os("--count"),
+        os("8"),
+        os("--out"),
+        dir.path().as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("corrupt") || stderr.contains("damaged"),
+        "warns: {stderr}"
+    );
+    assert!(
+        stderr.lines().count() <= 5,
+        "warnings are summarised: {stderr}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 9); // 8 PNG + frames.json
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let path = fixture("h264");
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [
+        &[][..],
+        &[os("--count"), os("0")][..],
+        &[os("--count"), os("2"), os("--fps"), os("1")][..],
+    ] {
+        let mut args = vec![
+            os("frames"),
+            path.as_os_str(),
+            os("--out"),
+            dir.path().as_os_str(),
+        ];
+        args.extend_from_slice(extra);
+        assert_eq!(vidcap(&args).status.code(), Some(2), "{extra:?}");
+    }
+}
+
+#[test]
+fn bad_window_is_a_clear_error() {
+    let path = fixture("h264");
+    let dir = tempfile::tempdir().unwrap();
+    let out = vidcap(&[
+        os("frames"),
+        path.as_os_str(),
+        os("--count"),
+        os("2"),
+        os("--start"),
+        os("9"),
+        os("--out"),
+        dir.path().as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("start") && stderr.contains("h264.mp4"),
+        "{stderr}"
+    );
+}
