@@ -324,6 +324,7 @@ fn no_video_found_is_fatal_and_names_where_it_looked() {
 #[test]
 fn ambiguous_directory_is_an_error() {
     let tmp = stage("jsonl", &[]);
+    fs::rename(tmp.path().join("annotations.jsonl"), tmp.path().join("clips.jsonl")).unwrap();
     fs::copy(
         fixture("msvd_csv/MSR Video Description Corpus.csv"),
         tmp.path().join("msvd.csv"),
@@ -384,4 +385,32 @@ fn split_names_parse() {
     );
     assert_eq!(serde_json::to_string(&Split::Val).unwrap(), "\"val\"");
     assert!("dev".parse::<Split>().is_err());
+}
+
+#[test]
+fn annotations_jsonl_wins_and_extra_fields_are_ignored() {
+    let tmp = stage("jsonl", &["videos/kitchen.mp4", "videos/synth_0001.mp4"]);
+    // A line as the synth generator writes it: extra `params`, f32 times, its own id.
+    fs::write(
+        tmp.path().join("compositional.jsonl"),
+        r#"{"video": "videos/synth_0001.mp4", "start": 0.0, "end": 4.0, "captions": ["a red ball rolls left"], "split": "test", "compositional": true, "id": "synth_0001", "params": {"seed": 7, "objects": [{"kind": "ball"}]}}"#,
+    )
+    .unwrap();
+    let ds = load_dataset(tmp.path(), &DatasetOptions::default()).unwrap();
+    assert!(
+        ds.clips.iter().all(|c| c.id != "synth_0001"),
+        "compositional.jsonl is not merged in"
+    );
+    let comp = load_dataset(
+        &tmp.path().join("compositional.jsonl"),
+        &DatasetOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(comp.clips.len(), 1);
+    assert_eq!(comp.clips[0].id, "synth_0001");
+    assert_eq!(comp.clips[0].split, Split::Test);
+    assert_eq!(
+        (comp.clips[0].start, comp.clips[0].end),
+        (Some(0.0), Some(4.0))
+    );
 }

@@ -162,8 +162,9 @@ impl Dataset {
 }
 
 /// Reads a dataset: `path` is an annotation file, or a directory holding one
-/// (`annotations.jsonl`, `*videodatainfo*.json`, `AllVideoDescriptions.txt`, `*.csv`,
-/// `vatex*.json`). Clips whose video is missing are left out, counted and the first few
+/// (`annotations.jsonl`, which wins over anything beside it; else `*.jsonl`,
+/// `*videodatainfo*.json`, `AllVideoDescriptions.txt`, `*.csv`, `vatex*.json`; several files
+/// of one format, such as MSR-VTT's train_val and test files, are read together). Clips whose video is missing are left out, counted and the first few
 /// named in a warning; it is an error only when no video at all is found.
 pub fn load_dataset(path: &Path, opts: &DatasetOptions) -> anyhow::Result<Dataset> {
     let (files, format) = annotation_files(path, opts.format)?;
@@ -283,6 +284,12 @@ fn annotation_files(
         };
         return Ok((vec![path.to_path_buf()], format));
     }
+    // The own format's file name wins: other .jsonl files beside it (e.g. the synth
+    // generator's compositional.jsonl) are separate test sets, named explicitly.
+    let own = path.join("annotations.jsonl");
+    if own.is_file() && forced.is_none_or(|f| f == DatasetFormat::Jsonl) {
+        return Ok((vec![own], DatasetFormat::Jsonl));
+    }
     let mut by_format: BTreeMap<&'static str, (DatasetFormat, Vec<PathBuf>)> = BTreeMap::new();
     let mut names: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("cannot list dataset directory {}", path.display()))?
@@ -384,8 +391,8 @@ fn detect_json_content(file: &Path) -> anyhow::Result<DatasetFormat> {
 // ---------------------------------------------------------------------------------------
 // Readers: each turns one file's text into entries; errors name the line or JSON position.
 
+/// Other fields (e.g. the synth generator's `params`) are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonlRecord {
     #[serde(default)]
     id: Option<String>,
