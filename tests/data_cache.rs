@@ -221,6 +221,10 @@ fn another_encoder_weights_sampling_or_regions_is_stale() {
         ),
     ] {
         assert!(cache.get(&c, &changed).is_none(), "{field}");
+        assert!(
+            matches!(cache.check(&c, &changed), Err(CacheMiss::Stale(_))),
+            "{field}"
+        );
         let why = stale_reason(&cache, &c, &changed);
         assert!(why.starts_with(&format!("{field} is")), "{why}");
     }
@@ -313,6 +317,7 @@ fn truncated_or_garbage_files_are_misses_not_crashes() {
     ));
     cache.put(&c, &key(), &f, &ts).unwrap();
     assert!(cache.get(&c, &key()).is_some());
+    assert_eq!(cache.check(&c, &key()), Ok(()));
 }
 
 #[test]

@@ -324,7 +324,11 @@ fn no_video_found_is_fatal_and_names_where_it_looked() {
 #[test]
 fn ambiguous_directory_is_an_error() {
     let tmp = stage("jsonl", &[]);
-    fs::rename(tmp.path().join("annotations.jsonl"), tmp.path().join("clips.jsonl")).unwrap();
+    fs::rename(
+        tmp.path().join("annotations.jsonl"),
+        tmp.path().join("clips.jsonl"),
+    )
+    .unwrap();
     fs::copy(
         fixture("msvd_csv/MSR Video Description Corpus.csv"),
         tmp.path().join("msvd.csv"),

@@ -9,7 +9,7 @@
 //! which keeps ids with slashes safe and needs no index.
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
@@ -156,14 +156,10 @@ impl FeatureCache {
 
     /// Like [`get`](Self::get), but says why an entry is not usable.
     pub fn lookup(&self, clip: &Clip, key: &CacheKey) -> Result<CachedFeatures, CacheMiss> {
-        let path = self.path_for(clip);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CacheMiss::Absent),
-            Err(e) => return Err(CacheMiss::Corrupt(format!("cannot read: {e}"))),
-        };
-        let stamp = VideoStamp::of(&clip.video)
-            .map_err(|e| CacheMiss::VideoUnreadable(format!("{e:#}")))?;
+        // The header alone rejects stale entries without reading the tensors.
+        self.check(clip, key)?;
+        let bytes = fs::read(self.path_for(clip))
+            .map_err(|e| CacheMiss::Corrupt(format!("cannot read: {e}")))?;
         let tensors =
             SafeTensors::deserialize(&bytes).map_err(|e| CacheMiss::Corrupt(e.to_string()))?;
         let (_, header) =
@@ -172,32 +168,35 @@ impl FeatureCache {
             .metadata()
             .as_ref()
             .ok_or_else(|| CacheMiss::Corrupt("no metadata".into()))?;
-        let expected = entry_metadata(clip, key, &stamp);
-        // Checked in this order so the reason names the most telling change.
-        for name in [
-            "cache_format",
-            "video_path",
-            "video_size",
-            "video_mtime_ns",
-            "window_start",
-            "window_end",
-            "encoder",
-            "encoder_sha256",
-            "sampling",
-            "regions",
-        ] {
-            let want = &expected[name];
-            match meta.get(name) {
-                Some(have) if have == want => {}
-                Some(have) => {
-                    return Err(CacheMiss::Stale(format!(
-                        "{name} is {have:?}, now {want:?}"
-                    )));
-                }
-                None => return Err(CacheMiss::Corrupt(format!("metadata has no {name}"))),
-            }
-        }
+        // Again on the bytes actually read: another process may have replaced the file.
+        let stamp = VideoStamp::of(&clip.video)
+            .map_err(|e| CacheMiss::VideoUnreadable(format!("{e:#}")))?;
+        verify_metadata(meta, &entry_metadata(clip, key, &stamp))?;
         read_features(&tensors, key.regions).map_err(|e| CacheMiss::Corrupt(format!("{e:#}")))
+    }
+
+    /// Whether the clip has a valid entry for this key, reading only the file's header
+    /// (metadata, and the length the header implies, so a truncated file is caught).
+    pub fn check(&self, clip: &Clip, key: &CacheKey) -> Result<(), CacheMiss> {
+        let path = self.path_for(clip);
+        let mut file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CacheMiss::Absent),
+            Err(e) => return Err(CacheMiss::Corrupt(format!("cannot read: {e}"))),
+        };
+        let (meta, expected_len) = read_header(&mut file).map_err(CacheMiss::Corrupt)?;
+        let actual_len = file
+            .metadata()
+            .map_err(|e| CacheMiss::Corrupt(format!("cannot stat: {e}")))?
+            .len();
+        if actual_len != expected_len {
+            return Err(CacheMiss::Corrupt(format!(
+                "{actual_len} bytes, the header describes {expected_len} (truncated?)"
+            )));
+        }
+        let stamp = VideoStamp::of(&clip.video)
+            .map_err(|e| CacheMiss::VideoUnreadable(format!("{e:#}")))?;
+        verify_metadata(&meta, &entry_metadata(clip, key, &stamp))
     }
 
     /// Stores a clip's features (`[T, R, D]`, or `[T, D]` taken as R = 1) and frame
@@ -275,6 +274,71 @@ fn entry_metadata(clip: &Clip, key: &CacheKey, stamp: &VideoStamp) -> HashMap<St
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// Compares an entry's metadata with what it must be now, in an order that makes the
+/// reason name the most telling change.
+fn verify_metadata(
+    have: &HashMap<String, String>,
+    want: &HashMap<String, String>,
+) -> Result<(), CacheMiss> {
+    for name in [
+        "cache_format",
+        "video_path",
+        "video_size",
+        "video_mtime_ns",
+        "window_start",
+        "window_end",
+        "encoder",
+        "encoder_sha256",
+        "sampling",
+        "regions",
+    ] {
+        match have.get(name) {
+            Some(h) if *h == want[name] => {}
+            Some(h) => {
+                return Err(CacheMiss::Stale(format!(
+                    "{name} is {h:?}, now {:?}",
+                    want[name]
+                )));
+            }
+            None => return Err(CacheMiss::Corrupt(format!("metadata has no {name}"))),
+        }
+    }
+    Ok(())
+}
+
+/// A safetensors file's `__metadata__` and the file length its header implies.
+fn read_header(file: &mut fs::File) -> Result<(HashMap<String, String>, u64), String> {
+    // Our headers are a few hundred bytes; anything huge is not one of ours.
+    const MAX_HEADER: u64 = 1 << 20;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| format!("cannot read the header length: {e}"))?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER {
+        return Err(format!("header length {n} is not plausible"));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| format!("header cut short: {e}"))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| format!("header is not valid JSON: {e}"))?;
+    let mut meta = HashMap::new();
+    let mut data_end = 0u64;
+    for (name, value) in &header {
+        if name == "__metadata__" {
+            meta = serde_json::from_value(value.clone())
+                .map_err(|e| format!("metadata is not a string map: {e}"))?;
+        } else {
+            let end = value
+                .pointer("/data_offsets/1")
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| format!("tensor {name} has no data_offsets"))?;
+            data_end = data_end.max(end);
+        }
+    }
+    Ok((meta, 8 + n + data_end))
 }
 
 /// Shortest exact decimal of a window bound ("" = open), as it goes into names and metadata.
