@@ -416,8 +416,17 @@ fn parse_jsonl(text: &str) -> anyhow::Result<Vec<Entry>> {
         if line.trim().is_empty() {
             continue;
         }
-        let r: JsonlRecord = serde_json::from_str(line)
-            .with_context(|| format!("line {lineno}: not a valid annotation record"))?;
+        let r: JsonlRecord = serde_json::from_str(line).map_err(|e| {
+            // serde counts lines within this one line; report the file's line instead.
+            let text = e.to_string();
+            let reason = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(r, _)| r);
+            anyhow::anyhow!(
+                "line {lineno}, column {}: not a valid annotation record: {reason}",
+                e.column()
+            )
+        })?;
         let (start, end) =
             check_window(r.start, r.end).with_context(|| format!("line {lineno}"))?;
         let mut captions = r.captions.unwrap_or_default();
