@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod frames;
+mod models;
 mod probe;
 
 /// Exit codes of the command-line contract.
@@ -49,6 +50,8 @@ pub enum Command {
     Probe(probe::Args),
     /// Sample frames of a video to PNG files plus frames.json.
     Frames(frames::Args),
+    /// Model directories: list, fetch from the hub, import a PyTorch checkpoint.
+    Models(models::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
+        Command::Models(args) => models::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

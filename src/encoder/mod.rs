@@ -4,6 +4,8 @@
 //! [`FrameEncoder`], so callers pick one by name and never care which it is.
 use candle_core::Tensor;
 
+pub mod hub;
+
 /// What one forward pass gives: pooled features and, for classifiers, the class logits.
 pub struct EncoderOutput {
     /// `[N, feature_dim]`, f32.
