@@ -6,11 +6,13 @@ use clap::{Parser, Subcommand};
 
 mod classify;
 mod embed;
+mod eval;
 mod frames;
 mod models;
 mod probe;
-mod synth;
 mod score;
+mod synth;
+mod train;
 
 /// Exit codes of the command-line contract.
 pub const EXIT_OK: u8 = 0;
@@ -64,6 +66,10 @@ pub enum Command {
     Embed(embed::Args),
     /// BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with Java) of captions against references.
     Score(score::Args),
+    /// Train the caption decoder (BPTT) on a dataset's cached features.
+    Train(train::Args),
+    /// Caption a dataset split from cached features and score it.
+    Eval(eval::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +99,8 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &cli.global),
         Command::Embed(args) => embed::run(args, &cli.global),
         Command::Score(args) => score::run(args, &cli.global),
+        Command::Train(args) => train::run(args, &cli.global),
+        Command::Eval(args) => eval::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

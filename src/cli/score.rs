@@ -38,26 +38,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
     let refs = read_refs(&args.refs)?;
     let hyps = read_hyps(&args.hyps)?;
     tracing::debug!("read the inputs in {:.3} s", clock.elapsed().as_secs_f64());
-    // A jar asked for (--meteor-jar or $VIDCAP_METEOR_JAR) must work; one found in an
-    // installed pycocoevalcap is used when it works and otherwise left out, said once.
-    let asked_for = args.meteor_jar.is_some() || std::env::var_os(meteor::JAR_ENV).is_some();
-    let leave_out = |why: &str| {
-        if !global.quiet {
-            tracing::warn!("METEOR left out of the report: {why}");
-        }
-    };
-    let meteor = if args.no_meteor {
-        None
-    } else {
-        match meteor::locate(args.meteor_jar.as_deref()) {
-            Ok(config) => Some(config),
-            Err(why) if asked_for => bail!("METEOR: {why}"),
-            Err(why) => {
-                leave_out(&why);
-                None
-            }
-        }
-    };
     let context = || {
         format!(
             "scoring {} against {}",
@@ -65,13 +45,14 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
             args.refs.display()
         )
     };
-    let scores = match metrics::score_all(&refs, &hyps, &ScoreOptions { meteor }) {
-        Err(MetricsError::Meteor(why)) if !asked_for => {
-            leave_out(&why);
-            metrics::score_all(&refs, &hyps, &ScoreOptions::default()).with_context(context)?
-        }
-        result => result.with_context(context)?,
-    };
+    let scores = score_with_meteor(
+        &refs,
+        &hyps,
+        args.meteor_jar.as_deref(),
+        args.no_meteor,
+        global,
+    )
+    .with_context(context)?;
     let report = if args.json {
         serde_json::to_string_pretty(&to_json(&scores, args.per_id))? + "\n"
     } else {
@@ -89,6 +70,45 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
             Ok(super::EXIT_OK)
         }
     }
+}
+
+/// [`metrics::score_all`] with METEOR when it can run: a jar asked for (`jar` or
+/// $VIDCAP_METEOR_JAR) must work; one found in an installed pycocoevalcap is used when it
+/// works and otherwise left out, said once. Shared by `score` and `eval`.
+pub(super) fn score_with_meteor(
+    refs: &BTreeMap<String, Vec<String>>,
+    hyps: &BTreeMap<String, String>,
+    jar: Option<&Path>,
+    no_meteor: bool,
+    global: &super::Global,
+) -> anyhow::Result<Scores> {
+    let asked_for = jar.is_some() || std::env::var_os(meteor::JAR_ENV).is_some();
+    let leave_out = |why: &str| {
+        if !global.quiet {
+            tracing::warn!("METEOR left out of the report: {why}");
+        }
+    };
+    let meteor = if no_meteor {
+        None
+    } else {
+        match meteor::locate(jar) {
+            Ok(config) => Some(config),
+            Err(why) if asked_for => bail!("METEOR: {why}"),
+            Err(why) => {
+                leave_out(&why);
+                None
+            }
+        }
+    };
+    Ok(
+        match metrics::score_all(refs, hyps, &ScoreOptions { meteor }) {
+            Err(MetricsError::Meteor(why)) if !asked_for => {
+                leave_out(&why);
+                metrics::score_all(refs, hyps, &ScoreOptions::default())?
+            }
+            result => result?,
+        },
+    )
 }
 
 fn metric_values(
@@ -109,7 +129,7 @@ fn metric_values(
     values
 }
 
-fn to_table(scores: &Scores, per_id: bool) -> String {
+pub(super) fn to_table(scores: &Scores, per_id: bool) -> String {
     let mut out = String::new();
     for (name, value) in metric_values(scores.bleu, scores.rouge_l, scores.cider_d, scores.meteor) {
         out.push_str(&format!("{name:<8} {value:.6}\n"));
@@ -125,7 +145,7 @@ fn to_table(scores: &Scores, per_id: bool) -> String {
     out
 }
 
-fn to_json(scores: &Scores, per_id: bool) -> Value {
+pub(super) fn to_json(scores: &Scores, per_id: bool) -> Value {
     let mut doc = json!({
         "ids": scores.per_id.len(),
         "bleu": scores.bleu,

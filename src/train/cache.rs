@@ -41,6 +41,24 @@ pub struct CacheKey {
     pub regions: usize,
 }
 
+/// Regions per frame when the encoder's 2×2 grid is stored with the global pool:
+/// `[global, top-left, top-right, bottom-left, bottom-right]`.
+pub const GRID_REGIONS: usize = 5;
+
+impl CacheKey {
+    /// The one constructor of a key, shared by `vidcap extract` (which writes entries) and
+    /// `vidcap train`/`eval` (which read them), so both sides always agree on the strings.
+    /// `frames` uniformly sampled frames; `grid`: R = [`GRID_REGIONS`], else R = 1.
+    pub fn new(encoder: &str, encoder_sha256: &str, frames: usize, grid: bool) -> Self {
+        Self {
+            encoder: encoder.to_string(),
+            encoder_sha256: encoder_sha256.to_string(),
+            sampling: format!("uniform:{frames}"),
+            regions: if grid { GRID_REGIONS } else { 1 },
+        }
+    }
+}
+
 /// One clip's cached features.
 #[derive(Debug, Clone)]
 pub struct CachedFeatures {
@@ -460,4 +478,76 @@ pub fn load_split_features(
         );
     }
     Ok(found)
+}
+
+/// The sha256 that identifies an encoder model directory's weights in a [`CacheKey`]: its
+/// config's `provenance.sha256` (the imported checkpoint's hash) when present, else the
+/// hash of `model.safetensors` itself.
+pub fn encoder_weights_sha256(model_dir: &Path) -> anyhow::Result<String> {
+    let config_path = model_dir.join("config.json");
+    let text = fs::read_to_string(&config_path)
+        .with_context(|| format!("cannot read encoder config {}", config_path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid JSON", config_path.display()))?;
+    if let Some(sha) = config
+        .pointer("/provenance/sha256")
+        .and_then(|v| v.as_str())
+    {
+        return Ok(sha.to_string());
+    }
+    let weights = model_dir.join("model.safetensors");
+    let mut file = fs::File::open(&weights)
+        .with_context(|| format!("cannot read encoder weights {}", weights.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("cannot read encoder weights {}", weights.display()))?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// A split's clips sorted by whether the cache holds valid features for them.
+#[derive(Debug, Default)]
+pub struct SplitFeatures {
+    /// Clips with features, in dataset order.
+    pub found: Vec<(Clip, CachedFeatures)>,
+    /// (clip id, why not) for the others, in dataset order.
+    pub uncached: Vec<(String, CacheMiss)>,
+}
+
+/// Looks up every clip of `split` (in parallel: a corpus has thousands of small files).
+/// Unlike [`load_split_features`] nothing is skipped silently; the caller decides whether
+/// an uncached clip is fatal.
+pub fn split_features(
+    ds: &Dataset,
+    cache: &FeatureCache,
+    key: &CacheKey,
+    split: Split,
+) -> SplitFeatures {
+    use rayon::prelude::*;
+    let clips: Vec<&Clip> = ds.split(split).collect();
+    let results: Vec<_> = clips
+        .par_iter()
+        .map(|clip| cache.lookup(clip, key))
+        .collect();
+    let mut out = SplitFeatures::default();
+    for (clip, result) in clips.into_iter().zip(results) {
+        match result {
+            Ok(features) => out.found.push((clip.clone(), features)),
+            Err(miss) => out.uncached.push((clip.id.clone(), miss)),
+        }
+    }
+    out
+}
+
+/// "3 clips, e.g. a (not cached), b (stale: …)" for error messages.
+pub fn describe_uncached(uncached: &[(String, CacheMiss)]) -> String {
+    let named: Vec<String> = uncached
+        .iter()
+        .take(UNCACHED_NAMED)
+        .map(|(id, why)| format!("{id} ({why})"))
+        .collect();
+    format!("{} clip(s), e.g. {}", uncached.len(), named.join(", "))
 }

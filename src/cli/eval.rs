@@ -1,0 +1,179 @@
+//! `vidcap eval DATASET --model DIR [--split test]`: captions a split from cached features,
+//! scores it, and writes what `vidcap score` (or pycocoevalcap) needs to check the numbers.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::train::{FeatureArgs, FeatureSource, command_line, references};
+use super::{EXIT_OK, Global};
+use crate::decoder::io::write_atomic;
+use crate::decoder::{CaptionModel, SearchOptions};
+use crate::train::data::Split;
+
+pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
+pub const METRICS_FILE: &str = "metrics.json";
+pub const COCO_RESULTS_FILE: &str = "coco_results.json";
+pub const REFS_FILE: &str = "refs.json";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Annotation file or directory (own JSONL, MSR-VTT, MSVD txt/csv, VATEX json).
+    pub dataset: PathBuf,
+    /// Decoder model directory (config.json, model.safetensors, vocab.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Beam width (1: greedy).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub beam: u64,
+    /// Score = log-prob / length^penalty when ranking beams.
+    #[arg(long, default_value_t = 1.0)]
+    pub length_penalty: f32,
+    /// Output directory (default: MODEL/eval-SPLIT/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    /// The METEOR 1.5 jar (default: $VIDCAP_METEOR_JAR, else pycocoevalcap's copy).
+    #[arg(long, value_name = "PATH")]
+    pub meteor_jar: Option<PathBuf>,
+    /// Leave METEOR out even when Java and the jar are available.
+    #[arg(long, conflicts_with = "meteor_jar")]
+    pub no_meteor: bool,
+    /// Print the report as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
+    let clock = Instant::now();
+    let model = CaptionModel::load(&args.model)
+        .with_context(|| format!("loading decoder {}", args.model.display()))?;
+    let source = FeatureSource::open(&args.dataset, &args.features)?;
+    if source.key.encoder != model.config.encoder {
+        bail!(
+            "{} was trained on {} features but --encoder names {}",
+            args.model.display(),
+            model.config.encoder,
+            source.key.encoder
+        );
+    }
+    let split = source.load(args.split, model.config.regions)?;
+    if split.clips.is_empty() {
+        bail!(
+            "{}: the dataset has no {} clips",
+            args.dataset.display(),
+            args.split
+        );
+    }
+    if let Some(clip) = split.clips.iter().find(|c| c.captions.is_empty()) {
+        bail!(
+            "{}: {} clip {} has no reference captions to score against",
+            args.dataset.display(),
+            args.split,
+            clip.id
+        );
+    }
+    let opts = SearchOptions {
+        beam: args.beam as usize,
+        max_len: model.config.max_len,
+        length_penalty: args.length_penalty,
+    };
+    let caption_clock = Instant::now();
+    let hyps = model.caption(&split.features, &opts)?;
+    let caption_seconds = caption_clock.elapsed().as_secs_f64();
+
+    let refs = references(&split.clips);
+    let hyp_map: BTreeMap<String, String> = split
+        .clips
+        .iter()
+        .zip(&hyps)
+        .map(|(c, h)| (c.id.clone(), h.text.clone()))
+        .collect();
+    // An empty caption cannot be tokenized into n-grams: score it as such, not as an error.
+    let empty: Vec<&str> = hyp_map
+        .iter()
+        .filter(|(_, h)| h.trim().is_empty())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !empty.is_empty() {
+        bail!(
+            "the decoder produced {} empty caption(s) (e.g. {}); it is not trained enough to score",
+            empty.len(),
+            empty[0]
+        );
+    }
+    let scores = super::score::score_with_meteor(
+        &refs,
+        &hyp_map,
+        args.meteor_jar.as_deref(),
+        args.no_meteor,
+        global,
+    )
+    .context("scoring the captions")?;
+
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.model.join(format!("eval-{}", args.split)));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut predictions = String::new();
+    for (clip, hyp) in split.clips.iter().zip(&hyps) {
+        let line = json!({
+            "id": clip.id,
+            "video": clip.video.display().to_string(),
+            "start": clip.start,
+            "end": clip.end,
+            "hypothesis": hyp.text,
+            "references": clip.captions,
+        });
+        predictions.push_str(&serde_json::to_string(&line)?);
+        predictions.push('\n');
+    }
+    write_atomic(&out.join(PREDICTIONS_FILE), predictions.as_bytes())?;
+    let coco: Vec<Value> = split
+        .clips
+        .iter()
+        .zip(&hyps)
+        .map(|(c, h)| json!({"video_id": c.id, "caption": h.text}))
+        .collect();
+    write_atomic(
+        &out.join(COCO_RESULTS_FILE),
+        &serde_json::to_vec_pretty(&coco)?,
+    )?;
+    write_atomic(&out.join(REFS_FILE), &serde_json::to_vec_pretty(&refs)?)?;
+
+    let mut report = super::score::to_json(&scores, false);
+    let doc = report.as_object_mut().expect("to_json gives an object");
+    doc.insert("split".into(), json!(args.split.as_str()));
+    doc.insert("dataset".into(), json!(args.dataset.display().to_string()));
+    doc.insert("model".into(), json!(args.model.display().to_string()));
+    doc.insert("beam".into(), json!(args.beam));
+    doc.insert("length_penalty".into(), json!(args.length_penalty));
+    doc.insert("command".into(), json!(command_line()));
+    doc.insert("caption_seconds".into(), json!(caption_seconds));
+    doc.insert("seconds".into(), json!(clock.elapsed().as_secs_f64()));
+    doc.insert("out".into(), json!(out.display().to_string()));
+    write_atomic(
+        &out.join(METRICS_FILE),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", super::score::to_table(&scores, false));
+        println!(
+            "split {} · {} clips · beam {} · written to {}",
+            args.split,
+            split.clips.len(),
+            args.beam,
+            out.display()
+        );
+    }
+    Ok(EXIT_OK)
+}
