@@ -1,0 +1,387 @@
+//! `vidcap train` → `vidcap eval` → `vidcap score` end to end on a tiny learnable dataset
+//! whose features are written into the cache directly (no encoder, no decoding), and the
+//! errors when features are missing.
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{Device, Tensor};
+use serde_json::Value;
+use vidcap::train::cache::{CacheKey, FeatureCache};
+use vidcap::train::data::{DatasetOptions, load_dataset};
+
+const ENCODER_SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const FRAMES: usize = 4;
+const DIM: usize = 12;
+
+/// Three kinds of clip, each with two reference phrasings; the features say the kind.
+const KINDS: [[&str; 2]; 3] = [
+    ["a red ball rolls to the left", "a red ball is rolling left"],
+    ["a blue cube slides up", "a blue cube moves upward"],
+    [
+        "a green cat jumps over a fence",
+        "a green cat leaps over a fence",
+    ],
+];
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    dataset: PathBuf,
+    cache: PathBuf,
+    models: PathBuf,
+}
+
+/// xorshift noise, so the fixture repeats exactly.
+struct Noise(u64);
+impl Noise {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+}
+
+/// (id, kind, split) of every clip: 8 train, 3 val, 6 test per the three kinds.
+fn clips() -> Vec<(String, usize, &'static str)> {
+    let mut out = Vec::new();
+    for kind in 0..KINDS.len() {
+        for i in 0..8 {
+            out.push((format!("k{kind}-train{i}"), kind, "train"));
+        }
+        out.push((format!("k{kind}-val"), kind, "val"));
+        for i in 0..2 {
+            out.push((format!("k{kind}-test{i}"), kind, "test"));
+        }
+    }
+    out
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    // The cache key needs only the encoder's weights hash, which its config records.
+    let models = root.join("models");
+    fs::create_dir_all(models.join("efficientnet-lite0")).unwrap();
+    fs::write(
+        models.join("efficientnet-lite0/config.json"),
+        format!(r#"{{"provenance": {{"sha256": "{ENCODER_SHA}"}}}}"#),
+    )
+    .unwrap();
+    // Training never decodes video; the files only have to exist (the cache stamps them).
+    fs::create_dir_all(root.join("videos")).unwrap();
+    let mut lines = String::new();
+    for (id, kind, split) in clips() {
+        fs::write(root.join(format!("videos/{id}.mp4")), id.as_bytes()).unwrap();
+        lines.push_str(
+            &serde_json::json!({
+                "id": id,
+                "video": format!("videos/{id}.mp4"),
+                "captions": KINDS[kind],
+                "split": split,
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    let dataset = root.join("annotations.jsonl");
+    fs::write(&dataset, lines).unwrap();
+
+    let cache_dir = root.join("cache");
+    let cache = FeatureCache::open(&cache_dir).unwrap();
+    let key = CacheKey::new("efficientnet-lite0", ENCODER_SHA, FRAMES, true);
+    let ds = load_dataset(&dataset, &DatasetOptions::default()).unwrap();
+    let kind_of = |id: &str| id[1..2].parse::<usize>().unwrap();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    for clip in &ds.clips {
+        let kind = kind_of(&clip.id);
+        let (t, r) = (FRAMES, key.regions);
+        // Each kind lights up its own block of feature dimensions, under noise.
+        let values: Vec<f32> = (0..t * r * DIM)
+            .map(|i| {
+                let d = i % DIM;
+                let signal = if d / 4 == kind { 1.0 } else { 0.0 };
+                signal + 0.3 * noise.next()
+            })
+            .collect();
+        let features = Tensor::from_vec(values, (t, r, DIM), &Device::Cpu).unwrap();
+        let stamps: Vec<f64> = (0..t).map(|i| i as f64).collect();
+        cache.put(clip, &key, &features, &stamps).unwrap();
+    }
+    Fixture {
+        _tmp: tmp,
+        root,
+        dataset,
+        cache: cache_dir,
+        models,
+    }
+}
+
+fn vidcap(fx: &Fixture, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidcap"))
+        .args(args)
+        .env("VIDCAP_MODELS", &fx.models)
+        .env_remove("VIDCAP_METEOR_JAR")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn train(fx: &Fixture, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "-q",
+        "--seed",
+        "3",
+        "train",
+        s(&fx.dataset),
+        "--out",
+        s(out),
+        "--cache",
+        s(&fx.cache),
+        "--frames",
+        "4",
+        "--hidden",
+        "32",
+        "--embed",
+        "16",
+        "--att-dim",
+        "16",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--warmup-steps",
+        "5",
+        "--min-count",
+        "1",
+        "--dropout",
+        "0",
+        "--label-smoothing",
+        "0",
+        "--patience",
+        "0",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    vidcap(fx, &args)
+}
+
+#[test]
+fn train_eval_score_agree_and_learn() {
+    let fx = fixture();
+    let model = fx.root.join("model");
+    let report = ok(&train(&fx, &model, &["--epochs", "40"]));
+
+    // The training report on disk is what was printed, and records the run.
+    let on_disk: Value =
+        serde_json::from_slice(&fs::read(model.join("training_report.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, report);
+    assert_eq!(report["seed"], 3);
+    assert_eq!(report["dataset"]["clips"]["train"], 24);
+    assert_eq!(report["dataset"]["clips"]["val"], 3);
+    assert_eq!(report["dataset"]["clips"]["test"], 6);
+    assert_eq!(report["features"]["sampling"], "uniform:4");
+    assert_eq!(report["features"]["cache_regions"], 5);
+    assert!(report["command"].as_str().unwrap().contains(" train "));
+    let best = report["best_epoch"].as_u64().expect("a best epoch");
+    assert!((1..=40).contains(&best), "best epoch {best}");
+    assert!(report["val_cider_d"].as_f64().unwrap() > 0.0);
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "train_log.jsonl",
+        "train_plot.svg",
+    ] {
+        assert!(model.join(file).is_file(), "{file} missing");
+    }
+
+    let eval_dir = fx.root.join("eval");
+    let metrics = ok(&vidcap(
+        &fx,
+        &[
+            "-q",
+            "eval",
+            s(&fx.dataset),
+            "--model",
+            s(&model),
+            "--cache",
+            s(&fx.cache),
+            "--frames",
+            "4",
+            "--split",
+            "test",
+            "--no-meteor",
+            "--out",
+            s(&eval_dir),
+            "--json",
+        ],
+    ));
+    assert_eq!(metrics["ids"], 6);
+    // The right captions are learnable from the features: unseen test clips of each kind
+    // get their kind's caption, which a model that ignored the features could not.
+    let cider = metrics["cider_d"].as_f64().unwrap();
+    assert!(cider > 2.0, "test CIDEr-D {cider}: {metrics}");
+    let predictions = fs::read_to_string(eval_dir.join("predictions.jsonl")).unwrap();
+    let lines: Vec<Value> = predictions
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for line in &lines {
+        let id = line["id"].as_str().unwrap();
+        let kind: usize = id[1..2].parse().unwrap();
+        assert_eq!(line["references"], serde_json::json!(KINDS[kind]));
+        assert!(
+            line["video"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{id}.mp4"))
+        );
+        assert!(!line["hypothesis"].as_str().unwrap().is_empty());
+    }
+    let on_disk: Value =
+        serde_json::from_slice(&fs::read(eval_dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, metrics);
+
+    // `vidcap score` on the written references and coco results gives the same numbers.
+    let scored = ok(&vidcap(
+        &fx,
+        &[
+            "-q",
+            "score",
+            "--refs",
+            s(&eval_dir.join("refs.json")),
+            "--hyps",
+            s(&eval_dir.join("coco_results.json")),
+            "--no-meteor",
+            "--json",
+        ],
+    ));
+    for field in ["ids", "bleu", "rouge_l", "cider_d"] {
+        assert_eq!(scored[field], metrics[field], "{field}");
+    }
+    let coco: Value =
+        serde_json::from_slice(&fs::read(eval_dir.join("coco_results.json")).unwrap()).unwrap();
+    assert_eq!(coco.as_array().unwrap().len(), 6);
+    assert!(coco[0]["video_id"].is_string() && coco[0]["caption"].is_string());
+}
+
+#[test]
+fn global_pool_meanpool_variant_trains_from_the_grid_cache() {
+    let fx = fixture();
+    let model = fx.root.join("meanpool");
+    let report = ok(&train(
+        &fx,
+        &model,
+        &["--epochs", "2", "--arch", "meanpool", "--regions", "1"],
+    ));
+    assert_eq!(report["features"]["decoder_regions"], 1);
+    assert_eq!(report["epochs_done"], 2);
+    let config: Value =
+        serde_json::from_slice(&fs::read(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["regions"], 1);
+    assert_eq!(config["arch"], "meanpool");
+}
+
+fn fails_with(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    }
+}
+
+#[test]
+fn missing_features_are_errors_that_say_how_to_fix_them() {
+    let fx = fixture();
+    let ds = load_dataset(&fx.dataset, &DatasetOptions::default()).unwrap();
+    let cache = FeatureCache::open(&fx.cache).unwrap();
+    let path_of = |id: &str| cache.path_for(ds.clips.iter().find(|c| c.id == id).unwrap());
+
+    // A train clip without features stops training before it starts.
+    fs::remove_file(path_of("k1-train3")).unwrap();
+    let model = fx.root.join("model");
+    fails_with(
+        &train(&fx, &model, &["--epochs", "1"]),
+        &[
+            "1 of the 24 train clips",
+            "k1-train3 (not cached)",
+            "vidcap extract",
+        ],
+    );
+    assert!(!model.join("model.safetensors").exists());
+
+    // Another layout than the one extracted: every clip is stale, and the fix names it.
+    let out = train(
+        &fx,
+        &model,
+        &["--epochs", "1", "--no-grid", "--regions", "1"],
+    );
+    fails_with(&out, &["24 of the 24 train clips", "stale", "--no-grid"]);
+
+    // A cache directory that does not exist.
+    let none = fx.root.join("no-cache");
+    let out = vidcap(
+        &fx,
+        &[
+            "train",
+            s(&fx.dataset),
+            "--out",
+            s(&model),
+            "--cache",
+            s(&none),
+        ],
+    );
+    fails_with(&out, &["does not exist", "vidcap extract"]);
+    assert!(!none.exists());
+}
+
+#[test]
+fn eval_names_the_test_clip_that_is_not_cached() {
+    let fx = fixture();
+    let model = fx.root.join("model");
+    ok(&train(&fx, &model, &["--epochs", "1"]));
+    let ds = load_dataset(&fx.dataset, &DatasetOptions::default()).unwrap();
+    let cache = FeatureCache::open(&fx.cache).unwrap();
+    let clip = ds.clips.iter().find(|c| c.id == "k2-test1").unwrap();
+    fs::remove_file(cache.path_for(clip)).unwrap();
+    let out = vidcap(
+        &fx,
+        &[
+            "eval",
+            s(&fx.dataset),
+            "--model",
+            s(&model),
+            "--cache",
+            s(&fx.cache),
+            "--frames",
+            "4",
+            "--no-meteor",
+        ],
+    );
+    fails_with(
+        &out,
+        &[
+            "1 of the 6 test clips",
+            "k2-test1 (not cached)",
+            "vidcap extract",
+        ],
+    );
+    assert!(!model.join("eval-test").exists());
+}
