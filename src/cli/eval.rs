@@ -94,28 +94,6 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         .zip(&hyps)
         .map(|(c, h)| (c.id.clone(), h.text.clone()))
         .collect();
-    // An empty caption cannot be tokenized into n-grams: score it as such, not as an error.
-    let empty: Vec<&str> = hyp_map
-        .iter()
-        .filter(|(_, h)| h.trim().is_empty())
-        .map(|(id, _)| id.as_str())
-        .collect();
-    if !empty.is_empty() {
-        bail!(
-            "the decoder produced {} empty caption(s) (e.g. {}); it is not trained enough to score",
-            empty.len(),
-            empty[0]
-        );
-    }
-    let scores = super::score::score_with_meteor(
-        &refs,
-        &hyp_map,
-        args.meteor_jar.as_deref(),
-        args.no_meteor,
-        global,
-    )
-    .context("scoring the captions")?;
-
     let out = args
         .out
         .clone()
@@ -146,6 +124,32 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         &serde_json::to_vec_pretty(&coco)?,
     )?;
     write_atomic(&out.join(REFS_FILE), &serde_json::to_vec_pretty(&refs)?)?;
+    // A report from an earlier run must not sit beside these predictions.
+    let _ = std::fs::remove_file(out.join(METRICS_FILE));
+
+    // The metrics need n-grams on both sides: an empty caption is reported, not scored
+    // (the predictions are already written, so nothing is lost).
+    let empty: Vec<&str> = hyp_map
+        .iter()
+        .filter(|(_, h)| h.trim().is_empty())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !empty.is_empty() {
+        bail!(
+            "the decoder produced {} empty caption(s) (e.g. {}); not scored (see {})",
+            empty.len(),
+            empty[0],
+            out.join(PREDICTIONS_FILE).display()
+        );
+    }
+    let scores = super::score::score_with_meteor(
+        &refs,
+        &hyp_map,
+        args.meteor_jar.as_deref(),
+        args.no_meteor,
+        global,
+    )
+    .context("scoring the captions")?;
 
     let mut report = super::score::to_json(&scores, false);
     let doc = report.as_object_mut().expect("to_json gives an object");
