@@ -2,7 +2,7 @@
 # Both do the whole set-up on a fresh Debian 12 machine first.
 CARGO ?= cargo
 
-.PHONY: setup fetch build models demo test bench
+.PHONY: setup fetch build models demo test bench corpus
 # System packages (apt-get as root, otherwise the exact command is printed).
 setup:
 	scripts/setup_system.sh
@@ -26,3 +26,11 @@ test: models
 
 bench: models
 	scripts/bench.sh
+
+# A synthetic captioned corpus over real imagery (fetched once by scripts/assets_synth.sh).
+CORPUS ?= $(HOME)/.cache/vidcap/corpus
+CLIPS ?= 3000
+SEED ?= 1
+corpus: build
+	scripts/assets_synth.sh
+	target/release/vidcap synth --out $(CORPUS) --clips $(CLIPS) --seed $(SEED)

@@ -19,11 +19,30 @@ VIDEO=${VIDEO:-$("$BENCH/make_test_video.sh" | tail -n1)}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench_frames.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# CPU seconds (user+sys) used so far by this shell's finished children: robust to other load on
+# the machine, unlike wall time; printed beside the peer's wall-time figures.
+cpu_of() {  # runs "$@" in this (command-substitution) subshell, prints its children's CPU seconds
+  "$@" >/dev/null
+  times >"$work/times"  # not piped: a pipeline's `times` runs in a fork without these children
+  awk 'NR==2{split($1,u,"m"); split($2,y,"m"); printf "%.3f", u[1]*60+u[2]+y[1]*60+y[2]}' "$work/times"
+}
+DUR=$(ffprobe -v error -show_entries format=duration -of default=nw=1:nk=1 "$VIDEO")
+SCALE="scale=w='if(lte(iw,ih),256,-1)':h='if(lte(iw,ih),-1,256)':flags=bilinear"
+ff_seek_cpu() {  # the peer's seek_per_frame commands, for their CPU time
+  local i
+  for i in $(seq 0 $((N - 1))); do
+    ffmpeg -nostdin -hide_banner -loglevel error -y -ss "$(awk -v d="$DUR" -v n="$N" -v i="$i" 'BEGIN{printf "%.6f", (i+0.5)*d/n}')" \
+      -i "$VIDEO" -frames:v 1 -vf "$SCALE" "$work/cpu_$i.png"
+  done
+}
+ff_single_cpu() {  # the peer's fps_single_pass command
+  ffmpeg -nostdin -hide_banner -loglevel error -y -i "$VIDEO" -vf "fps=fps=$N/$DUR,$SCALE" -frames:v "$N" "$work/cpu_%03d.png"
+}
 median() { sort -g | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "# video $VIDEO; $N frames; $ROUNDS alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"
 cat "$VIDEO" >/dev/null
-seek=(); single=(); raw=(); ours=(); r_seek=(); r_single=()
+seek=(); single=(); raw=(); ours=(); r_seek=(); r_single=(); c_r_seek=(); c_r_single=(); c_ours=()
 for r in $(seq 1 "$ROUNDS"); do
   peer=$("$BENCH/frames_ffmpeg.sh" "$VIDEO" "$N" 1)
   echo "$peer" | grep -i busy >&2 || true
@@ -40,6 +59,12 @@ for r in $(seq 1 "$ROUNDS"); do
   seek+=("$s"); single+=("$f"); raw+=("$w"); ours+=("$o")
   r_seek+=("$(awk -v a="$o" -v b="$s" 'BEGIN{printf "%.3f", a/b}')")
   r_single+=("$(awk -v a="$o" -v b="$f" 'BEGIN{printf "%.3f", a/b}')")
+  cs=$(cpu_of ff_seek_cpu); cf=$(cpu_of ff_single_cpu)
+  co=$(cpu_of "$VIDCAP" -q frames "$VIDEO" --count "$N" --out "$work/out")
+  c_ours+=("$co")
+  c_r_seek+=("$(awk -v a="$co" -v b="$cs" 'BEGIN{printf "%.3f", a/b}')")
+  c_r_single+=("$(awk -v a="$co" -v b="$cf" 'BEGIN{printf "%.3f", a/b}')")
+  echo "round $r cpu_s: ffmpeg seek_per_frame=$cs fps_single_pass=$cf | vidcap frames=$co"
   echo "round $r: ffmpeg seek_per_frame=${s}s fps_single_pass=${f}s fps_single_pass_raw=${w}s | vidcap frames=${o}s"
 done
 m() { printf '%s\n' "$@" | median; }
@@ -47,3 +72,4 @@ echo "vidcap_frames wall_s=$(m "${ours[@]}") (median of $ROUNDS; runs: ${ours[*]
 echo "ffmpeg seek_per_frame wall_s=$(m "${seek[@]}"); fps_single_pass wall_s=$(m "${single[@]}"); fps_single_pass_raw wall_s=$(m "${raw[@]}")"
 echo "ratio vidcap/seek_per_frame=$(m "${r_seek[@]}") (target <= 0.5; per round: ${r_seek[*]})"
 echo "ratio vidcap/fps_single_pass(full decode)=$(m "${r_single[@]}") (target <= 0.1; per round: ${r_single[*]})"
+echo "cpu ratio vidcap/seek_per_frame=$(m "${c_r_seek[@]}") vidcap/fps_single_pass=$(m "${c_r_single[@]}") (CPU seconds, median of $ROUNDS; vidcap cpu_s: ${c_ours[*]})"

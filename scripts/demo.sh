@@ -11,3 +11,5 @@ for v in samples/*.mp4 samples/*.avi "$cache/vtest.avi" "$cache/bikes.mp4"; do
   "$VIDCAP" probe "$v" --json
   "$VIDCAP" frames "$v" --count 4 --out "$out/$(basename "${v%.*}")"
 done
+echo "== caption metrics (coco-caption parity; METEOR too when java + the jar are found)"
+"$VIDCAP" score --refs tests/data/metrics/edge_refs.json --hyps tests/data/metrics/edge_hyps.json

@@ -241,3 +241,91 @@ fn bad_window_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Damaged copies of one clip in several containers: every run ends by itself (no hang),
+/// without a panic, with exit 0 (frames written) or 1 and an error line naming the file.
+#[test]
+fn damaged_files_never_panic_or_hang() {
+    let src = fixture("h264");
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["mkv", "ts", "avi", "mp4"] {
+        let remuxed = dir.path().join(format!("clip.{ext}"));
+        video_util::run_ok(
+            Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-y", "-i"])
+                .arg(&src)
+                .args(["-c", "copy"])
+                .arg(&remuxed),
+        );
+        let bytes = std::fs::read(&remuxed).unwrap();
+        let n = bytes.len();
+        let mut x: u32 = 99;
+        let mut noise = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect()
+        };
+        let variants: Vec<(&str, Vec<u8>)> = vec![
+            ("cut10", bytes[..n / 10].to_vec()),
+            ("cut70", bytes[..n * 7 / 10].to_vec()),
+            ("head", [noise(64), bytes[64..].to_vec()].concat()),
+            (
+                "middle",
+                [&bytes[..n / 3], &noise(n / 3)[..], &bytes[2 * n / 3..]].concat(),
+            ),
+            (
+                "zeros",
+                [&bytes[..n / 2], &vec![0u8; n / 4][..], &bytes[3 * n / 4..]].concat(),
+            ),
+        ];
+        for (name, data) in variants {
+            let path = dir.path().join(format!("{name}.{ext}"));
+            std::fs::write(&path, data).unwrap();
+            for mode in [&["--count", "6"][..], &["--every"][..]] {
+                let out_dir = dir.path().join(format!("out_{name}_{ext}_{}", mode.len()));
+                let mut child = Command::new(env!("CARGO_BIN_EXE_vidcap"))
+                    .arg("frames")
+                    .arg(&path)
+                    .args(mode)
+                    .args(["--short-side", "32", "--out"])
+                    .arg(&out_dir)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let started = std::time::Instant::now();
+                let status = loop {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        break status;
+                    }
+                    if started.elapsed() > std::time::Duration::from_secs(60) {
+                        let _ = child.kill();
+                        panic!("{}: {mode:?} did not finish in 60 s", path.display());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                };
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                assert!(!stderr.contains("panicked"), "{}: {stderr}", path.display());
+                match status.code() {
+                    Some(0) => assert!(out_dir.join("frames.json").is_file()),
+                    Some(1) => {
+                        let last = stderr.lines().last().unwrap_or_default();
+                        assert!(
+                            last.starts_with("vidcap: error: ")
+                                && last.contains(&path.display().to_string()),
+                            "{}: {last}",
+                            path.display()
+                        );
+                        assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+                    }
+                    other => panic!("{}: {mode:?} exit {other:?}: {stderr}", path.display()),
+                }
+            }
+        }
+    }
+}

@@ -266,3 +266,30 @@ fn real_footage_frames_match_ffmpeg() {
         }
     }
 }
+
+/// A raw H.264 stream has no duration and no timestamps: the duration comes from counting
+/// packets, frame times from counting frames; the frames match the same clip in MP4.
+#[test]
+fn raw_stream_without_timestamps_or_duration() {
+    let raw = fixture("raw_h264");
+    let mp4 = fixture("h264");
+    let info = video::probe(&raw).unwrap();
+    assert!(
+        (info.duration_s - 4.0).abs() < 1e-6,
+        "duration {}",
+        info.duration_s
+    );
+    assert_eq!(
+        info.frame_count_estimate,
+        ffprobe_frame_pts(&mp4).len() as u64
+    );
+    let frames =
+        video::sample_frames(&raw, &spec(Sampling::Uniform { count: 4 }, Resize::Native)).unwrap();
+    let all = ffprobe_frame_pts(&mp4);
+    for (i, f) in frames.iter().enumerate() {
+        let want = expected_pts(&all, (i as f64 + 0.5) * 1.0);
+        assert!((f.pts - want).abs() < 1e-6, "pts {} vs {want}", f.pts);
+        let reference = ffmpeg_frame_at(&mp4, want - 1e-4, f.width, f.height);
+        assert!(psnr(&f.rgb, &reference) >= 35.0);
+    }
+}

@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod classify;
+mod embed;
 mod frames;
 mod models;
 mod probe;
+mod synth;
+mod score;
 
 /// Exit codes of the command-line contract.
 pub const EXIT_OK: u8 = 0;
@@ -52,6 +56,14 @@ pub enum Command {
     Frames(frames::Args),
     /// Model directories: list, fetch from the hub, import a PyTorch checkpoint.
     Models(models::Args),
+    /// Render a captioned synthetic clip corpus (videos + annotations.jsonl).
+    Synth(synth::Args),
+    /// ImageNet top-K classes of the encoder for an image (or a preprocessed .npy tensor).
+    Classify(classify::Args),
+    /// Encoder features [T, D] of an image or a preprocessed .npy tensor, written as .npy.
+    Embed(embed::Args),
+    /// BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with Java) of captions against references.
+    Score(score::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -77,6 +89,10 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
         Command::Models(args) => models::run(args, &cli.global),
+        Command::Synth(args) => synth::run(args, &cli.global),
+        Command::Classify(args) => classify::run(args, &cli.global),
+        Command::Embed(args) => embed::run(args, &cli.global),
+        Command::Score(args) => score::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -73,7 +73,7 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
 
 fn list(as_json: bool) -> anyhow::Result<u8> {
     let mut rows = Vec::new();
-    let root = models_root();
+    let root = crate::encoder::registry::models_dir();
     for arch in checkpoint::ARCHES {
         let dir = root.join(arch);
         let installed =
@@ -116,21 +116,3 @@ fn list(as_json: bool) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// `$VIDCAP_MODELS`, else a `models/` directory next to or above the executable, else
-/// `./models`. (Merge note: the encoder work's `encoder::registry::models_dir()` computes the
-/// same; this should call it once both are on main.)
-fn models_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VIDCAP_MODELS") {
-        return dir.into();
-    }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(found) = exe
-            .ancestors()
-            .skip(1)
-            .map(|d| d.join("models"))
-            .find(|d| d.is_dir())
-    {
-        return found;
-    }
-    PathBuf::from("models")
-}

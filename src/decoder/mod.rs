@@ -1,1 +1,12 @@
-//! TODO(skeleton): filled in by the decoder work.
+//! GRU caption decoder (PyTorch nn.GRU gate order and names) with additive temporal
+//! attention over the clip's frame/region features, its hand-written BPTT, and search.
+pub mod bptt;
+pub mod io;
+pub mod linalg;
+pub mod model;
+pub mod params;
+pub mod search;
+
+pub use model::{Arch, CaptionModel, ClipFeatures, DecoderConfig};
+pub use params::{Dims, Weights};
+pub use search::{Hypothesis, SearchOptions};

@@ -240,6 +240,7 @@ impl FrameEncoder for HubEncoder {
         Ok(EncoderOutput {
             features,
             logits: Some(logits),
+            grid: None,
         })
     }
 

@@ -1,10 +1,17 @@
 //! Frame encoders: a pretrained CNN turns each preprocessed frame into one feature vector.
 //!
 //! Every backbone (the built-in EfficientNet-Lite0, hub backbones) implements
-//! [`FrameEncoder`], so callers pick one by name and never care which it is.
+//! [`FrameEncoder`], so callers pick one by name (see [`registry::load_encoder`]) and never
+//! care which it is.
 use candle_core::Tensor;
 
 pub mod hub;
+pub mod efficientnet_lite;
+pub mod kernels;
+pub mod preprocess;
+pub mod registry;
+
+pub use registry::{load_encoder, models_dir};
 
 /// What one forward pass gives: pooled features and, for classifiers, the class logits.
 pub struct EncoderOutput {
@@ -12,6 +19,10 @@ pub struct EncoderOutput {
     pub features: Tensor,
     /// `[N, num_classes]`, f32, when the backbone has a classifier head.
     pub logits: Option<Tensor>,
+    /// `[N, 4, feature_dim]`, f32: the final feature map average-pooled to a 2×2 grid
+    /// (row-major: top-left, top-right, bottom-left, bottom-right; adaptive cells as torch's
+    /// `adaptive_avg_pool2d`), so the decoder can attend to where things are.
+    pub grid: Option<Tensor>,
 }
 
 /// A pretrained image backbone with its own preprocessing.

@@ -97,7 +97,7 @@ impl Captioner {
             .collect::<Result<Vec<_>>>()?;
         let batch = Tensor::stack(&inputs, 0)?;
         let out = self.encoder.forward(&batch)?;
-        let regions = self.model.config().regions;
+        let regions = self.model.config.regions;
         let per_frame = if regions == 1 {
             out.features.unsqueeze(1)?
         } else {

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 pub mod batch;
+pub mod caption;
+pub mod run;
 
 /// One captioned time span of a video.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

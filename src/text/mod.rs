@@ -1,1 +1,4 @@
-//! TODO(skeleton): filled in by the text work.
+//! Words ↔ token ids for the caption decoder.
+pub mod vocab;
+
+pub use vocab::Vocab;

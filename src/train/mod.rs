@@ -1,3 +1,5 @@
-//! TODO(skeleton): filled in by the train work.
+//! Training the caption decoder: optimiser and schedule, and the BPTT training loop.
 pub mod cache;
 pub mod data;
+pub mod optim;
+pub mod trainer;

@@ -1,5 +1,7 @@
 //! Opening, probing, seeking and decoding one video stream, and the RGB conversion.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ff::format::context::Input;
 use ff::software::scaling;
@@ -23,7 +25,7 @@ const DAMAGE_WARNINGS_SHOWN: usize = 3;
 
 /// Reads the properties of the best video stream of `path`.
 pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
-    Ok(Source::open(path)?.info.clone())
+    Ok(Source::open(path, 1, Default::default())?.info.clone())
 }
 
 fn check_file(path: &Path) -> Result<(), VideoError> {
@@ -94,6 +96,9 @@ fn rotation_of(stream: &ff::format::stream::Stream) -> i32 {
 /// One open file positioned somewhere in its best video stream.
 pub(crate) struct Source {
     pub path: PathBuf,
+    /// False for streams without any timestamps: frame times are then counted from the
+    /// start, so seeking (which would lose the count) is off.
+    has_timestamps: bool,
     /// Where the stream's own metadata says it ends (presentation time, seconds).
     pub stream_end: Option<f64>,
     pub info: VideoInfo,
@@ -112,11 +117,18 @@ pub(crate) struct Source {
     /// Longest keyframe interval seen so far, seconds (for files without a seek index).
     last_key_pts: Option<f64>,
     pub max_key_interval: f64,
-    pub decode_errors: usize,
+    damage: Arc<AtomicUsize>,
 }
 
 impl Source {
-    pub fn open(path: &Path) -> Result<Self, VideoError> {
+    /// Opens `path` with `decoder_threads` decoding threads (0: as many as FFmpeg likes).
+    /// Damage found while decoding is counted in `damage`, which the sources of one
+    /// sampling call share, so warnings stay few however many decoders run.
+    pub fn open(
+        path: &Path,
+        decoder_threads: usize,
+        damage: Arc<AtomicUsize>,
+    ) -> Result<Self, VideoError> {
         init_ffmpeg();
         check_file(path)?;
         let path_buf = path.to_path_buf();
@@ -137,10 +149,10 @@ impl Source {
             reason: e.to_string(),
         };
         let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(codec_err)?;
-        // Same decoder threading as the ffmpeg CLI: frame + slice threads, count automatic.
+        // Frame threading; count 0 = automatic, as the ffmpeg CLI does.
         ctx.set_threading(ff::threading::Config {
             kind: ff::threading::Type::Frame,
-            count: 0,
+            count: decoder_threads,
             ..Default::default()
         });
         let mut dec = ctx.decoder();
@@ -209,7 +221,26 @@ impl Source {
             start_time_s,
         };
         drop(stream);
+        let (mut input, mut info) = (input, info);
+        let mut has_timestamps = true;
+        if info.duration_s <= 0.0 {
+            // Neither container nor stream says how long (e.g. a raw H.264 stream): count
+            // the packets (demuxing only, no decoding), then start again from the top.
+            let scan = scan_packets(&mut input, stream_index, time_base);
+            input = ff::format::input(&path).map_err(|e| VideoError::NotVideo {
+                path: path_buf.clone(),
+                reason: e.to_string(),
+            })?;
+            has_timestamps = scan.last_end.is_some();
+            info.duration_s = match scan.last_end {
+                Some(end) => (end - start_time_s).max(0.0),
+                None if fps > 0.0 => scan.packets as f64 / fps,
+                None => 0.0,
+            };
+            info.frame_count_estimate = scan.packets;
+        }
         Ok(Source {
+            has_timestamps,
             stream_end: stream_duration.map(|d| start_time_s + d),
             path: path_buf,
             info,
@@ -224,7 +255,7 @@ impl Source {
             skip_active: false,
             last_key_pts: None,
             max_key_interval: 0.0,
-            decode_errors: 0,
+            damage,
         })
     }
 
@@ -299,6 +330,13 @@ impl Source {
                             // Cannot happen after draining, but never lose the packet silently.
                             tracing::debug!("{}: decoder refused a packet", self.path.display());
                         }
+                        Err(e) if packet.is_corrupt() => {
+                            // An incomplete packet (the data ends inside it): the caller
+                            // reports a cut file if frames are missing, so no warning here.
+                            tracing::debug!("{}: incomplete packet: {e}", self.path.display());
+                            self.read_error
+                                .get_or_insert_with(|| "the last packet is incomplete".into());
+                        }
                         Err(e) => {
                             let at = packet
                                 .pts()
@@ -338,8 +376,7 @@ impl Source {
 
     /// Reports damaged data: the first few cases one by one, the rest in a summary on drop.
     fn damage(&mut self, what: std::fmt::Arguments) {
-        self.decode_errors += 1;
-        if self.decode_errors <= DAMAGE_WARNINGS_SHOWN {
+        if self.damage.fetch_add(1, Ordering::Relaxed) < DAMAGE_WARNINGS_SHOWN {
             tracing::warn!("{}: {what}", self.path.display());
         }
     }
@@ -412,6 +449,9 @@ impl Source {
     /// Seeks to the last keyframe at or before `t` (seconds, presentation time) and resets
     /// the decoder. `false` if the file cannot seek there (the caller decodes on instead).
     pub fn seek(&mut self, t: f64) -> bool {
+        if !self.has_timestamps {
+            return false;
+        }
         let ts = (t / self.time_base).floor() as i64;
         let ret = unsafe {
             ffi::avformat_seek_file(
@@ -436,16 +476,53 @@ impl Source {
     }
 }
 
-impl Drop for Source {
-    fn drop(&mut self) {
-        if self.decode_errors > DAMAGE_WARNINGS_SHOWN {
-            tracing::warn!(
-                "{}: {} damaged packets or frames skipped or concealed in all",
-                self.path.display(),
-                self.decode_errors
-            );
+/// One summary line for the damage beyond the warnings already shown.
+pub(crate) fn report_damage(path: &Path, damage: &AtomicUsize) {
+    let n = damage.load(Ordering::Relaxed);
+    if n > DAMAGE_WARNINGS_SHOWN {
+        tracing::warn!(
+            "{}: {n} damaged packets or frames skipped or concealed in all",
+            path.display()
+        );
+    }
+}
+
+struct PacketScan {
+    packets: u64,
+    /// End of the last timestamped packet (seconds), if any packet had a timestamp.
+    last_end: Option<f64>,
+}
+
+fn scan_packets(input: &mut Input, stream_index: usize, time_base: f64) -> PacketScan {
+    let mut scan = PacketScan {
+        packets: 0,
+        last_end: None,
+    };
+    let mut errors = 0;
+    let mut packet = ff::Packet::empty();
+    loop {
+        match packet.read(input) {
+            Ok(()) => {
+                errors = 0;
+                if packet.stream() != stream_index {
+                    continue;
+                }
+                scan.packets += 1;
+                if let Some(t) = packet.pts().or(packet.dts()) {
+                    let end = (t + packet.duration().max(0)) as f64 * time_base;
+                    scan.last_end = Some(scan.last_end.map_or(end, |e: f64| e.max(end)));
+                }
+            }
+            Err(ff::Error::Eof) => break,
+            Err(_) => {
+                errors += 1;
+                if errors > MAX_CONSECUTIVE_READ_ERRORS {
+                    break;
+                }
+            }
         }
     }
+    scan
 }
 
 /// Parses a Matroska `DURATION` tag, `HH:MM:SS.fraction`, to seconds.

@@ -124,6 +124,16 @@ pub fn fixture(name: &str) -> PathBuf {
             ]);
             cut_in_half(&fs, "truncated_faststart.mp4")
         }
+        // Annex-B elementary stream: no container, no timestamps, no duration.
+        "raw_h264" => {
+            let src = fixture_locked(&mut made, "h264");
+            let out = dir.join("raw.h264");
+            ffmpeg(&[
+                "-i", src.to_str().unwrap(), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+                "-f", "h264", out.to_str().unwrap(),
+            ]);
+            out
+        }
         "corrupt" => {
             let src = fixture_locked(&mut made, "h264");
             let mut bytes = std::fs::read(&src).unwrap();

@@ -1,0 +1,105 @@
+//! Encoder throughput, the counterpart of `../shared/bench/encoder_ort.py`: forward passes on a
+//! ready random tensor `[B, 3, 224, 224]` in [-1, 1), `--warmup` untimed calls, then `--runs`
+//! calls each timed on its own; prints `encoder_vidcap batch=B images_per_s=X (median of N)`
+//! with X = B / median(seconds per call).
+//!
+//! `cargo bench --bench encoder -- [--threads 2] [--batch 1 16] [--warmup 10] [--runs 50]
+//! [--plain] [--model DIR]`
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{Device, Tensor};
+use vidcap::encoder::efficientnet_lite::{Backend, EfficientNetLite};
+use vidcap::encoder::models_dir;
+
+struct Options {
+    threads: usize,
+    batches: Vec<usize>,
+    warmup: usize,
+    runs: usize,
+    backend: Backend,
+    model: std::path::PathBuf,
+}
+
+fn parse() -> anyhow::Result<Options> {
+    let mut o = Options {
+        threads: 2,
+        batches: vec![1, 16],
+        warmup: 10,
+        runs: 50,
+        backend: Backend::FastCpu,
+        model: models_dir().join("efficientnet-lite0"),
+    };
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = |i: usize| {
+            args.get(i + 1)
+                .with_context(|| format!("{} needs a value", args[i]))
+        };
+        match args[i].as_str() {
+            "--threads" => o.threads = value(i)?.parse()?,
+            "--warmup" => o.warmup = value(i)?.parse()?,
+            "--runs" => o.runs = value(i)?.parse()?,
+            "--model" => o.model = value(i)?.into(),
+            "--plain" => {
+                o.backend = Backend::Plain;
+                i += 1;
+                continue;
+            }
+            "--batch" => {
+                o.batches.clear();
+                while let Some(b) = args.get(i + 1).and_then(|v| v.parse().ok()) {
+                    o.batches.push(b);
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+fn main() -> anyhow::Result<()> {
+    let o = parse()?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(o.threads)
+        .build_global()?;
+    let encoder = EfficientNetLite::load(&o.model, &Device::Cpu)?;
+    for &b in &o.batches {
+        let x = Tensor::rand(-1f32, 1f32, (b, 3, 224, 224), &Device::Cpu)?;
+        for _ in 0..o.warmup {
+            encoder.forward_with(&x, o.backend)?;
+        }
+        let mut secs: Vec<f64> = (0..o.runs)
+            .map(|_| {
+                let t = Instant::now();
+                encoder
+                    .forward_with(&x, o.backend)
+                    .map(|_| t.elapsed().as_secs_f64())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        secs.sort_by(f64::total_cmp);
+        let median = secs[secs.len() / 2];
+        println!(
+            "encoder_vidcap batch={b} images_per_s={:.2} (median of {})",
+            b as f64 / median,
+            o.runs
+        );
+        println!(
+            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?}",
+            median * 1e3,
+            secs[0] * 1e3,
+            secs[secs.len() - 1] * 1e3,
+            o.threads,
+            o.backend
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! `vidcap caption VIDEO...`: one caption per video, or per segment with start and end.
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use super::{EXIT_OK, EXIT_PARTIAL, Global};
+use crate::decoder::{CaptionModel, SearchOptions};
+use crate::encoder::registry::{load_encoder, models_dir};
+use crate::output::sheet::{self, SheetLayout, Thumb};
+use crate::output::{Format, VideoCaptions, timestamp};
+use crate::pipeline::batch::collect_inputs;
+use crate::pipeline::caption::{CaptionOptions, Captioner, SegmentMode};
+use crate::pipeline::run::{RunOptions, run};
+
+/// The decoder `make demo` and a plain `vidcap caption` use.
+pub const DEFAULT_DECODER: &str = "synth-decoder";
+
+/// Model and search options shared by `caption` and `batch`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Decoder model directory (default: the bundled decoder, models/synth-decoder).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Encoder name or directory (default: the one the decoder was trained on).
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Beam width (1 = greedy).
+    #[arg(long, default_value_t = 3)]
+    pub beam: usize,
+    /// Longest caption in tokens (default: the decoder's).
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Frames sampled uniformly per captioned window.
+    #[arg(long, default_value_t = 16)]
+    pub frames: usize,
+    /// `none` (one caption per video), `auto` (split at shot boundaries) or SECONDS (fixed windows).
+    #[arg(long, default_value = "none")]
+    pub segments: String,
+    /// Shortest segment for `--segments auto`, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub min_segment: f64,
+    /// Longest segment for `--segments auto`, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub max_segment: f64,
+    /// Files decoded at once.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Give up on a file whose frames take longer than this to decode, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout: f64,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<(Captioner, CaptionOptions, RunOptions)> {
+        let dir = self.model.clone().unwrap_or_else(|| models_dir().join(DEFAULT_DECODER));
+        let model = CaptionModel::load(&dir).with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
+        let encoder_name = self.encoder.clone().unwrap_or_else(|| model.config.encoder.clone());
+        let encoder = load_encoder(&encoder_name)?;
+        model.expect_encoder(encoder.name(), encoder.feature_dim())?;
+        ensure!(self.frames >= 1, "--frames must be at least 1");
+        ensure!(self.beam >= 1, "--beam must be at least 1");
+        ensure!(self.timeout > 0.0, "--timeout must be positive");
+        let segments = match self.segments.as_str() {
+            "none" => SegmentMode::Whole,
+            "auto" => {
+                ensure!(self.min_segment > 0.0 && self.max_segment >= self.min_segment, "need 0 < --min-segment <= --max-segment");
+                SegmentMode::Auto { min_s: self.min_segment, max_s: self.max_segment }
+            }
+            seconds => match seconds.parse::<f64>() {
+                Ok(s) if s > 0.0 && s.is_finite() => SegmentMode::Fixed(s),
+                _ => bail!("--segments {seconds:?}: expected auto, none or a positive number of seconds"),
+            },
+        };
+        let search = SearchOptions {
+            beam: self.beam,
+            max_len: self.max_len.unwrap_or(model.config.max_len),
+            ..SearchOptions::default()
+        };
+        let caption = CaptionOptions { frames: self.frames, search, segments };
+        let run = RunOptions { jobs: self.jobs.max(1), timeout: Duration::from_secs_f64(self.timeout) };
+        Ok((Captioner { encoder, model }, caption, run))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Video files (or directories, or @list.txt).
+    #[arg(required = true)]
+    pub videos: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Shorthand for --format json.
+    #[arg(long)]
+    pub json: bool,
+    /// Write one file per video (VIDEO_STEM.<format>) into this directory instead of stdout;
+    /// required for srt/vtt with several videos.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Contact sheet PNG: the sampled frames with timestamps and the caption(s) beneath
+    /// (a directory when several videos are captioned).
+    #[arg(long)]
+    pub sheet: Option<PathBuf>,
+}
+
+pub fn run_cmd(args: Args, _global: &Global) -> Result<u8> {
+    let format = if args.json { Format::Json } else { args.format };
+    let inputs = collect_inputs(&args.videos)?;
+    ensure!(!inputs.is_empty(), "no video found in the inputs");
+    let many = inputs.len() > 1;
+    if format.is_subtitle() && many && args.output_dir.is_none() {
+        bail!("{} holds one video's timeline: pass --output-dir DIR to write one file per video", format.extension());
+    }
+    for dir in args.output_dir.iter().chain(args.sheet.iter().filter(|_| many)) {
+        fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    }
+    let (captioner, caption, run_opts) = args.model.load()?;
+    let font = match &args.sheet {
+        Some(_) => Some(sheet::load_font()?),
+        None => None,
+    };
+    let order: Vec<String> = inputs.iter().map(|i| i.display.clone()).collect();
+    let mut results: Vec<VideoCaptions> = Vec::new();
+    let summary = run(inputs, &captioner, &caption, &run_opts, &mut |outcome| {
+        if let (Some(target), Some(font), Some(windows)) = (&args.sheet, &font, outcome.windows) {
+            let path = if many { target.join(format!("{}.png", stem(&outcome.input.path))) } else { target.clone() };
+            let thumbs: Vec<Thumb> = windows
+                .iter()
+                .flat_map(|w| &w.frames)
+                .map(|f| Thumb { rgb: &f.rgb, width: f.width, height: f.height, pts: f.pts })
+                .collect();
+            let lines: Vec<String> = outcome
+                .result
+                .segments
+                .iter()
+                .map(|s| format!("[{} --> {}] {}", timestamp(s.start, '.', false), timestamp(s.end, '.', false), s.caption))
+                .collect();
+            let image = sheet::render(&thumbs, &lines, &SheetLayout::default(), font)?;
+            sheet::save(&image, &path)?;
+        }
+        if let Some(dir) = &args.output_dir {
+            let path = dir.join(format!("{}.{}", stem(&outcome.input.path), format.extension()));
+            let mut bytes = Vec::new();
+            format.write(&mut bytes, std::slice::from_ref(&outcome.result))?;
+            write_atomic(&path, &bytes)?;
+        }
+        results.push(outcome.result);
+        Ok(())
+    })?;
+    if !many && let Some(error) = results.first().and_then(|r| r.error.clone()) {
+        bail!("{error}");
+    }
+    if args.output_dir.is_none() {
+        // Results come in completion order; print them in input order.
+        results.sort_by_key(|r| order.iter().position(|d| *d == r.video));
+        let mut stdout = std::io::stdout().lock();
+        format.write(&mut stdout, &results)?;
+        stdout.flush()?;
+    }
+    Ok(if summary.failed > 0 { EXIT_PARTIAL } else { EXIT_OK })
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path)).with_context(|| format!("{}: cannot write", path.display()))
+}

@@ -1,0 +1,213 @@
+//! `vidcap embed IMAGE|TENSOR.npy -o OUT.npy`: encoder features `[T, D]` as .npy.
+//!
+//! Also home of the input handling `classify` shares: what kind of file an input is, and how it
+//! becomes a preprocessed batch.
+use std::path::{Path, PathBuf};
+
+use crate::encoder::{FrameEncoder, load_encoder};
+use anyhow::{Context, bail};
+use candle_core::Tensor;
+
+use super::{EXIT_OK, Global};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// An image (PNG, JPEG), or a .npy tensor (N,3,224,224) that is already preprocessed.
+    pub input: PathBuf,
+    /// Where to write the features (.npy, float32, [T, D]).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Encoder: a registry name or a model directory.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub encoder: String,
+    /// Write the 2×2 spatial grid [T, 4, D] instead of the pooled features.
+    #[arg(long)]
+    pub grid: bool,
+}
+
+/// Images per forward pass for tensors with many images.
+const BATCH: usize = 16;
+
+/// What an input file is, by its extension.
+pub(super) enum InputKind {
+    Image,
+    Tensor,
+}
+
+pub(super) fn input_kind(path: &Path) -> anyhow::Result<InputKind> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("png" | "jpg" | "jpeg") => Ok(InputKind::Image),
+        Some("npy") => Ok(InputKind::Tensor),
+        // VIDEO inputs go through vidcap::video::sample_frames once the video layer is merged.
+        _ => bail!(
+            "{}: unsupported input (expected an image: .png, .jpg, .jpeg; or a .npy tensor); \
+             video input is not available in this build yet",
+            path.display()
+        ),
+    }
+}
+
+/// Decodes an image file and applies the encoder's preprocessing: `[1, 3, S, S]`.
+pub(super) fn image_batch(encoder: &dyn FrameEncoder, path: &Path) -> anyhow::Result<Tensor> {
+    let img = image::open(path)
+        .with_context(|| format!("{}: cannot decode image", path.display()))?
+        .to_rgb8();
+    let x = encoder
+        .preprocess(img.as_raw(), img.width(), img.height())
+        .with_context(|| format!("{}: cannot preprocess", path.display()))?;
+    Ok(x.unsqueeze(0)?)
+}
+
+/// Checks that a .npy file holds exactly the data its header declares, before candle's reader
+/// allocates what the header says (a hostile or truncated header must not make it allocate
+/// without bound).
+fn check_npy_size(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let bad = |why: String| anyhow::anyhow!("{}: cannot read .npy: {why}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    let mut head = [0u8; 10];
+    file.read_exact(&mut head)
+        .map_err(|_| bad("shorter than a .npy header".into()))?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (bad magic)".into()));
+    }
+    let (header_start, header_len) = match head[6] {
+        1 => (10u64, u16::from_le_bytes([head[8], head[9]]) as u64),
+        2 | 3 => {
+            let mut more = [0u8; 2];
+            file.read_exact(&mut more)
+                .map_err(|_| bad("truncated header".into()))?;
+            (
+                12u64,
+                u32::from_le_bytes([head[8], head[9], more[0], more[1]]) as u64,
+            )
+        }
+        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    };
+    if header_len > 1 << 20 || header_start + header_len > file_len {
+        return Err(bad("truncated header".into()));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| bad("truncated header".into()))?;
+    let header = String::from_utf8_lossy(&header);
+    let field = |name: &str| -> Option<&str> {
+        let at = header.find(&format!("'{name}'"))? + name.len() + 2;
+        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
+    };
+    let descr = field("descr")
+        .and_then(|d| d.strip_prefix('\'')?.split('\'').next())
+        .ok_or_else(|| bad("no descr in header".into()))?;
+    let elem: u64 = descr
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .map_err(|_| bad(format!("unsupported dtype {descr}")))?;
+    let shape = field("shape")
+        .and_then(|s| s.strip_prefix('(')?.split(')').next())
+        .ok_or_else(|| bad("no shape in header".into()))?;
+    let mut bytes = elem;
+    for dim in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let dim: u64 = dim
+            .parse()
+            .map_err(|_| bad(format!("bad shape ({shape})")))?;
+        bytes = bytes
+            .checked_mul(dim)
+            .ok_or_else(|| bad(format!("shape ({shape}) overflows")))?;
+    }
+    let data = file_len - header_start - header_len;
+    if data != bytes {
+        return Err(bad(format!(
+            "header declares shape ({shape}) of {descr}, {bytes} bytes, but the file holds {data}"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a preprocessed `(N, 3, S, S)` tensor.
+pub(super) fn tensor_batch(encoder: &dyn FrameEncoder, path: &Path) -> anyhow::Result<Tensor> {
+    check_npy_size(path)?;
+    let t =
+        Tensor::read_npy(path).with_context(|| format!("{}: cannot read .npy", path.display()))?;
+    let s = encoder.input_size();
+    if t.dims().len() != 4 || t.dims()[1..] != [3, s, s] || t.dims()[0] == 0 {
+        bail!(
+            "{}: tensor has shape {:?}, expected (N, 3, {s}, {s}) with N >= 1",
+            path.display(),
+            t.dims()
+        );
+    }
+    Ok(t.to_dtype(candle_core::DType::F32)?)
+}
+
+/// The input as one or more preprocessed batches.
+pub(super) fn input_batches(
+    encoder: &dyn FrameEncoder,
+    path: &Path,
+) -> anyhow::Result<Vec<Tensor>> {
+    match input_kind(path)? {
+        InputKind::Image => Ok(vec![image_batch(encoder, path)?]),
+        InputKind::Tensor => {
+            let t = tensor_batch(encoder, path)?;
+            let n = t.dim(0)?;
+            (0..n)
+                .step_by(BATCH)
+                .map(|i| Ok(t.narrow(0, i, BATCH.min(n - i))?))
+                .collect()
+        }
+    }
+}
+
+/// Writes `t` to `path` as .npy through a temporary file in the same directory and a rename,
+/// so a reader never sees a partial file.
+pub(super) fn write_npy_atomic(t: &Tensor, path: &Path) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = t
+        .write_npy(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))
+        .and_then(|_| {
+            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
+    let encoder = load_encoder(&args.encoder)?;
+    let mut parts = Vec::new();
+    for batch in input_batches(encoder.as_ref(), &args.input)? {
+        let out = encoder.forward(&batch)?;
+        parts.push(if args.grid {
+            out.grid
+                .with_context(|| format!("encoder {} has no spatial grid", encoder.name()))?
+        } else {
+            out.features
+        });
+    }
+    let features = Tensor::cat(&parts, 0)?.to_device(&candle_core::Device::Cpu)?;
+    write_npy_atomic(&features, &args.output)?;
+    tracing::info!(
+        "{}: wrote {:?} to {}",
+        args.input.display(),
+        features.dims(),
+        args.output.display()
+    );
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,724 @@
+//! The whole decoder's training pass written out by hand: forward over the caption with
+//! teacher forcing (GRU + additive attention + output projection + masked, label-smoothed
+//! cross-entropy), then backpropagation through time walking the steps in reverse.
+//!
+//! Why by hand: candle's autograd records every tiny per-step op (candle issues 1241 and
+//! 2913), which makes a 20-step GRU several times slower than PyTorch; here each step is a
+//! few batched matmuls (`gemm`) plus elementwise loops. The forward caches what the backward
+//! needs. The same code runs in f64 for the finite-difference gradient check.
+//!
+//! Rows are time-major: row `t * B + b` is clip `b` at caption position `t`.
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::linalg::{Real, View, add_row_sums, matmul, r, sigmoid};
+use super::params::{Dims, Weights};
+use crate::text::vocab::PAD;
+
+/// A batch for one training step.
+pub struct Batch<'a, T> {
+    /// Per clip its `N_b × feat` items (T frames × R regions, row-major).
+    pub clips: Vec<&'a [T]>,
+    /// `B × len` decoder inputs (`<bos>` w1 w2 …), row-major by clip.
+    pub tokens_in: &'a [u32],
+    /// `B × len` targets (w1 w2 … `<eos>`), `<pad>` where there is no target.
+    pub targets: &'a [u32],
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    /// Dropout probability on word embeddings and on the GRU output (0 = off).
+    pub dropout: f64,
+    pub label_smoothing: f64,
+    /// Seeds the dropout masks (the trainer derives it from seed, epoch and step).
+    pub seed: u64,
+    /// Also compute logits where the target is `<pad>` (they add nothing to the loss or the
+    /// gradient; only for like-for-like timing against peers that compute them).
+    pub all_positions: bool,
+}
+
+/// Mean of a clip's items: the input of the initial-state layer.
+pub fn mean_items<T: Real>(items: &[T], feat: usize, out: &mut [T]) {
+    out.fill(T::zero());
+    let n = items.len() / feat;
+    for item in items.chunks_exact(feat) {
+        for (o, x) in out.iter_mut().zip(item) {
+            *o += *x;
+        }
+    }
+    let inv = T::one() / r(n.max(1) as f64);
+    out.iter_mut().for_each(|o| *o = *o * inv);
+}
+
+/// Attention inputs of one clip: items plus their learned region embedding, and the keys
+/// `W_f f + b_f`, both fixed over the caption.
+pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<T>, Vec<T>) {
+    let n = items.len() / d.feat;
+    let mut fprime = items.to_vec();
+    for (i, row) in fprime.chunks_exact_mut(d.feat).enumerate() {
+        let region = &w.region[(i % d.regions) * d.feat..][..d.feat];
+        row.iter_mut().zip(region).for_each(|(x, e)| *x += *e);
+    }
+    let mut keys = vec![T::zero(); n * d.att];
+    for row in keys.chunks_exact_mut(d.att) {
+        row.copy_from_slice(&w.att_b_feat);
+    }
+    matmul(
+        &mut keys,
+        d.att,
+        View::new(&fprime, n, d.feat),
+        false,
+        View::new(&w.att_w_feat, d.att, d.feat),
+        true,
+        true,
+    );
+    (fprime, keys)
+}
+
+/// Additive attention of one clip for one query: `pre_i = tanh(key_i + hp)`,
+/// `e_i = v·pre_i`, `alpha = softmax(e)`, `ctx = Σ alpha_i f_i`.
+pub fn attend<T: Real>(
+    keys: &[T],
+    fprime: &[T],
+    hp: &[T],
+    v: &[T],
+    pre: &mut [T],
+    alpha: &mut [T],
+    ctx: &mut [T],
+) {
+    attention_weights(keys, hp, v, pre, alpha);
+    weighted_sum(fprime, alpha, ctx);
+}
+
+/// The `alpha` of `attend` (and the `pre` activations BPTT needs).
+pub fn attention_weights<T: Real>(keys: &[T], hp: &[T], v: &[T], pre: &mut [T], alpha: &mut [T]) {
+    let a = hp.len();
+    let mut max = T::neg_infinity();
+    for ((key, p), e) in keys
+        .chunks_exact(a)
+        .zip(pre.chunks_exact_mut(a))
+        .zip(alpha.iter_mut())
+    {
+        let mut s = T::zero();
+        for j in 0..a {
+            p[j] = (key[j] + hp[j]).tanh();
+            s += v[j] * p[j];
+        }
+        *e = s;
+        max = max.max(s);
+    }
+    let mut total = T::zero();
+    alpha.iter_mut().for_each(|e| {
+        *e = (*e - max).exp();
+        total += *e;
+    });
+    alpha.iter_mut().for_each(|e| *e = *e / total);
+}
+
+/// `out = Σ_i weights_i · rows_i` over the rows of a row-major matrix.
+pub fn weighted_sum<T: Real>(rows: &[T], weights: &[T], out: &mut [T]) {
+    out.fill(T::zero());
+    for (row, &wgt) in rows.chunks_exact(out.len()).zip(weights) {
+        out.iter_mut().zip(row).for_each(|(o, x)| *o += wgt * *x);
+    }
+}
+
+/// PyTorch nn.GRU gate equations (order r, z, n) for one row, given `gi = W_ih x + b_ih`
+/// and `gh = W_hh h + b_hh`. Writes the gates (kept for BPTT) and the new state.
+#[allow(clippy::too_many_arguments)]
+pub fn gru_cell<T: Real>(
+    gi: &[T],
+    gh: &[T],
+    h_prev: &[T],
+    r_out: &mut [T],
+    z_out: &mut [T],
+    n_out: &mut [T],
+    h_out: &mut [T],
+) {
+    let hs = h_prev.len();
+    for j in 0..hs {
+        let rg = sigmoid(gi[j] + gh[j]);
+        let zg = sigmoid(gi[hs + j] + gh[hs + j]);
+        let ng = (gi[2 * hs + j] + rg * gh[2 * hs + j]).tanh();
+        r_out[j] = rg;
+        z_out[j] = zg;
+        n_out[j] = ng;
+        h_out[j] = (T::one() - zg) * ng + zg * h_prev[j];
+    }
+}
+
+/// `rows × 3H` matrix of `W_hh h + b_hh`.
+pub fn hidden_gates<T: Real>(w: &Weights<T>, hidden: usize, h: &[T], rows: usize) -> Vec<T> {
+    let mut gh = Vec::with_capacity(rows * 3 * hidden);
+    for _ in 0..rows {
+        gh.extend_from_slice(&w.b_hh);
+    }
+    matmul(
+        &mut gh,
+        3 * hidden,
+        View::new(h, rows, hidden),
+        false,
+        View::new(&w.w_hh, 3 * hidden, hidden),
+        true,
+        true,
+    );
+    gh
+}
+
+/// Inverted-dropout mask: 0 or 1/(1-p).
+fn dropout_mask<T: Real>(rng: &mut ChaCha8Rng, len: usize, p: f64) -> Option<Vec<T>> {
+    if p <= 0.0 {
+        return None;
+    }
+    let keep: T = r(1.0 / (1.0 - p));
+    Some(
+        (0..len)
+            .map(|_| {
+                if rng.random::<f64>() < p {
+                    T::zero()
+                } else {
+                    keep
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Mean loss over the non-`<pad>` targets; when `grad` is given it is overwritten with the
+/// gradient of that loss with respect to every parameter.
+pub fn loss_and_grad<T: Real>(
+    w: &Weights<T>,
+    d: &Dims,
+    batch: &Batch<T>,
+    opts: &PassOptions,
+    grad: Option<&mut Weights<T>>,
+) -> T {
+    pass(w, d, batch, opts, grad, None)
+}
+
+/// The model's most likely next word at every position under teacher forcing (`B × len`,
+/// row-major by clip; `<pad>` where there is no target), e.g. for scheduled sampling.
+pub fn teacher_forced_argmax<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>) -> Vec<u32> {
+    let mut preds = vec![PAD; batch.tokens_in.len()];
+    pass(w, d, batch, &PassOptions::default(), None, Some(&mut preds));
+    preds
+}
+
+fn pass<T: Real>(
+    w: &Weights<T>,
+    d: &Dims,
+    batch: &Batch<T>,
+    opts: &PassOptions,
+    grad: Option<&mut Weights<T>>,
+    preds: Option<&mut Vec<u32>>,
+) -> T {
+    let (bsz, len) = (batch.clips.len(), batch.len);
+    let (e, h, fd, a, v, inp) = (d.embed, d.hidden, d.feat, d.att, d.vocab, d.gru_input());
+    let (rows, h3) = (bsz * len, 3 * d.hidden);
+    assert_eq!(batch.tokens_in.len(), rows);
+    assert_eq!(batch.targets.len(), rows);
+    let token_in = |row: usize| batch.tokens_in[(row % bsz) * len + row / bsz] as usize;
+    let target = |row: usize| batch.targets[(row % bsz) * len + row / bsz];
+
+    // ---- forward ----
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let emb_mask = dropout_mask::<T>(&mut rng, rows * e, opts.dropout);
+    let out_mask = dropout_mask::<T>(&mut rng, rows * h, opts.dropout);
+
+    let mut mean = vec![T::zero(); bsz * fd];
+    for (b, items) in batch.clips.iter().enumerate() {
+        mean_items(items, fd, &mut mean[b * fd..(b + 1) * fd]);
+    }
+    let mut hs = vec![T::zero(); (len + 1) * bsz * h]; // hs[0] = h0, hs[t + 1] after step t
+    for row in hs[..bsz * h].chunks_exact_mut(h) {
+        row.copy_from_slice(&w.init_b);
+    }
+    matmul(
+        &mut hs[..bsz * h],
+        h,
+        View::new(&mean, bsz, fd),
+        false,
+        View::new(&w.init_w, h, fd),
+        true,
+        true,
+    );
+    hs[..bsz * h].iter_mut().for_each(|x| *x = x.tanh());
+
+    let mut x = vec![T::zero(); rows * inp];
+    for row in 0..rows {
+        let src = &w.embed[token_in(row) * e..][..e];
+        let dst = &mut x[row * inp..row * inp + e];
+        dst.copy_from_slice(src);
+        if let Some(m) = &emb_mask {
+            dst.iter_mut()
+                .zip(&m[row * e..])
+                .for_each(|(x, k)| *x = *x * *k);
+        }
+    }
+    let mut gi = Vec::with_capacity(rows * h3);
+    for _ in 0..rows {
+        gi.extend_from_slice(&w.b_ih);
+    }
+    matmul(
+        &mut gi,
+        h3,
+        View::columns(&x, rows, inp, 0, e),
+        false,
+        View::columns(&w.w_ih, h3, inp, 0, e),
+        true,
+        true,
+    );
+
+    // Attention memory of all clips, concatenated; offsets[b]..offsets[b+1] are clip b's items.
+    let mut offsets = vec![0usize];
+    let (mut fprime, mut keys) = (Vec::new(), Vec::new());
+    if d.attention {
+        for items in &batch.clips {
+            let (f, k) = attention_memory(w, d, items);
+            fprime.extend(f);
+            keys.extend(k);
+            offsets.push(fprime.len() / fd);
+        }
+    }
+    let items_total = *offsets.last().unwrap();
+    let mut pre = vec![
+        T::zero();
+        if d.attention {
+            len * items_total * a
+        } else {
+            0
+        }
+    ];
+    let mut alpha = vec![T::zero(); if d.attention { len * items_total } else { 0 }];
+
+    let (mut rg, mut zg, mut ng, mut ghn) = (
+        vec![T::zero(); rows * h],
+        vec![T::zero(); rows * h],
+        vec![T::zero(); rows * h],
+        vec![T::zero(); rows * h],
+    );
+    for t in 0..len {
+        let (done, rest) = hs.split_at_mut((t + 1) * bsz * h);
+        let h_prev = &done[t * bsz * h..];
+        let h_next = &mut rest[..bsz * h];
+        let step = t * bsz..(t + 1) * bsz;
+        if d.attention {
+            let mut hp = vec![T::zero(); bsz * a];
+            matmul(
+                &mut hp,
+                a,
+                View::new(h_prev, bsz, h),
+                false,
+                View::new(&w.att_w_hid, a, h),
+                true,
+                false,
+            );
+            let pre_t = &mut pre[t * items_total * a..(t + 1) * items_total * a];
+            let alpha_t = &mut alpha[t * items_total..(t + 1) * items_total];
+            split_by_offsets(pre_t, &offsets, a)
+                .into_par_iter()
+                .zip(split_by_offsets(alpha_t, &offsets, 1))
+                .zip(x[step.start * inp..step.end * inp].par_chunks_mut(inp))
+                .enumerate()
+                .for_each(|(b, ((pre_b, alpha_b), x_row))| {
+                    let (lo, hi) = (offsets[b], offsets[b + 1]);
+                    attend(
+                        &keys[lo * a..hi * a],
+                        &fprime[lo * fd..hi * fd],
+                        &hp[b * a..(b + 1) * a],
+                        &w.att_v,
+                        pre_b,
+                        alpha_b,
+                        &mut x_row[e..],
+                    );
+                });
+            matmul(
+                &mut gi[step.start * h3..step.end * h3],
+                h3,
+                View::columns(&x[step.start * inp..], bsz, inp, e, fd),
+                false,
+                View::columns(&w.w_ih, h3, inp, e, fd),
+                true,
+                true,
+            );
+        }
+        let gh = hidden_gates(w, h, h_prev, bsz);
+        let rows_t = step.start * h..step.end * h;
+        h_next
+            .par_chunks_mut(h)
+            .zip(rg[rows_t.clone()].par_chunks_mut(h))
+            .zip(zg[rows_t.clone()].par_chunks_mut(h))
+            .zip(ng[rows_t.clone()].par_chunks_mut(h))
+            .zip(ghn[rows_t].par_chunks_mut(h))
+            .enumerate()
+            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| {
+                let row = t * bsz + b;
+                ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
+                gru_cell(
+                    &gi[row * h3..(row + 1) * h3],
+                    &gh[b * h3..(b + 1) * h3],
+                    &h_prev[b * h..(b + 1) * h],
+                    r_b,
+                    z_b,
+                    n_b,
+                    h_out,
+                );
+            });
+    }
+
+    let mut hout = hs[bsz * h..].to_vec();
+    if let Some(m) = &out_mask {
+        hout.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
+    }
+    // Only rows with a target reach the loss, so only they are projected to the vocabulary.
+    let active: Vec<usize> = (0..rows)
+        .filter(|&row| opts.all_positions || target(row) != PAD)
+        .collect();
+    let hact: Vec<T> = active
+        .iter()
+        .flat_map(|&row| hout[row * h..(row + 1) * h].iter().copied())
+        .collect();
+    let n_act = active.len();
+    let mut logits = Vec::with_capacity(n_act * v);
+    for _ in 0..n_act {
+        logits.extend_from_slice(&w.out_b);
+    }
+    matmul(
+        &mut logits,
+        v,
+        View::new(&hact, n_act, h),
+        false,
+        View::new(&w.out_w, v, h),
+        true,
+        true,
+    );
+    // Log-softmax and the loss; `logits` becomes d loss / d logits in place.
+    let count = (0..rows).filter(|&row| target(row) != PAD).count();
+    let eps: T = r(opts.label_smoothing);
+    let inv_count: T = r(1.0 / count.max(1) as f64);
+    let inv_v: T = r(1.0 / v as f64);
+    // Per-row results collected in order and summed sequentially: the loss is the same
+    // bits whatever the thread split.
+    let per_row: Vec<(T, u32)> = logits
+        .par_chunks_mut(v)
+        .zip(active.par_iter())
+        .map(|(z, &row)| {
+            let y = target(row);
+            if y == PAD {
+                z.fill(T::zero());
+                return (T::zero(), PAD);
+            }
+            let (mut max, mut best) = (T::neg_infinity(), 0);
+            for (i, &x) in z.iter().enumerate() {
+                if x > max {
+                    (max, best) = (x, i as u32);
+                }
+            }
+            let mut sum = T::zero();
+            let mut mean_logit = T::zero();
+            for x in z.iter() {
+                sum += (*x - max).exp();
+                mean_logit += *x;
+            }
+            let lse = max + sum.ln();
+            mean_logit = mean_logit * inv_v;
+            let row_loss = -(T::one() - eps) * (z[y as usize] - lse) - eps * (mean_logit - lse);
+            for x in z.iter_mut() {
+                *x = ((*x - lse).exp() - eps * inv_v) * inv_count;
+            }
+            z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
+            (row_loss, best)
+        })
+        .collect();
+    let loss = per_row.iter().fold(T::zero(), |acc, (l, _)| acc + *l) * inv_count;
+    if let Some(preds) = preds {
+        for (&row, &(_, best)) in active.iter().zip(&per_row) {
+            preds[(row % bsz) * len + row / bsz] = best;
+        }
+    }
+
+    let Some(g) = grad else {
+        return loss;
+    };
+    // ---- backward ----
+    let dlogits = logits;
+    *g = Weights::zeros(d);
+    matmul(
+        &mut g.out_w,
+        h,
+        View::new(&dlogits, n_act, v),
+        true,
+        View::new(&hact, n_act, h),
+        false,
+        false,
+    );
+    add_row_sums(&mut g.out_b, &dlogits, v);
+    let mut dh_act = vec![T::zero(); n_act * h];
+    matmul(
+        &mut dh_act,
+        h,
+        View::new(&dlogits, n_act, v),
+        false,
+        View::new(&w.out_w, v, h),
+        false,
+        false,
+    );
+    drop(dlogits);
+    let mut dh_out = vec![T::zero(); rows * h];
+    for (k, &row) in active.iter().enumerate() {
+        dh_out[row * h..(row + 1) * h].copy_from_slice(&dh_act[k * h..(k + 1) * h]);
+    }
+    if let Some(m) = &out_mask {
+        dh_out.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
+    }
+
+    let mut dgi = vec![T::zero(); rows * h3];
+    // d/d(W_hh h + b_hh) and d/d(W_hid h) of every row; their weight gradients are one
+    // matmul each after the loop instead of one per step.
+    let mut dgh = vec![T::zero(); rows * h3];
+    let mut dhp = vec![T::zero(); if d.attention { rows * a } else { 0 }];
+    let mut dkeys = vec![T::zero(); items_total * a];
+    let mut dfprime = vec![T::zero(); items_total * fd];
+    let mut dh = vec![T::zero(); bsz * h];
+    for t in (0..len).rev() {
+        let h_prev = &hs[t * bsz * h..(t + 1) * bsz * h];
+        let step = t * bsz..(t + 1) * bsz;
+        let mut dh_prev = vec![T::zero(); bsz * h];
+        dgi[step.start * h3..step.end * h3]
+            .par_chunks_mut(h3)
+            .zip(dgh[step.start * h3..step.end * h3].par_chunks_mut(h3))
+            .zip(dh_prev.par_chunks_mut(h))
+            .enumerate()
+            .for_each(|(b, ((gi_row, gh_row), dhp_row))| {
+                let row = t * bsz + b;
+                for j in 0..h {
+                    let k = row * h + j;
+                    let dhj = dh[b * h + j] + dh_out[k];
+                    let (rr, zz, nn, hp) = (rg[k], zg[k], ng[k], h_prev[b * h + j]);
+                    let dn = dhj * (T::one() - zz);
+                    let dz = dhj * (hp - nn);
+                    dhp_row[j] = dhj * zz;
+                    let dan = dn * (T::one() - nn * nn);
+                    let dar = dan * ghn[k] * rr * (T::one() - rr);
+                    let daz = dz * zz * (T::one() - zz);
+                    gi_row[j] = dar;
+                    gi_row[h + j] = daz;
+                    gi_row[2 * h + j] = dan;
+                    gh_row[j] = dar;
+                    gh_row[h + j] = daz;
+                    gh_row[2 * h + j] = dan * rr;
+                }
+            });
+        matmul(
+            &mut dh_prev,
+            h,
+            View::new(&dgh[step.start * h3..step.end * h3], bsz, h3),
+            false,
+            View::new(&w.w_hh, h3, h),
+            false,
+            true,
+        );
+        if d.attention {
+            let mut dctx = vec![T::zero(); bsz * fd];
+            matmul(
+                &mut dctx,
+                fd,
+                View::new(&dgi[step.start * h3..step.end * h3], bsz, h3),
+                false,
+                View::columns(&w.w_ih, h3, inp, e, fd),
+                false,
+                false,
+            );
+            let pre_t = &pre[t * items_total * a..(t + 1) * items_total * a];
+            let alpha_t = &alpha[t * items_total..(t + 1) * items_total];
+            let dhp_t = &mut dhp[step.start * a..step.end * a];
+            let dv: Vec<Vec<T>> = split_by_offsets(&mut dkeys, &offsets, a)
+                .into_par_iter()
+                .zip(split_by_offsets(&mut dfprime, &offsets, fd))
+                .zip(dhp_t.par_chunks_mut(a))
+                .enumerate()
+                .map(|(b, ((dk, dfp), dhp_b))| {
+                    let (lo, hi) = (offsets[b], offsets[b + 1]);
+                    attend_backward(
+                        &dctx[b * fd..(b + 1) * fd],
+                        &fprime[lo * fd..hi * fd],
+                        &pre_t[lo * a..hi * a],
+                        &alpha_t[lo..hi],
+                        &w.att_v,
+                        dk,
+                        dfp,
+                        dhp_b,
+                    )
+                })
+                .collect();
+            for dv_b in dv {
+                g.att_v.iter_mut().zip(dv_b).for_each(|(g, x)| *g += x);
+            }
+            matmul(
+                &mut dh_prev,
+                h,
+                View::new(dhp_t, bsz, a),
+                false,
+                View::new(&w.att_w_hid, a, h),
+                false,
+                true,
+            );
+        }
+        dh = dh_prev;
+    }
+    let h_prevs = View::new(&hs[..rows * h], rows, h);
+    matmul(
+        &mut g.w_hh,
+        h,
+        View::new(&dgh, rows, h3),
+        true,
+        h_prevs,
+        false,
+        false,
+    );
+    add_row_sums(&mut g.b_hh, &dgh, h3);
+    if d.attention {
+        matmul(
+            &mut g.att_w_hid,
+            h,
+            View::new(&dhp, rows, a),
+            true,
+            h_prevs,
+            false,
+            false,
+        );
+    }
+    matmul(
+        &mut g.w_ih,
+        inp,
+        View::new(&dgi, rows, h3),
+        true,
+        View::new(&x, rows, inp),
+        false,
+        false,
+    );
+    add_row_sums(&mut g.b_ih, &dgi, h3);
+    let mut dx_emb = vec![T::zero(); rows * e];
+    matmul(
+        &mut dx_emb,
+        e,
+        View::new(&dgi, rows, h3),
+        false,
+        View::columns(&w.w_ih, h3, inp, 0, e),
+        false,
+        false,
+    );
+    for row in 0..rows {
+        let tok = token_in(row);
+        let dst = &mut g.embed[tok * e..(tok + 1) * e];
+        let src = &dx_emb[row * e..(row + 1) * e];
+        match &emb_mask {
+            Some(m) => dst
+                .iter_mut()
+                .zip(src.iter().zip(&m[row * e..]))
+                .for_each(|(d, (s, k))| *d += *s * *k),
+            None => dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s),
+        }
+    }
+    if d.attention {
+        matmul(
+            &mut g.att_w_feat,
+            fd,
+            View::new(&dkeys, items_total, a),
+            true,
+            View::new(&fprime, items_total, fd),
+            false,
+            false,
+        );
+        add_row_sums(&mut g.att_b_feat, &dkeys, a);
+        matmul(
+            &mut dfprime,
+            fd,
+            View::new(&dkeys, items_total, a),
+            false,
+            View::new(&w.att_w_feat, a, fd),
+            false,
+            true,
+        );
+        for b in 0..bsz {
+            for (k, i) in (offsets[b]..offsets[b + 1]).enumerate() {
+                let region = (k % d.regions) * fd;
+                g.region[region..region + fd]
+                    .iter_mut()
+                    .zip(&dfprime[i * fd..(i + 1) * fd])
+                    .for_each(|(g, x)| *g += *x);
+            }
+        }
+    }
+    let h0 = &hs[..bsz * h];
+    let da0: Vec<T> = dh
+        .iter()
+        .zip(h0)
+        .map(|(g, y)| *g * (T::one() - *y * *y))
+        .collect();
+    matmul(
+        &mut g.init_w,
+        fd,
+        View::new(&da0, bsz, h),
+        true,
+        View::new(&mean, bsz, fd),
+        false,
+        false,
+    );
+    add_row_sums(&mut g.init_b, &da0, h);
+    loss
+}
+
+/// Backward of `attend` for one clip and step: accumulates into the clip's key and item
+/// gradients, writes the query gradient `dhp`, returns this clip's gradient of `v`.
+#[allow(clippy::too_many_arguments)]
+fn attend_backward<T: Real>(
+    dctx: &[T],
+    fprime: &[T],
+    pre: &[T],
+    alpha: &[T],
+    v: &[T],
+    dkeys: &mut [T],
+    dfprime: &mut [T],
+    dhp: &mut [T],
+) -> Vec<T> {
+    let (a, fd) = (v.len(), dctx.len());
+    let dalpha: Vec<T> = fprime
+        .chunks_exact(fd)
+        .map(|f| f.iter().zip(dctx).map(|(x, y)| *x * *y).sum())
+        .collect();
+    let s: T = alpha.iter().zip(&dalpha).map(|(al, da)| *al * *da).sum();
+    let mut dv = vec![T::zero(); a];
+    for (i, &al) in alpha.iter().enumerate() {
+        let de = al * (dalpha[i] - s);
+        let p = &pre[i * a..(i + 1) * a];
+        for j in 0..a {
+            dv[j] += de * p[j];
+            let du = de * v[j] * (T::one() - p[j] * p[j]);
+            dkeys[i * a + j] += du;
+            dhp[j] += du;
+        }
+        dfprime[i * fd..(i + 1) * fd]
+            .iter_mut()
+            .zip(dctx)
+            .for_each(|(df, c)| *df += al * *c);
+    }
+    dv
+}
+
+/// Disjoint mutable per-clip blocks of a buffer holding `width` values per item.
+fn split_by_offsets<'a, T>(
+    mut buf: &'a mut [T],
+    offsets: &[usize],
+    width: usize,
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(offsets.len() - 1);
+    for pair in offsets.windows(2) {
+        let (head, tail) = buf.split_at_mut((pair[1] - pair[0]) * width);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}

@@ -1,0 +1,206 @@
+//! The caption model: config, weights and vocabulary of one model directory.
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, bail, ensure};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use super::io::{read_weights, tensors_to_bytes, write_atomic};
+use super::params::{Dims, Weights};
+use crate::text::Vocab;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Additive temporal attention over the T·R feature items at every step.
+    Attention,
+    /// The clip enters only through the initial state (mean of its items).
+    Meanpool,
+}
+
+/// `config.json` of a decoder model directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecoderConfig {
+    pub arch: Arch,
+    /// Encoder whose features the decoder was trained on, e.g. "efficientnet-lite0".
+    pub encoder: String,
+    /// Feature items per frame: 1 (global pool) or 5 (global + 2×2 grid).
+    pub regions: usize,
+    pub feat_dim: usize,
+    pub hidden: usize,
+    pub embed: usize,
+    pub att_dim: usize,
+    pub vocab_size: usize,
+    /// Longest caption (tokens, `<eos>` included) the search produces by default.
+    pub max_len: usize,
+    pub dropout: f64,
+}
+
+impl DecoderConfig {
+    pub fn dims(&self) -> Dims {
+        Dims {
+            vocab: self.vocab_size,
+            embed: self.embed,
+            hidden: self.hidden,
+            feat: self.feat_dim,
+            regions: self.regions,
+            att: self.att_dim,
+            attention: self.arch == Arch::Attention,
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.regions >= 1 && self.feat_dim >= 1 && self.hidden >= 1 && self.embed >= 1,
+            "regions, feat_dim, hidden and embed must be positive"
+        );
+        ensure!(self.vocab_size >= 4, "vocab_size must be at least 4");
+        ensure!(
+            self.arch == Arch::Meanpool || self.att_dim >= 1,
+            "att_dim must be positive for the attention decoder"
+        );
+        ensure!(self.max_len >= 1, "max_len must be positive");
+        ensure!(
+            (0.0..1.0).contains(&self.dropout),
+            "dropout must be in [0, 1)"
+        );
+        Ok(())
+    }
+}
+
+/// Features of one clip: row-major `[frames, regions, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipFeatures {
+    pub features: Vec<f32>,
+    pub frames: usize,
+    pub regions: usize,
+    pub dim: usize,
+}
+
+impl ClipFeatures {
+    pub fn check(&self, cfg: &DecoderConfig) -> anyhow::Result<()> {
+        ensure!(
+            self.features.len() == self.frames * self.regions * self.dim,
+            "clip features hold {} values, not frames {} × regions {} × dim {}",
+            self.features.len(),
+            self.frames,
+            self.regions,
+            self.dim
+        );
+        ensure!(self.frames >= 1, "clip has no frames");
+        ensure!(
+            self.regions == cfg.regions && self.dim == cfg.feat_dim,
+            "clip features are [T, {}, {}] but the decoder was trained on [T, {}, {}] ({})",
+            self.regions,
+            self.dim,
+            cfg.regions,
+            cfg.feat_dim,
+            cfg.encoder
+        );
+        Ok(())
+    }
+}
+
+pub struct CaptionModel {
+    pub config: DecoderConfig,
+    pub weights: Weights<f32>,
+    pub vocab: Vocab,
+}
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const VOCAB_FILE: &str = "vocab.json";
+
+impl CaptionModel {
+    /// A freshly initialised model (seeded).
+    pub fn new(config: DecoderConfig, vocab: Vocab, seed: u64) -> anyhow::Result<Self> {
+        config.validate()?;
+        ensure!(
+            vocab.len() == config.vocab_size,
+            "config vocab_size {} but the vocabulary has {} words",
+            config.vocab_size,
+            vocab.len()
+        );
+        let weights = Weights::init(&config.dims(), seed);
+        Ok(Self {
+            config,
+            weights,
+            vocab,
+        })
+    }
+
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let cfg_path = dir.join(CONFIG_FILE);
+        let bytes =
+            std::fs::read(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
+        let config: DecoderConfig = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a decoder config", cfg_path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}", cfg_path.display()))?;
+        let vocab = Vocab::load(&dir.join(VOCAB_FILE))?;
+        if vocab.len() != config.vocab_size {
+            bail!(
+                "{}: vocab_size {} but {} holds {} words",
+                cfg_path.display(),
+                config.vocab_size,
+                VOCAB_FILE,
+                vocab.len()
+            );
+        }
+        let wpath = dir.join(WEIGHTS_FILE);
+        let data = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
+        let st = SafeTensors::deserialize(&data)
+            .with_context(|| format!("{}: not a safetensors file", wpath.display()))?;
+        let weights = read_weights(&st, "", &config.dims(), &wpath)?;
+        Ok(Self {
+            config,
+            weights,
+            vocab,
+        })
+    }
+
+    /// Writes config.json, vocab.json and model.safetensors, each atomically.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let bytes = tensors_to_bytes(
+            &[("", &self.weights)],
+            &self.config.dims(),
+            vec![],
+            HashMap::from([("format".to_string(), "pt".to_string())]),
+        )?;
+        write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
+        self.vocab.save(&dir.join(VOCAB_FILE), 0)?;
+        write_atomic(
+            &dir.join(CONFIG_FILE),
+            &serde_json::to_vec_pretty(&self.config)?,
+        )
+    }
+
+    /// Errors unless the model was trained on `encoder`'s features of width `dim`.
+    pub fn expect_encoder(&self, encoder: &str, dim: usize) -> anyhow::Result<()> {
+        ensure!(
+            self.config.encoder == encoder && self.config.feat_dim == dim,
+            "the decoder was trained on {} features (dim {}), not {} (dim {})",
+            self.config.encoder,
+            self.config.feat_dim,
+            encoder,
+            dim
+        );
+        Ok(())
+    }
+
+    /// Greedy (beam 1) or beam search for every clip, batched.
+    pub fn caption(
+        &self,
+        clips: &[ClipFeatures],
+        opts: &super::search::SearchOptions,
+    ) -> anyhow::Result<Vec<super::search::Hypothesis>> {
+        for (i, clip) in clips.iter().enumerate() {
+            clip.check(&self.config)
+                .with_context(|| format!("clip {i}"))?;
+        }
+        Ok(super::search::search(self, clips, opts))
+    }
+}

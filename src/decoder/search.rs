@@ -1,0 +1,313 @@
+//! Greedy and beam search over the decoder, batched over clips (every live hypothesis of
+//! every clip is one row of the same matmuls).
+use super::bptt::{
+    attention_memory, attention_weights, gru_cell, hidden_gates, mean_items, weighted_sum,
+};
+use super::linalg::{View, matmul};
+use super::model::{CaptionModel, ClipFeatures};
+use super::params::{Dims, Weights};
+use crate::text::vocab::{BOS, EOS};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOptions {
+    /// Beam width; 1 is greedy search.
+    pub beam: usize,
+    /// Most tokens generated per caption, `<eos>` included.
+    pub max_len: usize,
+    /// Score = log-prob / len^length_penalty (0: raw log-prob, 1: mean per token).
+    pub length_penalty: f32,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            beam: 1,
+            max_len: 20,
+            length_penalty: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hypothesis {
+    /// Word ids, without `<bos>`/`<eos>`.
+    pub tokens: Vec<u32>,
+    pub text: String,
+    /// Length-normalised log-probability.
+    pub score: f32,
+}
+
+/// What the decoder reads from a clip at every step.
+pub struct ClipMemory {
+    h0: Vec<f32>,
+    keys: Vec<f32>,
+    /// `W_ih[:, ctx] · f_i` for every item: the context's share of the GRU input gates is
+    /// `Σ alpha_i` of these rows, which reads N·3H values per step instead of the 3H × D
+    /// weight block (decoding is memory-bound).
+    ctx_gates: Vec<f32>,
+}
+
+impl ClipMemory {
+    pub fn new(w: &Weights<f32>, d: &Dims, clip: &ClipFeatures) -> Self {
+        let mut mean = vec![0.0; d.feat];
+        mean_items(&clip.features, d.feat, &mut mean);
+        let mut h0 = w.init_b.clone();
+        matmul(
+            &mut h0,
+            d.hidden,
+            View::new(&mean, 1, d.feat),
+            false,
+            View::new(&w.init_w, d.hidden, d.feat),
+            true,
+            true,
+        );
+        h0.iter_mut().for_each(|x| *x = x.tanh());
+        let (keys, ctx_gates) = if d.attention {
+            let (fprime, keys) = attention_memory(w, d, &clip.features);
+            let n = keys.len() / d.att;
+            let h3 = 3 * d.hidden;
+            let mut ctx_gates = vec![0.0; n * h3];
+            matmul(
+                &mut ctx_gates,
+                h3,
+                View::new(&fprime, n, d.feat),
+                false,
+                View::columns(&w.w_ih, h3, d.gru_input(), d.embed, d.feat),
+                true,
+                false,
+            );
+            (keys, ctx_gates)
+        } else {
+            (vec![], vec![])
+        };
+        Self {
+            h0,
+            keys,
+            ctx_gates,
+        }
+    }
+
+    /// Initial decoder state of the clip.
+    pub fn h0(&self) -> &[f32] {
+        &self.h0
+    }
+}
+
+/// One decoder step for `rows` hypotheses: row i belongs to clip `clip_of[i]`, has state
+/// `h[i]` and last token `tokens[i]`. Returns the new states and log-probabilities.
+pub fn step(
+    w: &Weights<f32>,
+    d: &Dims,
+    mems: &[ClipMemory],
+    clip_of: &[usize],
+    h: &[f32],
+    tokens: &[u32],
+) -> (Vec<f32>, Vec<f32>) {
+    let rows = tokens.len();
+    let (e, hs, inp, h3) = (d.embed, d.hidden, d.gru_input(), 3 * d.hidden);
+    let mut x = vec![0.0f32; rows * e];
+    for (i, &tok) in tokens.iter().enumerate() {
+        x[i * e..(i + 1) * e].copy_from_slice(&w.embed[tok as usize * e..][..e]);
+    }
+    let mut gi = Vec::with_capacity(rows * h3);
+    for _ in 0..rows {
+        gi.extend_from_slice(&w.b_ih);
+    }
+    matmul(
+        &mut gi,
+        h3,
+        View::new(&x, rows, e),
+        false,
+        View::columns(&w.w_ih, h3, inp, 0, e),
+        true,
+        true,
+    );
+    if d.attention {
+        let a = d.att;
+        let mut hp = vec![0.0; rows * a];
+        matmul(
+            &mut hp,
+            a,
+            View::new(h, rows, hs),
+            false,
+            View::new(&w.att_w_hid, a, hs),
+            true,
+            false,
+        );
+        let mut ctx_gi = vec![0.0; h3];
+        for (i, &c) in clip_of.iter().enumerate() {
+            let m = &mems[c];
+            let n = m.keys.len() / a;
+            let (mut pre, mut alpha) = (vec![0.0; n * a], vec![0.0; n]);
+            attention_weights(
+                &m.keys,
+                &hp[i * a..(i + 1) * a],
+                &w.att_v,
+                &mut pre,
+                &mut alpha,
+            );
+            weighted_sum(&m.ctx_gates, &alpha, &mut ctx_gi);
+            gi[i * h3..(i + 1) * h3]
+                .iter_mut()
+                .zip(&ctx_gi)
+                .for_each(|(g, c)| *g += *c);
+        }
+    }
+    let gh = hidden_gates(w, hs, h, rows);
+    let mut h_new = vec![0.0; rows * hs];
+    let (mut rg, mut zg, mut ng) = (vec![0.0; hs], vec![0.0; hs], vec![0.0; hs]);
+    for i in 0..rows {
+        gru_cell(
+            &gi[i * h3..(i + 1) * h3],
+            &gh[i * h3..(i + 1) * h3],
+            &h[i * hs..(i + 1) * hs],
+            &mut rg,
+            &mut zg,
+            &mut ng,
+            &mut h_new[i * hs..(i + 1) * hs],
+        );
+    }
+    let v = d.vocab;
+    let mut logp = Vec::with_capacity(rows * v);
+    for _ in 0..rows {
+        logp.extend_from_slice(&w.out_b);
+    }
+    matmul(
+        &mut logp,
+        v,
+        View::new(&h_new, rows, hs),
+        false,
+        View::new(&w.out_w, v, hs),
+        true,
+        true,
+    );
+    for z in logp.chunks_exact_mut(v) {
+        let max = z.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+        z.iter_mut().for_each(|x| *x -= lse);
+    }
+    (h_new, logp)
+}
+
+#[derive(Clone)]
+struct Beam {
+    tokens: Vec<u32>,
+    logp: f32,
+    h: Vec<f32>,
+}
+
+fn normalised(logp: f32, len: usize, penalty: f32) -> f32 {
+    logp / (len.max(1) as f32).powf(penalty)
+}
+
+/// Beam search of width `opts.beam` for every clip at once. At each step the 2K best
+/// extensions of a clip's beams are ranked; an `<eos>` among the first K finishes a
+/// hypothesis, the best K others stay alive. A clip is done when K hypotheses finished
+/// or `max_len` is reached (live ones then count as finished). With K = 1 this is greedy.
+pub fn search(
+    model: &CaptionModel,
+    clips: &[ClipFeatures],
+    opts: &SearchOptions,
+) -> Vec<Hypothesis> {
+    let (w, d) = (&model.weights, model.config.dims());
+    let k = opts.beam.max(1);
+    let mems: Vec<ClipMemory> = clips.iter().map(|c| ClipMemory::new(w, &d, c)).collect();
+    let mut alive: Vec<Vec<Beam>> = mems
+        .iter()
+        .map(|m| {
+            vec![Beam {
+                tokens: vec![],
+                logp: 0.0,
+                h: m.h0.clone(),
+            }]
+        })
+        .collect();
+    let mut finished: Vec<Vec<(f32, Vec<u32>)>> = vec![vec![]; clips.len()];
+    for t in 0..opts.max_len.max(1) {
+        let mut clip_of = vec![];
+        let mut h = vec![];
+        let mut tokens = vec![];
+        for (c, beams) in alive.iter().enumerate() {
+            for b in beams {
+                clip_of.push(c);
+                h.extend_from_slice(&b.h);
+                tokens.push(*b.tokens.last().unwrap_or(&BOS));
+            }
+        }
+        if tokens.is_empty() {
+            break;
+        }
+        let (h_new, logp) = step(w, &d, &mems, &clip_of, &h, &tokens);
+        let last = t + 1 == opts.max_len.max(1);
+        let mut row = 0;
+        for (c, beams) in alive.iter_mut().enumerate() {
+            let mut cands: Vec<(f32, usize, u32)> = vec![];
+            for (bi, b) in beams.iter().enumerate() {
+                let lp = &logp[(row + bi) * d.vocab..(row + bi + 1) * d.vocab];
+                cands.extend(
+                    top_k(lp, 2 * k)
+                        .into_iter()
+                        .map(|(tok, l)| (b.logp + l, bi, tok)),
+                );
+            }
+            // Ties keep the lower token id, as argmax does.
+            cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            let mut next = vec![];
+            for (rank, &(lp, bi, tok)) in cands.iter().take(2 * k).enumerate() {
+                let toks = &beams[bi].tokens;
+                if tok == EOS {
+                    if rank < k {
+                        let score = normalised(lp, toks.len() + 1, opts.length_penalty);
+                        finished[c].push((score, toks.clone()));
+                    }
+                } else if next.len() < k {
+                    let mut tokens = toks.clone();
+                    tokens.push(tok);
+                    let hr = (row + bi) * d.hidden;
+                    next.push(Beam {
+                        tokens,
+                        logp: lp,
+                        h: h_new[hr..hr + d.hidden].to_vec(),
+                    });
+                }
+            }
+            row += beams.len();
+            if finished[c].len() >= k {
+                next.clear();
+            } else if last {
+                for b in next.drain(..) {
+                    let score = normalised(b.logp, b.tokens.len(), opts.length_penalty);
+                    finished[c].push((score, b.tokens));
+                }
+            }
+            *beams = next;
+        }
+    }
+    finished
+        .into_iter()
+        .map(|mut f| {
+            // Stable sort: among equal scores the earlier-finished hypothesis wins.
+            f.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let (score, tokens) = f.into_iter().next().unwrap_or((f32::NEG_INFINITY, vec![]));
+            Hypothesis {
+                text: model.vocab.decode(&tokens),
+                tokens,
+                score,
+            }
+        })
+        .collect()
+}
+
+/// The `n` largest entries (token, value), largest first, lower token first on ties.
+fn top_k(values: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+    for (i, &v) in values.iter().enumerate() {
+        if best.len() == n && v <= best[n - 1].1 {
+            continue;
+        }
+        let pos = best.partition_point(|&(_, b)| b >= v);
+        best.insert(pos, (i as u32, v));
+        best.truncate(n);
+    }
+    best
+}

@@ -1,0 +1,141 @@
+//! A minimal SIMD vector abstraction for the hand-written kernels: AVX-512 (16 lanes) and
+//! AVX2+FMA (8 lanes), chosen at run time by [`simd_dispatch!`](super::simd_dispatch).
+//!
+//! Why not rely on auto-vectorisation: LLVM left the register-blocked accumulators of the
+//! depthwise and stem kernels scalar (`vaddss` + stores, seen with `perf annotate`), which
+//! made them several times slower than their FLOP share.
+#![allow(clippy::missing_safety_doc)]
+
+/// One vector type. Every method requires the CPU feature of its implementation; callers
+/// reach them only through `simd_dispatch!`, which checks it.
+pub trait Simd: Copy {
+    const LANES: usize;
+    type V: Copy;
+    unsafe fn splat(x: f32) -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// `a * b + c`.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn clamp(v: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    #[derive(Clone, Copy)]
+    pub struct Avx512;
+    #[derive(Clone, Copy)]
+    pub struct Avx2;
+
+    impl super::Simd for Avx512 {
+        const LANES: usize = 16;
+        type V = __m512;
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn splat(x: f32) -> __m512 {
+            _mm512_set1_ps(x)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn load(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
+            _mm512_min_ps(_mm512_max_ps(v, lo), hi)
+        }
+    }
+
+    impl super::Simd for Avx2 {
+        const LANES: usize = 8;
+        type V = __m256;
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn splat(x: f32) -> __m256 {
+            _mm256_set1_ps(x)
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn load(p: *const f32) -> __m256 {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, c)
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn clamp(v: __m256, lo: __m256, hi: __m256) -> __m256 {
+            _mm256_min_ps(_mm256_max_ps(v, lo), hi)
+        }
+    }
+}
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+/// Highest instruction set the kernels may use: 2 = AVX-512, 1 = AVX2+FMA, 0 = portable.
+/// Only lowered by tests, so that every path is checked against its reference on one machine.
+pub static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
+
+/// Runs `f` once per instruction set level this CPU has (tests).
+#[cfg(test)]
+pub fn for_each_level(mut f: impl FnMut(u8)) {
+    use std::sync::atomic::Ordering;
+    for level in [0u8, 1, 2] {
+        MAX_LEVEL.store(level, Ordering::Relaxed);
+        f(level);
+    }
+    MAX_LEVEL.store(2, Ordering::Relaxed);
+}
+
+/// Defines `fn $name(args)` that runs `$generic::<Avx512>` or `$generic::<Avx2>` when the CPU
+/// has the feature (checked at run time; CI and users build without `target-cpu=native`), else
+/// the portable `$scalar`.
+macro_rules! simd_dispatch {
+    ($vis:vis fn $name:ident = $generic:ident | $scalar:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::encoder::kernels::simd::{Avx2, Avx512};
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    unsafe { $generic::<Avx512>($($arg),*) }
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    unsafe { $generic::<Avx2>($($arg),*) }
+                }
+                let level = $crate::encoder::kernels::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+                if level >= 2 && std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has every feature the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if level >= 1 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $scalar($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_dispatch;

@@ -1,0 +1,119 @@
+//! AdamW, gradient-norm clipping and the learning-rate schedule.
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::decoder::params::{Dims, Weights};
+
+/// Decoupled weight decay Adam (Loshchilov & Hutter), PyTorch's `AdamW` update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamW {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Updates done so far (bias correction).
+    pub t: u64,
+    pub m: Weights<f32>,
+    pub v: Weights<f32>,
+}
+
+impl AdamW {
+    pub fn new(dims: &Dims, weight_decay: f32) -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            t: 0,
+            m: Weights::zeros(dims),
+            v: Weights::zeros(dims),
+        }
+    }
+
+    pub fn step(&mut self, w: &mut Weights<f32>, g: &Weights<f32>, lr: f32) {
+        self.t += 1;
+        let (b1, b2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
+        let c1 = 1.0 - b1.powi(self.t.min(i32::MAX as u64) as i32);
+        let c2 = 1.0 - b2.powi(self.t.min(i32::MAX as u64) as i32);
+        let (step, c2_sqrt) = (lr / c1, c2.sqrt());
+        const CHUNK: usize = 1 << 14;
+        for (((p, g), m), v) in w
+            .tensors_mut()
+            .into_iter()
+            .zip(g.tensors())
+            .zip(self.m.tensors_mut())
+            .zip(self.v.tensors_mut())
+        {
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .for_each(|(((p, g), m), v)| {
+                    for i in 0..p.len() {
+                        m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                        v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                        p[i] -= lr * wd * p[i];
+                        p[i] -= step * m[i] / (v[i].sqrt() / c2_sqrt + eps);
+                    }
+                });
+        }
+    }
+}
+
+/// Scales the gradient so its global L2 norm is at most `max_norm` (as PyTorch's
+/// `clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_grad_norm(g: &mut Weights<f32>, max_norm: f32) -> f32 {
+    // Fixed chunks summed in order: the same norm bits whatever the thread split, which
+    // exact resume relies on.
+    let sq: f64 = g
+        .tensors()
+        .iter()
+        .flat_map(|t| {
+            t.par_chunks(1 << 14)
+                .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    let norm = sq.sqrt() as f32;
+    if max_norm > 0.0 && norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for t in g.tensors_mut() {
+            t.par_iter_mut().for_each(|x| *x *= scale);
+        }
+    }
+    norm
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decay {
+    Cosine,
+    Linear,
+    Constant,
+}
+
+/// Linear warm-up over `warmup` steps, then decay to `min_ratio · base` at `total` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LrSchedule {
+    pub base: f32,
+    pub warmup: u64,
+    pub total: u64,
+    pub decay: Decay,
+    pub min_ratio: f32,
+}
+
+impl LrSchedule {
+    pub fn at(&self, step: u64) -> f32 {
+        if step < self.warmup {
+            return self.base * (step + 1) as f32 / self.warmup as f32;
+        }
+        let span = self.total.saturating_sub(self.warmup).max(1);
+        let progress = ((step - self.warmup) as f32 / span as f32).min(1.0);
+        let shape = match self.decay {
+            Decay::Cosine => 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()),
+            Decay::Linear => 1.0 - progress,
+            Decay::Constant => 1.0,
+        };
+        self.base * (self.min_ratio + (1.0 - self.min_ratio) * shape)
+    }
+}

@@ -1,0 +1,104 @@
+//! The hand-written BPTT of the whole decoder against central finite differences, in f64.
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use vidcap::decoder::bptt::{Batch, PassOptions, loss_and_grad};
+use vidcap::decoder::params::{Dims, Weights, layout};
+
+fn check(attention: bool, opts: PassOptions) {
+    let d = Dims {
+        vocab: 11,
+        embed: 5,
+        hidden: 6,
+        feat: 4,
+        regions: 2,
+        att: 3,
+        attention,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut w: Weights<f64> = Weights::init(&d, 3);
+    // Non-zero region embedding, so its gradient path is exercised away from zero.
+    w.region
+        .iter_mut()
+        .for_each(|x| *x = rng.random_range(-0.5..0.5));
+    // Three clips with 2, 3 and 1 frames of 2 regions each.
+    let clips: Vec<Vec<f64>> = [2usize, 3, 1]
+        .iter()
+        .map(|&t| {
+            (0..t * d.regions * d.feat)
+                .map(|_| rng.random_range(0.0..2.0))
+                .collect()
+        })
+        .collect();
+    let len = 5;
+    // Captions of 5, 3 and 1 targets (the last is <eos> = 2), then <pad> = 0.
+    let targets: Vec<u32> = vec![4, 5, 6, 7, 2, 8, 9, 2, 0, 0, 2, 0, 0, 0, 0];
+    let tokens_in: Vec<u32> = vec![1, 4, 5, 6, 7, 1, 8, 9, 0, 0, 1, 0, 0, 0, 0];
+    let batch = Batch {
+        clips: clips.iter().map(Vec::as_slice).collect(),
+        tokens_in: &tokens_in,
+        targets: &targets,
+        len,
+    };
+    let mut g = Weights::zeros(&d);
+    let loss = loss_and_grad(&w, &d, &batch, &opts, Some(&mut g));
+    assert!(loss.is_finite() && loss > 0.0);
+    let eps = 1e-6;
+    let names = layout(&d);
+    for (i, (name, _)) in names.iter().enumerate() {
+        let n = w.tensors()[i].len();
+        if n == 0 {
+            continue;
+        }
+        let analytic = g.tensors()[i].clone();
+        assert!(
+            analytic.iter().any(|x| x.abs() > 1e-8),
+            "{name}: gradient is all zero"
+        );
+        for j in 0..n {
+            let orig = w.tensors()[i][j];
+            w.tensors_mut()[i][j] = orig + eps;
+            let up = loss_and_grad(&w, &d, &batch, &opts, None);
+            w.tensors_mut()[i][j] = orig - eps;
+            let down = loss_and_grad(&w, &d, &batch, &opts, None);
+            w.tensors_mut()[i][j] = orig;
+            let numeric = (up - down) / (2.0 * eps);
+            let a = analytic[j];
+            let scale = a.abs().max(numeric.abs());
+            assert!(
+                (a - numeric).abs() <= 1e-4 * scale + 1e-9,
+                "{name}[{j}]: analytic {a:e} vs numeric {numeric:e} (attention={attention})"
+            );
+        }
+    }
+}
+
+#[test]
+fn attention_decoder_gradients_match_finite_differences() {
+    check(true, PassOptions::default());
+}
+
+#[test]
+fn attention_decoder_with_dropout_and_label_smoothing() {
+    check(
+        true,
+        PassOptions {
+            dropout: 0.3,
+            label_smoothing: 0.1,
+            seed: 11,
+            all_positions: true,
+        },
+    );
+}
+
+#[test]
+fn meanpool_decoder_gradients_match_finite_differences() {
+    check(
+        false,
+        PassOptions {
+            dropout: 0.2,
+            label_smoothing: 0.1,
+            seed: 5,
+            all_positions: false,
+        },
+    );
+}
