@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod extract;
 mod frames;
 mod models;
 mod probe;
@@ -52,6 +53,8 @@ pub enum Command {
     Frames(frames::Args),
     /// Model directories: list, fetch from the hub, import a PyTorch checkpoint.
     Models(models::Args),
+    /// Encoder features of every clip of a dataset, cached for training (resumable).
+    Extract(extract::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
         Command::Models(args) => models::run(args, &cli.global),
+        Command::Extract(args) => extract::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,3 +1,4 @@
 //! TODO(skeleton): filled in by the train work.
 pub mod cache;
 pub mod data;
+pub mod extract;
