@@ -6,11 +6,12 @@ use clap::{Parser, Subcommand};
 
 mod classify;
 mod embed;
+mod extract;
 mod frames;
 mod models;
 mod probe;
-mod synth;
 mod score;
+mod synth;
 
 /// Exit codes of the command-line contract.
 pub const EXIT_OK: u8 = 0;
@@ -64,6 +65,8 @@ pub enum Command {
     Embed(embed::Args),
     /// BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with Java) of captions against references.
     Score(score::Args),
+    /// Encoder features of every clip of a dataset, cached for training (resumable).
+    Extract(extract::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &cli.global),
         Command::Embed(args) => embed::run(args, &cli.global),
         Command::Score(args) => score::run(args, &cli.global),
+        Command::Extract(args) => extract::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -115,4 +115,3 @@ fn list(as_json: bool) -> anyhow::Result<u8> {
     }
     Ok(EXIT_OK)
 }
-

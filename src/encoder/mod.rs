@@ -5,8 +5,8 @@
 //! care which it is.
 use candle_core::Tensor;
 
-pub mod hub;
 pub mod efficientnet_lite;
+pub mod hub;
 pub mod kernels;
 pub mod preprocess;
 pub mod registry;

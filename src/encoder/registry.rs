@@ -63,9 +63,13 @@ pub fn load_encoder_on(
         }
         hub_name if super::hub::HUB_BACKBONES.contains(&hub_name) => {
             // Hub backbones are ImageNet-1k classifiers too: reuse the installed class names.
-            let labels = std::fs::read_to_string(models_dir().join(efficientnet_lite::ARCH).join("labels.txt"))
-                .ok()
-                .map(|text| text.lines().map(str::to_string).collect());
+            let labels = std::fs::read_to_string(
+                models_dir()
+                    .join(efficientnet_lite::ARCH)
+                    .join("labels.txt"),
+            )
+            .ok()
+            .map(|text| text.lines().map(str::to_string).collect());
             Ok(Box::new(super::hub::HubEncoder::load(hub_name, labels)?))
         }
         other => anyhow::bail!(

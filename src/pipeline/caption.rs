@@ -44,7 +44,11 @@ pub struct Captioner {
 
 /// Decode what one video needs: its windows and their frames. This is the part that runs
 /// in parallel decode workers.
-pub fn decode_windows(path: &Path, encoder_short_side: u32, opts: &CaptionOptions) -> Result<Vec<WindowFrames>> {
+pub fn decode_windows(
+    path: &Path,
+    encoder_short_side: u32,
+    opts: &CaptionOptions,
+) -> Result<Vec<WindowFrames>> {
     let info = video::probe(path)?;
     let windows = match opts.segments {
         SegmentMode::Whole => vec![(0.0, info.duration_s)],
@@ -64,7 +68,11 @@ pub fn decode_windows(path: &Path, encoder_short_side: u32, opts: &CaptionOption
                 resize: Resize::ShortSide(encoder_short_side),
             };
             let frames = video::sample_frames(path, &spec)?;
-            anyhow::ensure!(!frames.is_empty(), "{}: no frame decoded in {start:.2}-{end:.2} s", path.display());
+            anyhow::ensure!(
+                !frames.is_empty(),
+                "{}: no frame decoded in {start:.2}-{end:.2} s",
+                path.display()
+            );
             Ok(WindowFrames { start, end, frames })
         })
         .collect()
@@ -72,13 +80,26 @@ pub fn decode_windows(path: &Path, encoder_short_side: u32, opts: &CaptionOption
 
 impl Captioner {
     /// Encode every window's frames in one batch and caption all windows together.
-    pub fn caption_windows(&self, video: &str, windows: &[WindowFrames], search: &SearchOptions) -> Result<VideoCaptions> {
-        let clips = windows.iter().map(|w| self.encode(&w.frames)).collect::<Result<Vec<_>>>()?;
+    pub fn caption_windows(
+        &self,
+        video: &str,
+        windows: &[WindowFrames],
+        search: &SearchOptions,
+    ) -> Result<VideoCaptions> {
+        let clips = windows
+            .iter()
+            .map(|w| self.encode(&w.frames))
+            .collect::<Result<Vec<_>>>()?;
         let hyps = self.model.caption(&clips, search)?;
         let segments: Vec<Segment> = windows
             .iter()
             .zip(hyps)
-            .map(|(w, h)| Segment { start: w.start, end: w.end, caption: h.text, score: h.score })
+            .map(|(w, h)| Segment {
+                start: w.start,
+                end: w.end,
+                caption: h.text,
+                score: h.score,
+            })
             .collect();
         Ok(VideoCaptions {
             video: video.to_string(),
@@ -101,11 +122,18 @@ impl Captioner {
         let per_frame = if regions == 1 {
             out.features.unsqueeze(1)?
         } else {
-            let grid = out.grid.context("the decoder wants spatial regions but the encoder gives no grid")?;
+            let grid = out
+                .grid
+                .context("the decoder wants spatial regions but the encoder gives no grid")?;
             Tensor::cat(&[out.features.unsqueeze(1)?, grid], 1)?
         };
         let (frames, regions, dim) = per_frame.dims3()?;
-        Ok(ClipFeatures { features: per_frame.flatten_all()?.to_vec1::<f32>()?, frames, regions, dim })
+        Ok(ClipFeatures {
+            features: per_frame.flatten_all()?.to_vec1::<f32>()?,
+            frames,
+            regions,
+            dim,
+        })
     }
 }
 
@@ -141,7 +169,16 @@ pub fn shot_windows(duration: f64, cuts: &[f64], min_s: f64, max_s: f64) -> Vec<
         let (start, end) = (pair[0], pair[1]);
         let parts = ((end - start) / max_s).ceil().max(1.0) as usize;
         let step = (end - start) / parts as f64;
-        windows.extend((0..parts).map(|i| (start + i as f64 * step, if i + 1 == parts { end } else { start + (i + 1) as f64 * step })));
+        windows.extend((0..parts).map(|i| {
+            (
+                start + i as f64 * step,
+                if i + 1 == parts {
+                    end
+                } else {
+                    start + (i + 1) as f64 * step
+                },
+            )
+        }));
     }
     windows
 }
@@ -152,7 +189,10 @@ mod tests {
 
     #[test]
     fn fixed_windows_cover_the_video() {
-        assert_eq!(fixed_windows(10.0, 4.0), vec![(0.0, 4.0), (4.0, 8.0), (8.0, 10.0)]);
+        assert_eq!(
+            fixed_windows(10.0, 4.0),
+            vec![(0.0, 4.0), (4.0, 8.0), (8.0, 10.0)]
+        );
         assert_eq!(fixed_windows(8.5, 4.0), vec![(0.0, 4.0), (4.0, 8.5)]);
         assert_eq!(fixed_windows(3.0, 4.0), vec![(0.0, 3.0)]);
     }
@@ -161,7 +201,11 @@ mod tests {
     fn shot_windows_respect_min_and_max() {
         let w = shot_windows(30.0, &[1.0, 6.0, 7.0, 29.5], 2.0, 10.0);
         assert_eq!(w[0], (0.0, 6.0));
-        assert!(w.iter().all(|&(s, e)| e - s >= 2.0 - 1e-9 && e - s <= 10.0 + 1e-9), "{w:?}");
+        assert!(
+            w.iter()
+                .all(|&(s, e)| e - s >= 2.0 - 1e-9 && e - s <= 10.0 + 1e-9),
+            "{w:?}"
+        );
         assert_eq!(w.last().unwrap().1, 30.0);
         assert!(w.windows(2).all(|p| p[0].1 == p[1].0));
     }

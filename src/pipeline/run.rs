@@ -48,14 +48,17 @@ pub fn run(
     let queue = Arc::new(Mutex::new(inputs.into_iter()));
     // Bounded: decoded frames wait for the encoder in at most this many slots, so memory
     // stays flat however many files there are.
-    let (tx, rx) = mpsc::sync_channel::<(Input, Result<Vec<WindowFrames>, String>)>(opts.jobs.max(1));
+    let (tx, rx) =
+        mpsc::sync_channel::<(Input, Result<Vec<WindowFrames>, String>)>(opts.jobs.max(1));
     let workers: Vec<_> = (0..opts.jobs.max(1))
         .map(|_| {
             let (queue, tx, caption) = (Arc::clone(&queue), tx.clone(), caption.clone());
             let timeout = opts.timeout;
             thread::spawn(move || {
                 loop {
-                    let Some(input) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                    let Some(input) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                        break;
+                    };
                     let decoded = decode_with_timeout(&input, short_side, &caption, timeout);
                     if tx.send((input, decoded)).is_err() {
                         break;
@@ -69,20 +72,30 @@ pub fn run(
     let mut summary = RunSummary::default();
     for (input, decoded) in rx {
         let captioned = decoded.and_then(|windows| {
-            catch_unwind(AssertUnwindSafe(|| captioner.caption_windows(&input.display, &windows, &caption.search)))
-                .map_err(|panic| format!("internal error while captioning: {}", panic_message(&panic)))?
-                .map(|captions| (captions, windows))
-                .map_err(|e| format!("{e:#}"))
+            catch_unwind(AssertUnwindSafe(|| {
+                captioner.caption_windows(&input.display, &windows, &caption.search)
+            }))
+            .map_err(|panic| format!("internal error while captioning: {}", panic_message(&panic)))?
+            .map(|captions| (captions, windows))
+            .map_err(|e| format!("{e:#}"))
         });
         match captioned {
             Ok((result, windows)) => {
                 summary.captioned += 1;
-                sink(Outcome { input: &input, result, windows: Some(&windows) })?;
+                sink(Outcome {
+                    input: &input,
+                    result,
+                    windows: Some(&windows),
+                })?;
             }
             Err(reason) => {
                 summary.failed += 1;
                 tracing::warn!("{}: {reason}", input.display);
-                sink(Outcome { input: &input, result: VideoCaptions::failed(&input.display, reason), windows: None })?;
+                sink(Outcome {
+                    input: &input,
+                    result: VideoCaptions::failed(&input.display, reason),
+                    windows: None,
+                })?;
             }
         }
     }
@@ -103,19 +116,28 @@ fn decode_with_timeout(
 ) -> Result<Vec<WindowFrames>, String> {
     let (tx, rx) = mpsc::channel();
     let (path, caption) = (input.path.clone(), caption.clone());
-    let spawned = thread::Builder::new().name("vidcap-decode".into()).spawn(move || {
-        let result = catch_unwind(AssertUnwindSafe(|| decode_windows(&path, short_side, &caption)))
+    let spawned = thread::Builder::new()
+        .name("vidcap-decode".into())
+        .spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                decode_windows(&path, short_side, &caption)
+            }))
             .map_err(|panic| format!("internal error while decoding: {}", panic_message(&panic)))
             .and_then(|r| r.map_err(|e| format!("{e:#}")));
-        let _ = tx.send(result);
-    });
+            let _ = tx.send(result);
+        });
     if let Err(e) = spawned {
         return Err(format!("cannot start a decode thread: {e}"));
     }
     match rx.recv_timeout(timeout) {
         Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => Err(format!("timed out after {:.0} s while decoding", timeout.as_secs_f64())),
-        Err(RecvTimeoutError::Disconnected) => Err("the decode thread ended without a result".into()),
+        Err(RecvTimeoutError::Timeout) => Err(format!(
+            "timed out after {:.0} s while decoding",
+            timeout.as_secs_f64()
+        )),
+        Err(RecvTimeoutError::Disconnected) => {
+            Err("the decode thread ended without a result".into())
+        }
     }
 }
 

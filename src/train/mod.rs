@@ -1,5 +1,6 @@
 //! Training the caption decoder: optimiser and schedule, and the BPTT training loop.
 pub mod cache;
 pub mod data;
+pub mod extract;
 pub mod optim;
 pub mod trainer;
