@@ -13,7 +13,7 @@ use crate::output::sheet::{self, SheetLayout, Thumb};
 use crate::output::{Format, VideoCaptions, timestamp};
 use crate::pipeline::batch::collect_inputs;
 use crate::pipeline::caption::{CaptionOptions, Captioner, SegmentMode};
-use crate::pipeline::run::{RunOptions, run};
+use crate::pipeline::run::{RunOptions, run as run_pipeline};
 
 /// The decoder `make demo` and a plain `vidcap caption` use.
 pub const DEFAULT_DECODER: &str = "synth-decoder";
@@ -55,9 +55,16 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<(Captioner, CaptionOptions, RunOptions)> {
-        let dir = self.model.clone().unwrap_or_else(|| models_dir().join(DEFAULT_DECODER));
-        let model = CaptionModel::load(&dir).with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
-        let encoder_name = self.encoder.clone().unwrap_or_else(|| model.config.encoder.clone());
+        let dir = self
+            .model
+            .clone()
+            .unwrap_or_else(|| models_dir().join(DEFAULT_DECODER));
+        let model = CaptionModel::load(&dir)
+            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
+        let encoder_name = self
+            .encoder
+            .clone()
+            .unwrap_or_else(|| model.config.encoder.clone());
         let encoder = load_encoder(&encoder_name)?;
         model.expect_encoder(encoder.name(), encoder.feature_dim())?;
         ensure!(self.frames >= 1, "--frames must be at least 1");
@@ -66,12 +73,20 @@ impl ModelArgs {
         let segments = match self.segments.as_str() {
             "none" => SegmentMode::Whole,
             "auto" => {
-                ensure!(self.min_segment > 0.0 && self.max_segment >= self.min_segment, "need 0 < --min-segment <= --max-segment");
-                SegmentMode::Auto { min_s: self.min_segment, max_s: self.max_segment }
+                ensure!(
+                    self.min_segment > 0.0 && self.max_segment >= self.min_segment,
+                    "need 0 < --min-segment <= --max-segment"
+                );
+                SegmentMode::Auto {
+                    min_s: self.min_segment,
+                    max_s: self.max_segment,
+                }
             }
             seconds => match seconds.parse::<f64>() {
                 Ok(s) if s > 0.0 && s.is_finite() => SegmentMode::Fixed(s),
-                _ => bail!("--segments {seconds:?}: expected auto, none or a positive number of seconds"),
+                _ => bail!(
+                    "--segments {seconds:?}: expected auto, none or a positive number of seconds"
+                ),
             },
         };
         let search = SearchOptions {
@@ -79,8 +94,15 @@ impl ModelArgs {
             max_len: self.max_len.unwrap_or(model.config.max_len),
             ..SearchOptions::default()
         };
-        let caption = CaptionOptions { frames: self.frames, search, segments };
-        let run = RunOptions { jobs: self.jobs.max(1), timeout: Duration::from_secs_f64(self.timeout) };
+        let caption = CaptionOptions {
+            frames: self.frames,
+            search,
+            segments,
+        };
+        let run = RunOptions {
+            jobs: self.jobs.max(1),
+            timeout: Duration::from_secs_f64(self.timeout),
+        };
         Ok((Captioner { encoder, model }, caption, run))
     }
 }
@@ -108,16 +130,24 @@ pub struct Args {
     pub sheet: Option<PathBuf>,
 }
 
-pub fn run_cmd(args: Args, _global: &Global) -> Result<u8> {
+pub fn run(args: Args, _global: &Global) -> Result<u8> {
     let format = if args.json { Format::Json } else { args.format };
     let inputs = collect_inputs(&args.videos)?;
     ensure!(!inputs.is_empty(), "no video found in the inputs");
     let many = inputs.len() > 1;
     if format.is_subtitle() && many && args.output_dir.is_none() {
-        bail!("{} holds one video's timeline: pass --output-dir DIR to write one file per video", format.extension());
+        bail!(
+            "{} holds one video's timeline: pass --output-dir DIR to write one file per video",
+            format.extension()
+        );
     }
-    for dir in args.output_dir.iter().chain(args.sheet.iter().filter(|_| many)) {
-        fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    for dir in args
+        .output_dir
+        .iter()
+        .chain(args.sheet.iter().filter(|_| many))
+    {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the directory", dir.display()))?;
     }
     let (captioner, caption, run_opts) = args.model.load()?;
     let font = match &args.sheet {
@@ -126,25 +156,45 @@ pub fn run_cmd(args: Args, _global: &Global) -> Result<u8> {
     };
     let order: Vec<String> = inputs.iter().map(|i| i.display.clone()).collect();
     let mut results: Vec<VideoCaptions> = Vec::new();
-    let summary = run(inputs, &captioner, &caption, &run_opts, &mut |outcome| {
+    let summary = run_pipeline(inputs, &captioner, &caption, &run_opts, &mut |outcome| {
         if let (Some(target), Some(font), Some(windows)) = (&args.sheet, &font, outcome.windows) {
-            let path = if many { target.join(format!("{}.png", stem(&outcome.input.path))) } else { target.clone() };
+            let path = if many {
+                target.join(format!("{}.png", stem(&outcome.input.path)))
+            } else {
+                target.clone()
+            };
             let thumbs: Vec<Thumb> = windows
                 .iter()
                 .flat_map(|w| &w.frames)
-                .map(|f| Thumb { rgb: &f.rgb, width: f.width, height: f.height, pts: f.pts })
+                .map(|f| Thumb {
+                    rgb: &f.rgb,
+                    width: f.width,
+                    height: f.height,
+                    pts: f.pts,
+                })
                 .collect();
             let lines: Vec<String> = outcome
                 .result
                 .segments
                 .iter()
-                .map(|s| format!("[{} --> {}] {}", timestamp(s.start, '.', false), timestamp(s.end, '.', false), s.caption))
+                .map(|s| {
+                    format!(
+                        "[{} --> {}] {}",
+                        timestamp(s.start, '.', false),
+                        timestamp(s.end, '.', false),
+                        s.caption
+                    )
+                })
                 .collect();
             let image = sheet::render(&thumbs, &lines, &SheetLayout::default(), font)?;
             sheet::save(&image, &path)?;
         }
         if let Some(dir) = &args.output_dir {
-            let path = dir.join(format!("{}.{}", stem(&outcome.input.path), format.extension()));
+            let path = dir.join(format!(
+                "{}.{}",
+                stem(&outcome.input.path),
+                format.extension()
+            ));
             let mut bytes = Vec::new();
             format.write(&mut bytes, std::slice::from_ref(&outcome.result))?;
             write_atomic(&path, &bytes)?;
@@ -162,14 +212,22 @@ pub fn run_cmd(args: Args, _global: &Global) -> Result<u8> {
         format.write(&mut stdout, &results)?;
         stdout.flush()?;
     }
-    Ok(if summary.failed > 0 { EXIT_PARTIAL } else { EXIT_OK })
+    Ok(if summary.failed > 0 {
+        EXIT_PARTIAL
+    } else {
+        EXIT_OK
+    })
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into())
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into())
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path)).with_context(|| format!("{}: cannot write", path.display()))
+    fs::write(&tmp, bytes)
+        .and_then(|_| fs::rename(&tmp, path))
+        .with_context(|| format!("{}: cannot write", path.display()))
 }

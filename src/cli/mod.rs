@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod batch;
+mod caption;
 mod classify;
 mod embed;
 mod extract;
@@ -55,6 +57,10 @@ pub enum Command {
     Probe(probe::Args),
     /// Sample frames of a video to PNG files plus frames.json.
     Frames(frames::Args),
+    /// Caption videos: one caption per video, or per segment with start and end.
+    Caption(caption::Args),
+    /// Caption a library of footage into a resumable JSONL results file.
+    Batch(batch::Args),
     /// Model directories: list, fetch from the hub, import a PyTorch checkpoint.
     Models(models::Args),
     /// Render a captioned synthetic clip corpus (videos + annotations.jsonl).
@@ -91,6 +97,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &cli.global),
         Command::Frames(args) => frames::run(args, &cli.global),
+        Command::Caption(args) => caption::run(args, &cli.global),
+        Command::Batch(args) => batch::run(args, &cli.global),
         Command::Models(args) => models::run(args, &cli.global),
         Command::Synth(args) => synth::run(args, &cli.global),
         Command::Classify(args) => classify::run(args, &cli.global),
