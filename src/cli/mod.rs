@@ -8,6 +8,7 @@ mod batch;
 mod caption;
 mod classify;
 mod embed;
+mod extract;
 mod frames;
 mod models;
 mod probe;
@@ -70,6 +71,8 @@ pub enum Command {
     Embed(embed::Args),
     /// BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with Java) of captions against references.
     Score(score::Args),
+    /// Encoder features of every clip of a dataset, cached for training (resumable).
+    Extract(extract::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &cli.global),
         Command::Embed(args) => embed::run(args, &cli.global),
         Command::Score(args) => score::run(args, &cli.global),
+        Command::Extract(args) => extract::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
