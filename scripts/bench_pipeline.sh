@@ -28,7 +28,7 @@ for r in $(seq "$ROUNDS"); do
   start=$(date +%s.%N)
   "$VIDCAP" -v --threads 2 caption "$VIDEO" --frames 16 --beam 1 >/dev/null 2>"$work/log_$r"
   end=$(date +%s.%N)
-  wall=$(echo "$end - $start" | bc -l)
+  wall=$(awk -v a="$start" -v b="$end" 'BEGIN{print b - a}')
   d=$(stage decode_s "$work/log_$r"); e=$(stage encode_s "$work/log_$r"); c=$(stage caption_s "$work/log_$r")
   echo "$wall $d $e $c" >>"$work/single"
   printf 'bench_pipeline round=%d wall_s=%.3f decode_s=%s encode_s=%s caption_s=%s\n' "$r" "$wall" "$d" "$e" "$c"
@@ -44,7 +44,7 @@ run_batch() {  # threads jobs → wall seconds; peak RSS in $work/rss_$1
   s=$(date +%s.%N)
   /usr/bin/time -f %M -o "$work/rss_$1" "$VIDCAP" -q --threads "$1" batch "$work/lib" --out "$work/out_$1.jsonl" --overwrite --jobs "$2" --frames 16 --beam 1
   e=$(date +%s.%N)
-  echo "$e - $s" | bc -l
+  awk -v a="$s" -v b="$e" 'BEGIN{print b - a}'
 }
 one=$(run_batch 1 1)
 two=$(run_batch 2 2)
