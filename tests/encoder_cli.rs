@@ -185,7 +185,7 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
         (&wrong_shape, "expected (N, 3, 224, 224)"),
         (&truncated, "cannot read .npy"),
         (&hostile, "header declares shape (100000, 3, 224, 224)"),
-        (&video, "unsupported input"),
+        (&video, "not a readable video file"),
         (&missing, "cannot decode image"),
     ] {
         let out_path = dir.path().join("out.npy");
@@ -206,6 +206,61 @@ fn bad_inputs_fail_with_the_file_named_and_no_output_written() {
         let out = vidcap(&["classify", input.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));
     }
+    // A real video: one feature row per sampled frame, and per-frame classes with their pts.
+    let clip = dir.path().join("clip.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10:duration=2",
+        ])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out_path = dir.path().join("clip.npy");
+    let out = vidcap(&[
+        "embed",
+        clip.to_str().unwrap(),
+        "--frames",
+        "3",
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let features = candle_core::Tensor::read_npy(&out_path).unwrap();
+    assert_eq!(features.dims(), [3, 1280]);
+    let out = vidcap(&[
+        "classify",
+        clip.to_str().unwrap(),
+        "--frames",
+        "2",
+        "--top",
+        "1",
+        "--json",
+    ]);
+    let frames: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pts: Vec<f64> = frames
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pts"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        pts,
+        [0.5, 1.5],
+        "uniform targets (i + 0.5) * 2 s / 2 land on 10 fps frames"
+    );
     let out = vidcap(&[
         "classify",
         data("chelsea.png").to_str().unwrap(),

@@ -1,4 +1,5 @@
-//! `vidcap classify IMAGE|TENSOR.npy --top K [--json]`: the encoder's ImageNet top-K.
+//! `vidcap classify IMAGE|VIDEO|TENSOR.npy --top K [--json]`: the encoder's ImageNet top-K
+//! (per frame for a video).
 use std::path::PathBuf;
 
 use crate::encoder::load_encoder;
@@ -10,8 +11,12 @@ use super::{EXIT_OK, Global};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// An image (PNG, JPEG), or a .npy tensor (N,3,224,224) that is already preprocessed.
+    /// An image (PNG, JPEG), a video, or a .npy tensor (N,3,224,224) that is already
+    /// preprocessed.
     pub input: PathBuf,
+    /// Frames sampled uniformly from a video input.
+    #[arg(long, default_value_t = 16)]
+    pub frames: usize,
     /// How many classes to list.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
     pub top: u16,
@@ -22,6 +27,14 @@ pub struct Args {
     /// Encoder: a registry name or a model directory.
     #[arg(long, default_value = "efficientnet-lite0")]
     pub encoder: String,
+}
+
+/// One sampled frame of a video input and its classes.
+#[derive(Serialize)]
+struct VideoFrameClasses {
+    index: usize,
+    pts: f64,
+    classes: Vec<Class>,
 }
 
 #[derive(Serialize)]
@@ -56,7 +69,8 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
         .with_context(|| format!("encoder {} has no classifier", encoder.name()))?
         .to_vec();
     let mut results = Vec::new();
-    for batch in input_batches(encoder.as_ref(), &args.input)? {
+    let (batches, pts) = input_batches(encoder.as_ref(), &args.input, args.frames)?;
+    for batch in batches {
         let logits = encoder
             .forward(&batch)?
             .logits
@@ -67,6 +81,29 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
         {
             results.push(top_k(&row, &labels, args.top as usize));
         }
+    }
+    if let Some(pts) = pts {
+        let frames: Vec<VideoFrameClasses> = pts
+            .into_iter()
+            .zip(results)
+            .enumerate()
+            .map(|(index, (pts, classes))| VideoFrameClasses {
+                index,
+                pts,
+                classes,
+            })
+            .collect();
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&frames)?);
+        } else {
+            for f in &frames {
+                println!("# frame {} at {:.3} s", f.index, f.pts);
+                for c in &f.classes {
+                    println!("{:>4}  {:>7.3}%  {}", c.class_id, 100.0 * c.prob, c.label);
+                }
+            }
+        }
+        return Ok(EXIT_OK);
     }
     if args.json {
         let doc = if results.len() == 1 {

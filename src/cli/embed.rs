@@ -1,10 +1,11 @@
-//! `vidcap embed IMAGE|TENSOR.npy -o OUT.npy`: encoder features `[T, D]` as .npy.
+//! `vidcap embed IMAGE|VIDEO|TENSOR.npy -o OUT.npy`: encoder features `[T, D]` as .npy.
 //!
 //! Also home of the input handling `classify` shares: what kind of file an input is, and how it
 //! becomes a preprocessed batch.
 use std::path::{Path, PathBuf};
 
 use crate::encoder::{FrameEncoder, load_encoder};
+use crate::video::{Resize, SampleSpec, Sampling, sample_frames};
 use anyhow::{Context, bail};
 use candle_core::Tensor;
 
@@ -12,8 +13,12 @@ use super::{EXIT_OK, Global};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// An image (PNG, JPEG), or a .npy tensor (N,3,224,224) that is already preprocessed.
+    /// An image (PNG, JPEG), a video, or a .npy tensor (N,3,224,224) that is already
+    /// preprocessed.
     pub input: PathBuf,
+    /// Frames sampled uniformly from a video input.
+    #[arg(long, default_value_t = 16)]
+    pub frames: usize,
     /// Where to write the features (.npy, float32, [T, D]).
     #[arg(short, long)]
     pub output: PathBuf,
@@ -32,6 +37,7 @@ const BATCH: usize = 16;
 pub(super) enum InputKind {
     Image,
     Tensor,
+    Video,
 }
 
 pub(super) fn input_kind(path: &Path) -> anyhow::Result<InputKind> {
@@ -42,13 +48,34 @@ pub(super) fn input_kind(path: &Path) -> anyhow::Result<InputKind> {
     match ext.as_deref() {
         Some("png" | "jpg" | "jpeg") => Ok(InputKind::Image),
         Some("npy") => Ok(InputKind::Tensor),
-        // VIDEO inputs go through vidcap::video::sample_frames once the video layer is merged.
-        _ => bail!(
-            "{}: unsupported input (expected an image: .png, .jpg, .jpeg; or a .npy tensor); \
-             video input is not available in this build yet",
-            path.display()
-        ),
+        // Anything else is handed to FFmpeg, which names the file if it is not a video.
+        _ => Ok(InputKind::Video),
     }
+}
+
+/// `frames` frames sampled uniformly from a video, preprocessed: `[T, 3, S, S]` and the
+/// frames' timestamps.
+fn video_batch(
+    encoder: &dyn FrameEncoder,
+    path: &Path,
+    frames: usize,
+) -> anyhow::Result<(Tensor, Vec<f64>)> {
+    anyhow::ensure!(frames >= 1, "--frames must be at least 1");
+    let spec = SampleSpec {
+        sampling: Sampling::Uniform { count: frames },
+        start: None,
+        end: None,
+        resize: Resize::ShortSide(encoder.resize_shorter()),
+    };
+    let frames = sample_frames(path, &spec)?;
+    let inputs = frames
+        .iter()
+        .map(|f| encoder.preprocess(&f.rgb, f.width, f.height))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((
+        Tensor::stack(&inputs, 0)?,
+        frames.iter().map(|f| f.pts).collect(),
+    ))
 }
 
 /// Decodes an image file and applies the encoder's preprocessing: `[1, 3, S, S]`.
@@ -144,20 +171,26 @@ pub(super) fn tensor_batch(encoder: &dyn FrameEncoder, path: &Path) -> anyhow::R
     Ok(t.to_dtype(candle_core::DType::F32)?)
 }
 
-/// The input as one or more preprocessed batches.
+/// The input as one or more preprocessed batches, with the frame timestamps of a video.
 pub(super) fn input_batches(
     encoder: &dyn FrameEncoder,
     path: &Path,
-) -> anyhow::Result<Vec<Tensor>> {
+    video_frames: usize,
+) -> anyhow::Result<(Vec<Tensor>, Option<Vec<f64>>)> {
     match input_kind(path)? {
-        InputKind::Image => Ok(vec![image_batch(encoder, path)?]),
+        InputKind::Image => Ok((vec![image_batch(encoder, path)?], None)),
+        InputKind::Video => {
+            let (batch, pts) = video_batch(encoder, path, video_frames)?;
+            Ok((vec![batch], Some(pts)))
+        }
         InputKind::Tensor => {
             let t = tensor_batch(encoder, path)?;
             let n = t.dim(0)?;
-            (0..n)
+            let batches = (0..n)
                 .step_by(BATCH)
                 .map(|i| Ok(t.narrow(0, i, BATCH.min(n - i))?))
-                .collect()
+                .collect::<anyhow::Result<_>>()?;
+            Ok((batches, None))
         }
     }
 }
@@ -192,7 +225,7 @@ pub(super) fn write_npy_atomic(t: &Tensor, path: &Path) -> anyhow::Result<()> {
 pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
     let encoder = load_encoder(&args.encoder)?;
     let mut parts = Vec::new();
-    for batch in input_batches(encoder.as_ref(), &args.input)? {
+    for batch in input_batches(encoder.as_ref(), &args.input, args.frames)?.0 {
         let out = encoder.forward(&batch)?;
         parts.push(if args.grid {
             out.grid

@@ -9,6 +9,7 @@ mod caption;
 mod classify;
 mod embed;
 mod eval;
+mod extract;
 mod frames;
 mod models;
 mod probe;
@@ -76,6 +77,8 @@ pub enum Command {
     Train(train::Args),
     /// Caption a dataset split from cached features and score it.
     Eval(eval::Args),
+    /// Encoder features of every clip of a dataset, cached for training (resumable).
+    Extract(extract::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Score(args) => score::run(args, &cli.global),
         Command::Train(args) => train::run(args, &cli.global),
         Command::Eval(args) => eval::run(args, &cli.global),
+        Command::Extract(args) => extract::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,6 +1,7 @@
 //! One video in, captions out: plan the time windows, sample frames in each, encode them,
 //! and decode a caption per window.
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
@@ -49,6 +50,7 @@ pub fn decode_windows(
     encoder_short_side: u32,
     opts: &CaptionOptions,
 ) -> Result<Vec<WindowFrames>> {
+    let started = Instant::now();
     let info = video::probe(path)?;
     let windows = match opts.segments {
         SegmentMode::Whole => vec![(0.0, info.duration_s)],
@@ -58,7 +60,7 @@ pub fn decode_windows(
             shot_windows(info.duration_s, &cuts, min_s, max_s)
         }
     };
-    windows
+    let windows = windows
         .into_iter()
         .map(|(start, end)| {
             let spec = SampleSpec {
@@ -75,7 +77,13 @@ pub fn decode_windows(
             );
             Ok(WindowFrames { start, end, frames })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    tracing::info!(
+        "{}: timing decode_s={:.4}",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(windows)
 }
 
 impl Captioner {
@@ -86,11 +94,19 @@ impl Captioner {
         windows: &[WindowFrames],
         search: &SearchOptions,
     ) -> Result<VideoCaptions> {
+        let started = Instant::now();
         let clips = windows
             .iter()
             .map(|w| self.encode(&w.frames))
             .collect::<Result<Vec<_>>>()?;
+        let encoded = Instant::now();
         let hyps = self.model.caption(&clips, search)?;
+        // Stage times at -v: the benchmark's breakdown reads them.
+        tracing::info!(
+            "{video}: timing encode_s={:.4} caption_s={:.4}",
+            (encoded - started).as_secs_f64(),
+            encoded.elapsed().as_secs_f64()
+        );
         let segments: Vec<Segment> = windows
             .iter()
             .zip(hyps)

@@ -2,5 +2,6 @@
 //! and schedule, and the BPTT training loop.
 pub mod cache;
 pub mod data;
+pub mod extract;
 pub mod optim;
 pub mod trainer;

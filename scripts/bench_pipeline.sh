@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmark: end-to-end captioning with the bundled decoder.
+#  1. one 60 s 1280x720 H.264 video (../shared/bench/make_test_video.sh), 16 frames, greedy:
+#     wall seconds per video (median of ROUNDS), videos per hour, and the breakdown that
+#     `vidcap -v` logs (decode of the needed frames, encoder, decoder); overhead = wall − parts.
+#  2. a batch of CLIPS such videos (links to the same file), `--threads 2 --jobs 2` against
+#     `--threads 1 --jobs 1`: throughput ratio and peak RSS.
+#   ROUNDS (3), CLIPS (100), VIDEO, VIDCAP, VIDCAP_BENCH_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH=${VIDCAP_BENCH_DIR:-}
+if [ -z "$BENCH" ]; then
+  for d in ../shared/bench ../../shared/bench; do [ -d "$d" ] && BENCH=$(cd "$d" && pwd) && break; done
+fi
+VIDCAP=${VIDCAP:-target/release/vidcap}
+ROUNDS=${ROUNDS:-3}
+CLIPS=${CLIPS:-100}
+[ -x "$VIDCAP" ] || { echo "bench_pipeline: $VIDCAP not built" >&2; exit 1; }
+[ -d models/synth-decoder ] || { echo "bench_pipeline: models/synth-decoder missing" >&2; exit 1; }
+VIDEO=${VIDEO:-$("$BENCH/make_test_video.sh" | tail -n1)}
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench_pipeline.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+median() { sort -g | awk '{v[NR]=$1} END{print (NR%2)? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+stage() { grep -o "$1=[0-9.]*" "$2" | cut -d= -f2 | awk '{s+=$1} END{printf "%.4f", s}'; }
+
+for r in $(seq "$ROUNDS"); do
+  start=$(date +%s.%N)
+  "$VIDCAP" -v --threads 2 caption "$VIDEO" --frames 16 --beam 1 >/dev/null 2>"$work/log_$r"
+  end=$(date +%s.%N)
+  wall=$(awk -v a="$start" -v b="$end" 'BEGIN{print b - a}')
+  d=$(stage decode_s "$work/log_$r"); e=$(stage encode_s "$work/log_$r"); c=$(stage caption_s "$work/log_$r")
+  echo "$wall $d $e $c" >>"$work/single"
+  printf 'bench_pipeline round=%d wall_s=%.3f decode_s=%s encode_s=%s caption_s=%s\n' "$r" "$wall" "$d" "$e" "$c"
+done
+for col in 1 2 3 4; do cut -d' ' -f$col "$work/single" | median; done | paste -sd' ' | awk '{
+  parts=$2+$3+$4
+  printf "bench_pipeline single video: wall_s=%.3f (median of runs) decode_s=%.3f encode_s=%.3f caption_s=%.3f overhead_s=%.3f videos_per_hour=%.0f wall/parts=%.2f\n", $1, $2, $3, $4, $1-parts, 3600/$1, $1/parts }'
+
+mkdir -p "$work/lib"
+for i in $(seq -w 1 "$CLIPS"); do ln -s "$VIDEO" "$work/lib/clip_$i.mp4"; done
+run_batch() {  # threads jobs → wall seconds; peak RSS in $work/rss_$1
+  local s e
+  s=$(date +%s.%N)
+  /usr/bin/time -f %M -o "$work/rss_$1" "$VIDCAP" -q --threads "$1" batch "$work/lib" --out "$work/out_$1.jsonl" --overwrite --jobs "$2" --frames 16 --beam 1
+  e=$(date +%s.%N)
+  awk -v a="$s" -v b="$e" 'BEGIN{print b - a}'
+}
+one=$(run_batch 1 1)
+two=$(run_batch 2 2)
+awk -v n="$CLIPS" -v one="$one" -v two="$two" -v r1="$(cat "$work/rss_1")" -v r2="$(cat "$work/rss_2")" 'BEGIN{
+  printf "bench_pipeline batch of %d: 1 thread %.1f s (%.0f videos/h, peak RSS %.0f MB); 2 threads %.1f s (%.0f videos/h, peak RSS %.0f MB); speed-up %.2fx\n",
+    n, one, 3600*n/one, r1/1024, two, 3600*n/two, r2/1024, one/two }'

@@ -1,0 +1,173 @@
+//! `vidcap extract DATASET --out CACHE`: encoder features of every clip, cached, so
+//! training never decodes video. Resumable: valid entries are skipped.
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use super::{EXIT_OK, EXIT_PARTIAL, Global};
+use crate::encoder::{load_encoder, models_dir};
+use crate::train::cache::FeatureCache;
+use crate::train::data::{DatasetFormat, DatasetOptions, Split, load_dataset};
+use crate::train::extract::{
+    ClipOutcome, ExtractSpec, RunOptions, encoder_weights_sha256, extract_dataset,
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Annotation file or directory (own JSONL, MSR-VTT, MSVD txt/csv, VATEX json).
+    pub dataset: PathBuf,
+    /// Cache directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Frames sampled uniformly from each clip.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub frames: u64,
+    /// Encoder name or model directory.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub encoder: String,
+    /// Clips processed at the same time (default: the thread count).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// Directory holding the videos (default: next to the annotations, or its videos/).
+    #[arg(long)]
+    pub videos: Option<PathBuf>,
+    /// Annotation format, when the file name does not tell.
+    #[arg(long)]
+    pub format: Option<DatasetFormat>,
+    /// Only clips of this split (train, val, test).
+    #[arg(long)]
+    pub split: Option<Split>,
+    /// Store only the global pool (R = 1), not the 2×2 grid as well (R = 5).
+    #[arg(long)]
+    pub no_grid: bool,
+    /// Re-extract clips whose entry is still valid.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the summary as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
+    crate::video::set_ffmpeg_verbosity(if global.quiet { 0 } else { global.verbose });
+    let opts = DatasetOptions {
+        format: args.format,
+        videos: args.videos.clone(),
+    };
+    let dataset = load_dataset(&args.dataset, &opts)?;
+    let clips: Vec<_> = dataset
+        .clips
+        .iter()
+        .filter(|c| args.split.is_none_or(|s| c.split == s))
+        .cloned()
+        .collect();
+    if clips.is_empty() {
+        bail!(
+            "{}: no {} clips with a video",
+            args.dataset.display(),
+            args.split.map_or("".into(), |s| s.to_string())
+        );
+    }
+    let encoder = load_encoder(&args.encoder)?;
+    let model_dir = if Path::new(&args.encoder).is_dir() {
+        PathBuf::from(&args.encoder)
+    } else {
+        models_dir().join(&args.encoder)
+    };
+    let spec = ExtractSpec {
+        frames: args.frames as usize,
+        grid: !args.no_grid,
+    };
+    let key = spec.key(encoder.as_ref(), &encoder_weights_sha256(&model_dir)?);
+    let cache = FeatureCache::open(&args.out)?;
+    let jobs = args
+        .jobs
+        .map_or_else(rayon::current_num_threads, |j| j as usize);
+    tracing::info!(
+        "{} clips ({}), encoder {} ({}), {}, {} regions, {jobs} jobs → {}",
+        clips.len(),
+        dataset.format,
+        key.encoder,
+        &key.encoder_sha256[..key.encoder_sha256.len().min(12)],
+        key.sampling,
+        key.regions,
+        cache.dir().display()
+    );
+
+    let bar = ProgressBar::with_draw_target(
+        Some(clips.len() as u64),
+        if global.quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} clips {elapsed} (eta {eta}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = extract_dataset(
+        &clips,
+        &cache,
+        encoder.as_ref(),
+        &spec,
+        &key,
+        RunOptions {
+            jobs,
+            force: args.force,
+        },
+        &|clip, outcome| {
+            if let ClipOutcome::Failed(why) = outcome {
+                bar.suspend(|| tracing::error!("clip {}: {why}", clip.id));
+            }
+            bar.inc(1);
+        },
+    )?;
+    bar.finish_and_clear();
+
+    if args.json {
+        let failed: Vec<_> = report
+            .failed
+            .iter()
+            .map(|(id, video, error)| json!({"clip": id, "video": video, "error": error}))
+            .collect();
+        let doc = json!({
+            "cache": cache.dir(),
+            "format": dataset.format.as_str(),
+            "encoder": key.encoder,
+            "encoder_sha256": key.encoder_sha256,
+            "sampling": key.sampling,
+            "regions": key.regions,
+            "clips": clips.len(),
+            "extracted": report.extracted,
+            "up_to_date": report.up_to_date,
+            "failed": failed,
+            "missing_videos": dataset.missing,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "{} clips: {} extracted, {} up to date, {} failed; missing videos: {}; cache {}",
+            clips.len(),
+            report.extracted,
+            report.up_to_date,
+            report.failed.len(),
+            dataset.missing.len(),
+            cache.dir().display()
+        );
+    }
+    if report.extracted + report.up_to_date == 0 {
+        bail!(
+            "no clip could be extracted ({} failed)",
+            report.failed.len()
+        );
+    }
+    Ok(if report.failed.is_empty() && dataset.missing.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}

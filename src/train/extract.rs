@@ -1,0 +1,153 @@
+//! Filling the feature cache: decode each clip's sampled frames, encode them, store them.
+//!
+//! Resumable by construction: a clip whose cache entry is still valid (same video size and
+//! mtime, encoder weights and sampling) is skipped, and every entry is written atomically,
+//! so an interrupted run simply continues. Clips run in parallel on a rayon pool; one
+//! clip's failure is recorded and the others go on.
+
+use anyhow::{Context, bail};
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
+
+pub use super::cache::encoder_weights_sha256;
+use super::cache::{CacheKey, FeatureCache};
+use super::data::Clip;
+use crate::encoder::FrameEncoder;
+use crate::video::{Resize, SampleSpec, Sampling, sample_frames};
+
+/// Frames encoded in one forward pass (bounds the memory of long clips).
+const ENCODE_BATCH: usize = 16;
+
+/// What goes into each cache entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractSpec {
+    /// Uniformly sampled frames per clip.
+    pub frames: usize,
+    /// Also store the encoder's 2×2 grid: regions are then `[global, top-left, top-right,
+    /// bottom-left, bottom-right]` (R = 5), else the global pool only (R = 1).
+    pub grid: bool,
+}
+
+impl ExtractSpec {
+    /// The cache key for this spec and encoder; `weights_sha256` identifies its weights.
+    pub fn key(&self, encoder: &dyn FrameEncoder, weights_sha256: &str) -> CacheKey {
+        CacheKey::new(encoder.name(), weights_sha256, self.frames, self.grid)
+    }
+}
+
+/// How one clip went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClipOutcome {
+    Extracted,
+    UpToDate,
+    Failed(String),
+}
+
+#[derive(Debug, Default)]
+pub struct ExtractReport {
+    pub extracted: usize,
+    pub up_to_date: usize,
+    /// (clip id, video, reason), in dataset order.
+    pub failed: Vec<(String, std::path::PathBuf, String)>,
+}
+
+/// One clip's features `[T, R, D]` and frame timestamps.
+pub fn encode_clip(
+    encoder: &dyn FrameEncoder,
+    clip: &Clip,
+    spec: &ExtractSpec,
+) -> anyhow::Result<(Tensor, Vec<f64>)> {
+    let sample = SampleSpec {
+        sampling: Sampling::Uniform { count: spec.frames },
+        start: clip.start,
+        end: clip.end,
+        resize: Resize::ShortSide(encoder.resize_shorter()),
+    };
+    let frames = sample_frames(&clip.video, &sample)?;
+    if frames.is_empty() {
+        bail!("{}: no frame decoded", clip.video.display());
+    }
+    let mut chunks = Vec::new();
+    for batch in frames.chunks(ENCODE_BATCH) {
+        let inputs = batch
+            .iter()
+            .map(|f| encoder.preprocess(&f.rgb, f.width, f.height))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let out = encoder.forward(&Tensor::stack(&inputs, 0)?)?;
+        let global = out.features.unsqueeze(1)?;
+        chunks.push(if spec.grid {
+            let grid = out
+                .grid
+                .with_context(|| format!("encoder {} gives no spatial grid", encoder.name()))?;
+            Tensor::cat(&[&global, &grid], 1)?
+        } else {
+            global
+        });
+    }
+    let features = Tensor::cat(&chunks, 0)?.to_dtype(DType::F32)?;
+    Ok((features, frames.iter().map(|f| f.pts).collect()))
+}
+
+/// How an extraction runs (nothing here changes the features).
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Clips decoded and encoded at the same time.
+    pub jobs: usize,
+    /// Re-extract even clips whose entry is still valid.
+    pub force: bool,
+}
+
+/// Encodes every clip whose cache entry is missing or stale (all of them with `force`),
+/// `jobs` clips at a time; `progress` is called once per clip as it finishes.
+pub fn extract_dataset(
+    clips: &[Clip],
+    cache: &FeatureCache,
+    encoder: &dyn FrameEncoder,
+    spec: &ExtractSpec,
+    key: &CacheKey,
+    run: RunOptions,
+    progress: &(dyn Fn(&Clip, &ClipOutcome) + Sync),
+) -> anyhow::Result<ExtractReport> {
+    let force = run.force;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(run.jobs.max(1))
+        .build()
+        .context("cannot start the extraction thread pool")?;
+    let outcomes: Vec<ClipOutcome> = pool.install(|| {
+        clips
+            .par_iter()
+            .map(|clip| {
+                let fresh = !force
+                    && cache
+                        .check(clip, key)
+                        .inspect_err(|miss| tracing::debug!("clip {}: {miss}", clip.id))
+                        .is_ok();
+                let outcome = if fresh {
+                    ClipOutcome::UpToDate
+                } else {
+                    match encode_clip(encoder, clip, spec)
+                        .and_then(|(f, ts)| cache.put(clip, key, &f, &ts))
+                    {
+                        Ok(_) => ClipOutcome::Extracted,
+                        Err(e) => ClipOutcome::Failed(format!("{e:#}")),
+                    }
+                };
+                progress(clip, &outcome);
+                outcome
+            })
+            .collect()
+    });
+    let mut report = ExtractReport::default();
+    for (clip, outcome) in clips.iter().zip(outcomes) {
+        match outcome {
+            ClipOutcome::Extracted => report.extracted += 1,
+            ClipOutcome::UpToDate => report.up_to_date += 1,
+            ClipOutcome::Failed(why) => {
+                report
+                    .failed
+                    .push((clip.id.clone(), clip.video.clone(), why))
+            }
+        }
+    }
+    Ok(report)
+}

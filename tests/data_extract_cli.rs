@@ -1,0 +1,115 @@
+//! `vidcap extract` end to end with the real encoder (needs `models/efficientnet-lite0`,
+//! made by `make models`): exit codes, the JSON summary, resuming, cache contents.
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use vidcap::encoder::models_dir;
+
+fn make_video(path: &Path, hue: u32) {
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=duration=2:size=128x96:rate=25")
+        .args(["-vf", &format!("hue=h={hue}"), "-c:v", "mpeg4", "-q:v", "4"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg CLI");
+    assert!(status.success());
+}
+
+fn extract(dataset: &Path, cache: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vidcap"))
+        .arg("extract")
+        .arg(dataset)
+        .arg("--out")
+        .arg(cache)
+        .args(["--frames", "4", "--jobs", "2", "--json"])
+        .args(extra)
+        .env("VIDCAP_MODELS", models_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+#[test]
+fn extract_cli_fills_the_cache_and_resumes() {
+    let model = models_dir().join("efficientnet-lite0");
+    assert!(
+        model.is_dir(),
+        "run `make models` to create {}",
+        model.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let videos = tmp.path().join("videos");
+    fs::create_dir(&videos).unwrap();
+    make_video(&videos.join("a.mp4"), 0);
+    make_video(&videos.join("b.mp4"), 180);
+    fs::write(videos.join("bad.mp4"), b"not a video").unwrap();
+    let ann = tmp.path().join("annotations.jsonl");
+    fs::write(
+        &ann,
+        [
+            r#"{"video": "videos/a.mp4", "captions": ["a"], "split": "train"}"#,
+            r#"{"video": "videos/b.mp4", "start": 0.5, "end": 1.5, "captions": ["b"], "split": "val"}"#,
+            r#"{"video": "videos/bad.mp4", "captions": ["c"], "split": "train"}"#,
+            r#"{"video": "videos/gone.mp4", "captions": ["d"], "split": "test"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+
+    let (code, json, stderr) = extract(&ann, &cache, &[]);
+    assert_eq!(code, 3, "some inputs failed: {stderr}");
+    assert_eq!(json["extracted"], 2, "{json}");
+    assert_eq!(json["up_to_date"], 0);
+    assert_eq!(json["regions"], 5);
+    assert_eq!(json["sampling"], "uniform:4");
+    assert_eq!(
+        json["encoder_sha256"],
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+    );
+    assert_eq!(json["failed"][0]["clip"], "videos/bad.mp4");
+    assert!(
+        stderr.contains("bad.mp4"),
+        "failure reported on stderr: {stderr}"
+    );
+    assert!(stderr.contains("gone.mp4"), "missing video named: {stderr}");
+    assert_eq!(json["missing_videos"].as_array().unwrap().len(), 1);
+    assert_eq!(fs::read_dir(&cache).unwrap().count(), 2);
+
+    let (code, json, _) = extract(&ann, &cache, &["--split", "val"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        (json["clips"].as_u64(), json["up_to_date"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // Only good clips: exit 0; a second encoder setting re-extracts.
+    let good = tmp.path().join("good.jsonl");
+    let text = fs::read_to_string(&ann).unwrap();
+    fs::write(&good, text.lines().take(2).collect::<Vec<_>>().join("\n")).unwrap();
+    let (code, json, stderr) = extract(&good, &cache, &["--no-grid"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        (json["extracted"].as_u64(), json["regions"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    // Usage errors exit 2; a dataset without videos is fatal (1) and says why.
+    let (code, _, _) = extract(&good, &cache, &["--frames", "0"]);
+    assert_eq!(code, 2);
+    fs::write(
+        tmp.path().join("none.jsonl"),
+        r#"{"video": "nope.mp4", "captions": ["x"]}"#,
+    )
+    .unwrap();
+    let (code, _, stderr) = extract(&tmp.path().join("none.jsonl"), &cache, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("none of the 1 annotated videos"),
+        "{stderr}"
+    );
+}
