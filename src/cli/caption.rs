@@ -197,7 +197,7 @@ pub fn run(args: Args, _global: &Global) -> Result<u8> {
             ));
             let mut bytes = Vec::new();
             format.write(&mut bytes, std::slice::from_ref(&outcome.result))?;
-            write_atomic(&path, &bytes)?;
+            crate::atomic::write_atomic(&path, &bytes)?;
         }
         results.push(outcome.result);
         Ok(())
@@ -223,11 +223,4 @@ fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "video".into())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)
-        .and_then(|_| fs::rename(&tmp, path))
-        .with_context(|| format!("{}: cannot write", path.display()))
 }

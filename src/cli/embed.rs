@@ -198,28 +198,11 @@ pub(super) fn input_batches(
 /// Writes `t` to `path` as .npy through a temporary file in the same directory and a rename,
 /// so a reader never sees a partial file.
 pub(super) fn write_npy_atomic(t: &Tensor, path: &Path) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = crate::atomic::temp_path(path);
     let written = t
         .write_npy(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))
-        .and_then(|_| {
-            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+        .with_context(|| format!("cannot write {}", path.display()));
+    crate::atomic::commit_temp(&tmp, path, written)
 }
 
 pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {

@@ -100,7 +100,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
         frames: entries,
     };
     let json_path = args.out.join("frames.json");
-    write_atomically(&json_path, |w| {
+    crate::atomic::write_atomic_with(&json_path, |w| {
         serde_json::to_writer_pretty(&mut *w, &doc)?;
         writeln!(w)?;
         Ok(())
@@ -111,7 +111,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
 }
 
 fn write_png(path: &Path, frame: &Frame) -> anyhow::Result<()> {
-    write_atomically(path, |w| {
+    crate::atomic::write_atomic_with(path, |w| {
         image::codecs::png::PngEncoder::new(w).write_image(
             &frame.rgb,
             frame.width,
@@ -120,29 +120,4 @@ fn write_png(path: &Path, frame: &Frame) -> anyhow::Result<()> {
         )?;
         Ok(())
     })
-}
-
-/// Writes through a temporary file in the same directory, then renames it into place.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| -> anyhow::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        {
-            let mut w = std::io::BufWriter::new(&mut file);
-            write(&mut w)?;
-            w.flush()?;
-        }
-        file.sync_all().ok();
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("{}: cannot write", path.display()))
 }

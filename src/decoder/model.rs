@@ -6,8 +6,9 @@ use anyhow::{Context, bail, ensure};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use super::io::{read_weights, tensors_to_bytes, write_atomic};
+use super::io::{read_weights, tensors_to_bytes};
 use super::params::{Dims, Weights};
+use crate::atomic::write_atomic;
 use crate::text::Vocab;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -131,12 +131,11 @@ pub fn render(
 
 /// Write the sheet as PNG through a temporary file, so a reader never sees half of it.
 pub fn save(sheet: &RgbImage, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("png.tmp");
-    sheet
+    let tmp = crate::atomic::temp_path(path);
+    let written = sheet
         .save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot write the contact sheet", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("{}: cannot write the contact sheet", path.display()))
+        .with_context(|| format!("{}: cannot write the contact sheet", path.display()));
+    crate::atomic::commit_temp(&tmp, path, written)
 }
 
 fn text_width(text: &str, font: &FontVec, scale: PxScale) -> u32 {

@@ -361,11 +361,11 @@ where
     [P::Subpixel]: image::EncodableLayout,
     C: std::ops::Deref<Target = [P::Subpixel]>,
 {
-    let tmp = path.with_extension(format!("tmp{}.png", std::process::id()));
-    image
+    let tmp = crate::atomic::temp_path(path);
+    let written = image
         .save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename", path.display()))
+        .with_context(|| format!("{}: cannot write", path.display()));
+    crate::atomic::commit_temp(&tmp, path, written)
 }
 
 /// Trims transparent borders and downscales so the longest side is at most SPRITE_MAX_SIDE.

@@ -19,8 +19,7 @@ pub mod encode;
 pub mod render;
 pub mod scene;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use image::RgbImage;
@@ -203,7 +202,7 @@ pub fn generate_corpus(
         seconds: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&report)?;
-    write_atomically(&out.join("corpus.json"), &json)?;
+    crate::atomic::write_atomic(&out.join("corpus.json"), &json)?;
     Ok(report)
 }
 
@@ -213,18 +212,7 @@ fn write_jsonl(path: &Path, lines: &[Annotation]) -> Result<()> {
         serde_json::to_writer(&mut buf, a)?;
         buf.push(b'\n');
     }
-    write_atomically(path, &buf)
-}
-
-/// Temp file in the same directory, then rename: readers never see a partial file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename", path.display()))
+    crate::atomic::write_atomic(path, &buf)
 }
 
 /// Reads annotations.jsonl or compositional.jsonl back (for tests and tools).

@@ -94,7 +94,7 @@ impl Vocab {
             words: self.words.clone(),
             min_count,
         };
-        crate::decoder::io::write_atomic(path, &serde_json::to_vec_pretty(&file)?)
+        crate::atomic::write_atomic(path, &serde_json::to_vec_pretty(&file)?)
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {

@@ -9,9 +9,8 @@
 //! which keeps ids with slashes safe and needs no index.
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, bail};
@@ -267,7 +266,7 @@ impl FeatureCache {
         ];
         let bytes = safetensors::serialize(views, Some(entry_metadata(clip, key, &stamp)))?;
         let path = self.path_for(clip);
-        write_atomically(&path, &bytes)
+        crate::atomic::write_atomic(&path, &bytes)
             .with_context(|| format!("clip {}: cannot write {}", clip.id, path.display()))?;
         Ok(path)
     }
@@ -398,30 +397,6 @@ fn read_features(tensors: &SafeTensors<'_>, regions: usize) -> anyhow::Result<Ca
         features,
         timestamps,
     })
-}
-
-/// Writes `bytes` to `path` via a uniquely named temp file in the same directory and a
-/// rename (atomic on POSIX), syncing the data first so a crash leaves old or new, never half.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().context("cache path has no directory")?;
-    let name = path.file_name().context("cache path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    Ok(result?)
 }
 
 /// The cached features of every clip of `split`, in dataset order. Clips without a valid

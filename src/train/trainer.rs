@@ -18,8 +18,9 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use super::optim::{AdamW, Decay, LrSchedule, clip_grad_norm};
+use crate::atomic::write_atomic;
 use crate::decoder::bptt::{Batch, PassOptions, loss_and_grad, teacher_forced_argmax};
-use crate::decoder::io::{read_tensor, read_weights, tensors_to_bytes, write_atomic};
+use crate::decoder::io::{read_tensor, read_weights, tensors_to_bytes};
 use crate::decoder::{Arch, CaptionModel, ClipFeatures, DecoderConfig, SearchOptions, Weights};
 use crate::text::Vocab;
 use crate::text::vocab::{EOS, PAD};
