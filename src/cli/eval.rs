@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::train::{FeatureArgs, FeatureSource, command_line, references};
 use super::{EXIT_OK, Global};
-use crate::decoder::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::decoder::{CaptionModel, SearchOptions};
 use crate::train::data::Split;
 

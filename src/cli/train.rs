@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{EXIT_OK, Global};
-use crate::decoder::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::decoder::{Arch, ClipFeatures};
 use crate::encoder::{load_encoder, models_dir};
 use crate::train::cache::{
