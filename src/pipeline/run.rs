@@ -90,7 +90,13 @@ pub fn run(
             }
             Err(reason) => {
                 summary.failed += 1;
-                tracing::warn!("{}: {reason}", input.display);
+                // Every error record names its file (FFmpeg's errors already do).
+                let reason = if reason.contains(&input.display) {
+                    reason
+                } else {
+                    format!("{}: {reason}", input.display)
+                };
+                tracing::warn!("{reason}");
                 sink(Outcome {
                     input: &input,
                     result: VideoCaptions::failed(&input.display, reason),
