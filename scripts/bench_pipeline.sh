@@ -3,7 +3,8 @@
 #  1. one 60 s 1280x720 H.264 video (../shared/bench/make_test_video.sh), 16 frames, greedy:
 #     wall seconds per video (median of ROUNDS), videos per hour, and the breakdown that
 #     `vidcap -v` logs (decode of the needed frames, encoder, decoder); overhead = wall − parts.
-#  2. a batch of CLIPS such videos (links to the same file), `--threads 2 --jobs 2` against
+#  2. a batch of CLIPS such videos (hard links: distinct inputs to vidcap, which folds symlinks
+#     to one file into one input), `--threads 2 --jobs 2` against
 #     `--threads 1 --jobs 1`: throughput ratio and peak RSS.
 #   ROUNDS (3), CLIPS (100), VIDEO, VIDCAP, VIDCAP_BENCH_DIR.
 set -euo pipefail
@@ -38,7 +39,7 @@ for col in 1 2 3 4; do cut -d' ' -f$col "$work/single" | median; done | paste -s
   printf "bench_pipeline single video: wall_s=%.3f (median of runs) decode_s=%.3f encode_s=%.3f caption_s=%.3f overhead_s=%.3f videos_per_hour=%.0f wall/parts=%.2f\n", $1, $2, $3, $4, $1-parts, 3600/$1, $1/parts }'
 
 mkdir -p "$work/lib"
-for i in $(seq -w 1 "$CLIPS"); do ln -s "$VIDEO" "$work/lib/clip_$i.mp4"; done
+for i in $(seq -w 1 "$CLIPS"); do ln "$VIDEO" "$work/lib/clip_$i.mp4" 2>/dev/null || cp "$VIDEO" "$work/lib/clip_$i.mp4"; done
 run_batch() {  # threads jobs → wall seconds; peak RSS in $work/rss_$1
   local s e
   s=$(date +%s.%N)
@@ -48,6 +49,10 @@ run_batch() {  # threads jobs → wall seconds; peak RSS in $work/rss_$1
 }
 one=$(run_batch 1 1)
 two=$(run_batch 2 2)
+for t in 1 2; do
+  n=$(grep -c '"caption":"' "$work/out_$t.jsonl" || true)
+  [ "$n" = "$CLIPS" ] || { echo "bench_pipeline: batch with $t thread(s) captioned $n of $CLIPS" >&2; exit 1; }
+done
 awk -v n="$CLIPS" -v one="$one" -v two="$two" -v r1="$(cat "$work/rss_1")" -v r2="$(cat "$work/rss_2")" 'BEGIN{
   printf "bench_pipeline batch of %d: 1 thread %.1f s (%.0f videos/h, peak RSS %.0f MB); 2 threads %.1f s (%.0f videos/h, peak RSS %.0f MB); speed-up %.2fx\n",
     n, one, 3600*n/one, r1/1024, two, 3600*n/two, r2/1024, one/two }'
