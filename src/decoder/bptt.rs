@@ -124,6 +124,24 @@ pub fn weighted_sum<T: Real>(rows: &[T], weights: &[T], out: &mut [T]) {
         out.iter_mut().zip(row).for_each(|(o, x)| *o += wgt * *x);
     }
 }
+/// Vocabulary logits `[rows, V]` of hidden states `[rows, H]`: the output projection plus bias.
+pub fn output_logits<T: Real>(w: &Weights<T>, hidden: &[T], rows: usize, h: usize) -> Vec<T> {
+    let v = w.out_b.len();
+    let mut logits = Vec::with_capacity(rows * v);
+    for _ in 0..rows {
+        logits.extend_from_slice(&w.out_b);
+    }
+    matmul(
+        &mut logits,
+        v,
+        View::new(hidden, rows, h),
+        false,
+        View::new(&w.out_w, v, h),
+        true,
+        true,
+    );
+    logits
+}
 
 /// PyTorch nn.GRU gate equations (order r, z, n) for one row, given `gi = W_ih x + b_ih`
 /// and `gh = W_hh h + b_hh`. Writes the gates (kept for BPTT) and the new state.
@@ -381,19 +399,7 @@ fn pass<T: Real>(
         .flat_map(|&row| hout[row * h..(row + 1) * h].iter().copied())
         .collect();
     let n_act = active.len();
-    let mut logits = Vec::with_capacity(n_act * v);
-    for _ in 0..n_act {
-        logits.extend_from_slice(&w.out_b);
-    }
-    matmul(
-        &mut logits,
-        v,
-        View::new(&hact, n_act, h),
-        false,
-        View::new(&w.out_w, v, h),
-        true,
-        true,
-    );
+    let mut logits = output_logits(w, &hact, n_act, h);
     // Log-softmax and the loss; `logits` becomes d loss / d logits in place.
     let count = (0..rows).filter(|&row| target(row) != PAD).count();
     let eps: T = r(opts.label_smoothing);

@@ -1,7 +1,8 @@
 //! Greedy and beam search over the decoder, batched over clips (every live hypothesis of
 //! every clip is one row of the same matmuls).
 use super::bptt::{
-    attention_memory, attention_weights, gru_cell, hidden_gates, mean_items, weighted_sum,
+    attention_memory, attention_weights, gru_cell, hidden_gates, mean_items, output_logits,
+    weighted_sum,
 };
 use super::linalg::{View, matmul};
 use super::model::{CaptionModel, ClipFeatures};
@@ -168,19 +169,7 @@ pub fn step(
         );
     }
     let v = d.vocab;
-    let mut logp = Vec::with_capacity(rows * v);
-    for _ in 0..rows {
-        logp.extend_from_slice(&w.out_b);
-    }
-    matmul(
-        &mut logp,
-        v,
-        View::new(&h_new, rows, hs),
-        false,
-        View::new(&w.out_w, v, hs),
-        true,
-        true,
-    );
+    let mut logp = output_logits(w, &h_new, rows, hs);
     for z in logp.chunks_exact_mut(v) {
         let max = z.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
