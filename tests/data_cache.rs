@@ -16,6 +16,7 @@ fn key() -> CacheKey {
         encoder_sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db".into(),
         sampling: "uniform:4".into(),
         regions: 2,
+        motion: false,
     }
 }
 
@@ -179,7 +180,7 @@ fn touching_or_resizing_the_video_makes_the_entry_stale() {
 }
 
 #[test]
-fn another_encoder_weights_sampling_or_regions_is_stale() {
+fn another_encoder_weights_sampling_regions_or_motion_is_stale() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = FeatureCache::open(tmp.path()).unwrap();
     let c = clip(
@@ -218,6 +219,13 @@ fn another_encoder_weights_sampling_or_regions_is_stale() {
                 ..key()
             },
             "regions",
+        ),
+        (
+            CacheKey {
+                motion: true,
+                ..key()
+            },
+            "motion",
         ),
     ] {
         assert!(cache.get(&c, &changed).is_none(), "{field}");

@@ -100,6 +100,7 @@ fn extract_fills_resumes_and_reextracts_only_what_changed() {
     let spec = ExtractSpec {
         frames: 6,
         grid: true,
+        motion: false,
     };
     let key = spec.key(&encoder, "weights-sha");
     let run = RunOptions {
@@ -209,6 +210,7 @@ fn extract_fills_resumes_and_reextracts_only_what_changed() {
     let spec8 = ExtractSpec {
         frames: 8,
         grid: false,
+        motion: false,
     };
     let key8 = spec8.key(&encoder, "weights-sha");
     let fourth =

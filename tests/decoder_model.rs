@@ -8,6 +8,7 @@ fn config(vocab: usize) -> DecoderConfig {
         encoder: "efficientnet-lite0".into(),
         regions: 5,
         feat_dim: 6,
+        motion: false,
         hidden: 8,
         embed: 4,
         att_dim: 3,

@@ -66,6 +66,7 @@ fn held_out_accuracy(regions: usize) -> f64 {
     let cfg = TrainConfig {
         arch: Arch::Attention,
         encoder: "synthetic".into(),
+        motion: false,
         hidden: 32,
         embed: 16,
         att_dim: 16,

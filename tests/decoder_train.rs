@@ -44,6 +44,7 @@ fn small_config(arch: Arch, epochs: usize) -> TrainConfig {
     TrainConfig {
         arch,
         encoder: "test-features".into(),
+        motion: false,
         hidden: 48,
         embed: 16,
         att_dim: 16,

@@ -50,6 +50,7 @@ fn random_decoder(dir: &Path) -> PathBuf {
         encoder: "efficientnet-lite0".into(),
         regions: 5,
         feat_dim: 1280,
+        motion: false,
         hidden: 24,
         embed: 12,
         att_dim: 12,

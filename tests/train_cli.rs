@@ -90,7 +90,7 @@ fn fixture() -> Fixture {
 
     let cache_dir = root.join("cache");
     let cache = FeatureCache::open(&cache_dir).unwrap();
-    let key = CacheKey::new("efficientnet-lite0", ENCODER_SHA, FRAMES, true);
+    let key = CacheKey::new("efficientnet-lite0", ENCODER_SHA, FRAMES, true, true);
     let ds = load_dataset(&dataset, &DatasetOptions::default()).unwrap();
     let kind_of = |id: &str| id[1..2].parse::<usize>().unwrap();
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);

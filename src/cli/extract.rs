@@ -43,6 +43,10 @@ pub struct Args {
     /// Store only the global pool (R = 1), not the 2×2 grid as well (R = 5).
     #[arg(long)]
     pub no_grid: bool,
+    /// Leave out the per-frame motion descriptor (camera and block motion) that is
+    /// otherwise appended to every item.
+    #[arg(long)]
+    pub no_motion: bool,
     /// Re-extract clips whose entry is still valid.
     #[arg(long)]
     pub force: bool,
@@ -80,6 +84,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     let spec = ExtractSpec {
         frames: args.frames as usize,
         grid: !args.no_grid,
+        motion: !args.no_motion,
     };
     let key = spec.key(encoder.as_ref(), &encoder_weights_sha256(&model_dir)?);
     let cache = FeatureCache::open(&args.out)?;
@@ -87,13 +92,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         .jobs
         .map_or_else(rayon::current_num_threads, |j| j as usize);
     tracing::info!(
-        "{} clips ({}), encoder {} ({}), {}, {} regions, {jobs} jobs → {}",
+        "{} clips ({}), encoder {} ({}), {}, {} regions{}, {jobs} jobs → {}",
         clips.len(),
         dataset.format,
         key.encoder,
         &key.encoder_sha256[..key.encoder_sha256.len().min(12)],
         key.sampling,
         key.regions,
+        if key.motion { " + motion" } else { "" },
         cache.dir().display()
     );
 
@@ -141,6 +147,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             "encoder_sha256": key.encoder_sha256,
             "sampling": key.sampling,
             "regions": key.regions,
+            "motion": key.motion,
             "clips": clips.len(),
             "extracted": report.extracted,
             "up_to_date": report.up_to_date,

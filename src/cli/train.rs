@@ -38,6 +38,9 @@ pub struct FeatureArgs {
     /// The cache was extracted with `--no-grid` (global pool only, R = 1).
     #[arg(long)]
     pub no_grid: bool,
+    /// The cache was extracted with `--no-motion` (no motion descriptor in the items).
+    #[arg(long)]
+    pub no_motion: bool,
     /// Directory holding the videos (default: next to the annotations, or its videos/).
     #[arg(long)]
     pub videos: Option<PathBuf>,
@@ -158,7 +161,13 @@ impl FeatureSource {
                 args.encoder
             )
         })?;
-        let key = CacheKey::new(&name, &sha, args.frames as usize, !args.no_grid);
+        let key = CacheKey::new(
+            &name,
+            &sha,
+            args.frames as usize,
+            !args.no_grid,
+            !args.no_motion,
+        );
         Ok(Self {
             dataset,
             cache,
@@ -237,6 +246,9 @@ fn extract_command(dataset: &Path, cache: &Path, args: &FeatureArgs) -> String {
     );
     if args.no_grid {
         cmd.push_str(" --no-grid");
+    }
+    if args.no_motion {
+        cmd.push_str(" --no-motion");
     }
     if let Some(v) = &args.videos {
         cmd.push_str(&format!(" --videos {}", v.display()));
@@ -339,6 +351,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             _ => Arch::Attention,
         },
         encoder: source.key.encoder.clone(),
+        motion: source.key.motion,
         hidden: args.hidden,
         embed: args.embed,
         att_dim: args.att_dim,
@@ -424,6 +437,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             "encoder_sha256": source.key.encoder_sha256,
             "sampling": source.key.sampling,
             "cache_regions": source.key.regions,
+            "motion": source.key.motion,
             "decoder_regions": regions,
         },
         "config": cfg,

@@ -28,7 +28,13 @@ pub struct DecoderConfig {
     pub encoder: String,
     /// Feature items per frame: 1 (global pool) or 5 (global + 2×2 grid).
     pub regions: usize,
+    /// Width of one item: the encoder's feature dimension, plus the motion descriptor's
+    /// when `motion`.
     pub feat_dim: usize,
+    /// Every item ends with its frame's motion descriptor (`video::motion`). Absent in
+    /// models from before motion descriptors existed.
+    #[serde(default)]
+    pub motion: bool,
     pub hidden: usize,
     pub embed: usize,
     pub att_dim: usize,
@@ -179,10 +185,16 @@ impl CaptionModel {
         )
     }
 
-    /// Errors unless the model was trained on `encoder`'s features of width `dim`.
+    /// Errors unless the model was trained on `encoder`'s features of width `dim` (plus the
+    /// motion descriptor when the model uses it).
     pub fn expect_encoder(&self, encoder: &str, dim: usize) -> anyhow::Result<()> {
+        let motion = if self.config.motion {
+            crate::video::motion::MOTION_DIM
+        } else {
+            0
+        };
         ensure!(
-            self.config.encoder == encoder && self.config.feat_dim == dim,
+            self.config.encoder == encoder && self.config.feat_dim == dim + motion,
             "the decoder was trained on {} features (dim {}), not {} (dim {})",
             self.config.encoder,
             self.config.feat_dim,

@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use candle_core::Tensor;
+use anyhow::Result;
 
 use super::{Segment, VideoCaptions};
 use crate::decoder::{CaptionModel, ClipFeatures, SearchOptions};
 use crate::encoder::FrameEncoder;
+use crate::train::extract::{append_motion, encode_items};
 use crate::video::{self, Frame, Resize, SampleSpec, Sampling};
 
 /// How a video is split into captioned spans.
@@ -125,27 +125,18 @@ impl Captioner {
         })
     }
 
-    /// Frames → `[T, R, D]` features: the pooled vector, plus the 2×2 grid when the
-    /// decoder was trained with regions.
+    /// Frames → `[T, R, D]` items the way `vidcap extract` makes them for this decoder:
+    /// the pooled vector, the 2×2 grid when it was trained with regions, the motion
+    /// descriptor when it was trained with motion.
     pub fn encode(&self, frames: &[Frame]) -> Result<ClipFeatures> {
-        let inputs = frames
-            .iter()
-            .map(|f| self.encoder.preprocess(&f.rgb, f.width, f.height))
-            .collect::<Result<Vec<_>>>()?;
-        let batch = Tensor::stack(&inputs, 0)?;
-        let out = self.encoder.forward(&batch)?;
-        let regions = self.model.config.regions;
-        let per_frame = if regions == 1 {
-            out.features.unsqueeze(1)?
-        } else {
-            let grid = out
-                .grid
-                .context("the decoder wants spatial regions but the encoder gives no grid")?;
-            Tensor::cat(&[out.features.unsqueeze(1)?, grid], 1)?
-        };
-        let (frames, regions, dim) = per_frame.dims3()?;
+        let config = &self.model.config;
+        let mut items = encode_items(self.encoder.as_ref(), frames, config.regions > 1)?;
+        if config.motion {
+            items = append_motion(&items, frames)?;
+        }
+        let (frames, regions, dim) = items.dims3()?;
         Ok(ClipFeatures {
-            features: per_frame.flatten_all()?.to_vec1::<f32>()?,
+            features: items.flatten_all()?.to_vec1::<f32>()?,
             frames,
             regions,
             dim,

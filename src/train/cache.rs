@@ -38,7 +38,12 @@ pub struct CacheKey {
     pub sampling: String,
     /// Regions per frame (1 = global average pool).
     pub regions: usize,
+    /// Whether every item ends with its frame's motion descriptor ([`MOTION_FEATURES`]).
+    pub motion: bool,
 }
+
+/// The `motion` metadata of entries whose items end with `video::motion`'s descriptor.
+pub const MOTION_FEATURES: &str = "blocks8x8-v1";
 
 /// Regions per frame when the encoder's 2×2 grid is stored with the global pool:
 /// `[global, top-left, top-right, bottom-left, bottom-right]`.
@@ -47,13 +52,21 @@ pub const GRID_REGIONS: usize = 5;
 impl CacheKey {
     /// The one constructor of a key, shared by `vidcap extract` (which writes entries) and
     /// `vidcap train`/`eval` (which read them), so both sides always agree on the strings.
-    /// `frames` uniformly sampled frames; `grid`: R = [`GRID_REGIONS`], else R = 1.
-    pub fn new(encoder: &str, encoder_sha256: &str, frames: usize, grid: bool) -> Self {
+    /// `frames` uniformly sampled frames; `grid`: R = [`GRID_REGIONS`], else R = 1;
+    /// `motion`: items carry the motion descriptor.
+    pub fn new(
+        encoder: &str,
+        encoder_sha256: &str,
+        frames: usize,
+        grid: bool,
+        motion: bool,
+    ) -> Self {
         Self {
             encoder: encoder.to_string(),
             encoder_sha256: encoder_sha256.to_string(),
             sampling: format!("uniform:{frames}"),
             regions: if grid { GRID_REGIONS } else { 1 },
+            motion,
         }
     }
 }
@@ -287,11 +300,22 @@ fn entry_metadata(clip: &Clip, key: &CacheKey, stamp: &VideoStamp) -> HashMap<St
         ("encoder_sha256", key.encoder_sha256.clone()),
         ("sampling", key.sampling.clone()),
         ("regions", key.regions.to_string()),
+        (
+            "motion",
+            if key.motion {
+                MOTION_FEATURES
+            } else {
+                NO_MOTION.as_str()
+            }
+            .to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+static NO_MOTION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "none".into());
 
 /// Compares an entry's metadata with what it must be now, in an order that makes the
 /// reason name the most telling change.
@@ -310,8 +334,13 @@ fn verify_metadata(
         "encoder_sha256",
         "sampling",
         "regions",
+        "motion",
     ] {
-        match have.get(name) {
+        // Entries from before motion descriptors existed have none.
+        let have_value = have
+            .get(name)
+            .or_else(|| (name == "motion").then_some(&NO_MOTION));
+        match have_value {
             Some(h) if *h == want[name] => {}
             Some(h) => {
                 return Err(CacheMiss::Stale(format!(

@@ -37,6 +37,9 @@ pub struct TrainExample {
 pub struct TrainConfig {
     pub arch: Arch,
     pub encoder: String,
+    /// The clips' items end with the motion descriptor (recorded in the model's config).
+    #[serde(default)]
+    pub motion: bool,
     pub hidden: usize,
     pub embed: usize,
     pub att_dim: usize,
@@ -72,6 +75,7 @@ impl Default for TrainConfig {
         Self {
             arch: Arch::Attention,
             encoder: "efficientnet-lite0".into(),
+            motion: false,
             hidden: 512,
             embed: 300,
             att_dim: 256,
@@ -176,6 +180,7 @@ pub fn train(
         encoder: cfg.encoder.clone(),
         regions,
         feat_dim: dim,
+        motion: cfg.motion,
         hidden: cfg.hidden,
         embed: cfg.embed,
         att_dim: cfg.att_dim,

@@ -14,6 +14,7 @@ use std::sync::Once;
 use serde::Serialize;
 
 mod decode;
+pub mod motion;
 mod sample;
 pub mod scene;
 
