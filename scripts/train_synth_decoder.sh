@@ -1,29 +1,75 @@
 #!/usr/bin/env bash
-# The recipe of models/synth-decoder: features of a `vidcap synth` corpus → attention decoder
-# → test scores in distribution and on the compositional split, recorded in the model's
-# training_report.json. Stages: extract, train, eval (default: all three, in order).
-#   CORPUS=/work/corpus-s1 CACHE=/work/cache-s1 scripts/train_synth_decoder.sh [STAGE...]
+# The recipe of models/synth-decoder. Stages (default: all, in this order):
+#   synth    render two `vidcap synth` corpora: seed 1 (3,000 clips + its compositional
+#            test set) and seed 2 (3,000 clips, more training data)
+#   merge    one annotations file: seed 1's train/val/test splits as they are, every seed-2
+#            clip added to train (absolute video paths), and a corpus.json naming both
+#   extract  features (16 frames, grid, motion) of seed 1, its compositional set and seed 2
+#   train    the attention decoder on the merged file
+#   eval     test scores on seed 1's test split and on the compositional split
+#   fresh    a corpus of a seed used nowhere else (FRESH_SEED), every clip of it scored as
+#            unseen test data
+# Scores and timings go into the model's training_report.json.
+#   WORK=/work scripts/train_synth_decoder.sh [STAGE...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VIDCAP=${VIDCAP:-target/release/vidcap}
-CORPUS=${CORPUS:-/work/corpus-s1}
-CACHE=${CACHE:-/work/cache-s1}
+WORK=${WORK:-/work}
+CORPUS=${CORPUS:-$WORK/corpus-s1}
+CORPUS2=${CORPUS2:-$WORK/corpus-s2}
+MERGED=${MERGED:-$WORK/corpus-m}
+CACHE=${CACHE:-$WORK/cache-m2}
 MODEL=${MODEL:-models/synth-decoder}
 THREADS=${THREADS:-2}
 METEOR_JAR=${METEOR_JAR:-}
+FRESH_SEED=${FRESH_SEED:-20261127}
+FRESH=${FRESH:-/tmp/vidcap-fresh-$FRESH_SEED}
+FRESH_CLIPS=${FRESH_CLIPS:-1000}
+
+synth() {
+  "$VIDCAP" --threads "$THREADS" --seed 1 synth --out "$CORPUS" --clips 3000 --json >/dev/null
+  "$VIDCAP" --threads "$THREADS" --seed 2 synth --out "$CORPUS2" --clips 3000 --compositional 0 --json >/dev/null
+}
+
+merge() {
+  mkdir -p "$MERGED"
+  python3 - "$CORPUS" "$CORPUS2" "$MERGED" <<'EOF'
+import hashlib, json, os, sys
+first, second, merged = (os.path.abspath(p) for p in sys.argv[1:4])
+counts, sources = {}, []
+with open(os.path.join(merged, "annotations.jsonl"), "w") as out:
+    for corpus, prefix in ((first, ""), (second, "s2_")):
+        meta = json.load(open(os.path.join(corpus, "corpus.json")))
+        data = open(os.path.join(corpus, "annotations.jsonl"), "rb").read()
+        sources.append({"path": corpus, "generator": meta["generator"], "seed": meta["seed"],
+                        "annotations_sha256": hashlib.sha256(data).hexdigest(),
+                        "splits": "as generated" if not prefix else "all clips to train"})
+        for line in data.decode().splitlines():
+            clip = json.loads(line)
+            clip["video"] = os.path.join(corpus, clip["video"])
+            clip["id"] = prefix + clip["id"]
+            if prefix:
+                clip["split"] = "train"
+            counts[clip["split"]] = counts.get(clip["split"], 0) + 1
+            out.write(json.dumps(clip) + "\n")
+json.dump({"generator": sources[0]["generator"], "seed": [s["seed"] for s in sources],
+           "sources": sources, "splits": counts}, open(os.path.join(merged, "corpus.json"), "w"), indent=2)
+print(counts)
+EOF
+}
 
 extract() {
-  for set in annotations compositional; do
-    "$VIDCAP" --threads "$THREADS" extract "$CORPUS/$set.jsonl" --out "$CACHE" --frames 16 --json
+  for file in "$CORPUS/annotations.jsonl" "$CORPUS/compositional.jsonl" "$CORPUS2/annotations.jsonl"; do
+    "$VIDCAP" --threads "$THREADS" extract "$file" --out "$CACHE" --frames 16 --json >/dev/null
   done
 }
 
 train() {
-  "$VIDCAP" -v --threads "$THREADS" --seed 1 train "$CORPUS/annotations.jsonl" --out "$MODEL" \
+  "$VIDCAP" -v --threads "$THREADS" --seed 1 train "$MERGED/annotations.jsonl" --out "$MODEL" \
     --cache "$CACHE" --arch attention --regions 5 --hidden 256 --embed 128 --att-dim 128 \
-    --max-len 28 --epochs 14 --batch-size 64 --lr 2e-3 --warmup-steps 200 --dropout 0.3 \
-    --label-smoothing 0.1 --min-count 2 --patience 4 --json
+    --max-len 28 --epochs 10 --batch-size 64 --lr 2e-3 --warmup-steps 200 --dropout 0.3 \
+    --label-smoothing 0.1 --min-count 2 --patience 3 --json
 }
 
 evaluate() {
@@ -53,13 +99,46 @@ os.replace(tmp, path)
 EOF
 }
 
+fresh() {
+  [ -f "$FRESH/corpus.json" ] ||
+    "$VIDCAP" --threads "$THREADS" --seed "$FRESH_SEED" synth --out "$FRESH" --clips "$FRESH_CLIPS" --json >/dev/null
+  # No clip of this seed was seen in training: score all of them as test clips.
+  for set in annotations compositional; do
+    python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    clip = json.loads(line); clip["split"] = "test"; print(json.dumps(clip))' \
+      "$FRESH/$set.jsonl" >"$FRESH/$set-all-test.jsonl"
+    "$VIDCAP" --threads "$THREADS" extract "$FRESH/$set-all-test.jsonl" --out "$FRESH/features" --frames 16 --json >/dev/null
+    "$VIDCAP" --threads "$THREADS" eval "$FRESH/$set-all-test.jsonl" --model "$MODEL" --cache "$FRESH/features" \
+      --split test --no-meteor --out "$FRESH/eval-$set" --json >/dev/null
+  done
+  python3 - "$MODEL" "$FRESH" "$FRESH_SEED" <<'EOF'
+import json, os, sys
+model, fresh, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path = os.path.join(model, "training_report.json")
+report = json.load(open(path))
+report["unseen_seed"] = {"seed": seed, "note": "every clip of a corpus rendered with this seed, scored as test data"}
+for name in ("annotations", "compositional"):
+    metrics = json.load(open(os.path.join(fresh, f"eval-{name}", "metrics.json")))
+    report["unseen_seed"][name] = {k: metrics[k] for k in ("ids", "bleu", "rouge_l", "cider_d", "beam", "command") if k in metrics}
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(report, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+EOF
+}
+
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(extract train eval)
+[ ${#stages[@]} -eq 0 ] && stages=(synth merge extract train eval fresh)
 for stage in "${stages[@]}"; do
   case "$stage" in
+    synth) synth ;;
+    merge) merge ;;
     extract) extract ;;
     train) train ;;
     eval) evaluate ;;
-    *) echo "train_synth_decoder.sh: unknown stage $stage (extract, train, eval)" >&2; exit 2 ;;
+    fresh) fresh ;;
+    *) echo "train_synth_decoder.sh: unknown stage $stage (synth, merge, extract, train, eval, fresh)" >&2; exit 2 ;;
   esac
 done

@@ -6,11 +6,8 @@ mod video_util;
 use std::path::Path;
 use std::process::Command;
 
-use vidcap::video::motion::{MOTION_DIM, motion_features};
+use vidcap::video::motion::{BLOCKS, GRID, MOTION_DIM, OBJECT_OFFSET, motion_features};
 use vidcap::video::{Resize, SampleSpec, Sampling, sample_frames};
-
-/// Blocks of the descriptor's grid (residual x, residual y and |residual| per block).
-const BLOCKS: usize = (MOTION_DIM - 5) / 3;
 
 fn make(path: &Path, inputs: &[&str], filter: &str) {
     let mut cmd = Command::new("ffmpeg");
@@ -65,6 +62,9 @@ fn a_camera_pan_is_measured_at_its_speed() {
     assert!((pan_x + 1.667).abs() < 0.2, "pan_x {pan_x}");
     assert!(pan_y.abs() < 0.15, "pan_y {pan_y}");
     assert!(zoom.abs() < 0.15, "zoom {zoom}");
+    // Nothing moves against the camera: no block's residual is significant.
+    let area: Vec<f32> = rows.iter().map(|r| r[OBJECT_OFFSET + 5]).collect();
+    assert!(median(area.clone()) == 0.0, "moving area {area:?}");
     // Time runs 0 … 1 over the frames.
     assert_eq!((rows[0][0], rows[15][0]), (0.0, 1.0));
 }
@@ -96,7 +96,8 @@ fn an_object_moving_over_a_still_background_shows_in_the_residuals() {
                 .map(|b| (b, r[4 + b], r[4 + BLOCKS + b]))
         })
         .collect();
-    assert!(moving.len() >= 16, "{moving:?}");
+    let frames_with_motion = rows.iter().filter(|r| r[OBJECT_OFFSET + 5] > 0.0).count();
+    assert!(frames_with_motion >= 12, "{frames_with_motion}: {moving:?}");
     let vx = median(moving.iter().map(|v| v.1).collect());
     let vy = median(moving.iter().map(|v| v.2).collect());
     assert!(

@@ -53,7 +53,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     let clock = Instant::now();
     let model = CaptionModel::load(&args.model)
         .with_context(|| format!("loading decoder {}", args.model.display()))?;
-    let source = FeatureSource::open(&args.dataset, &args.features)?;
+    // The model knows whether its items carry motion descriptors; the cache must match.
+    let features = FeatureArgs {
+        no_motion: !model.config.motion,
+        ..args.features.clone()
+    };
+    let source = FeatureSource::open(&args.dataset, &features)?;
     if source.key.encoder != model.config.encoder {
         bail!(
             "{} was trained on {} features but --encoder names {}",

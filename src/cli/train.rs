@@ -38,7 +38,8 @@ pub struct FeatureArgs {
     /// The cache was extracted with `--no-grid` (global pool only, R = 1).
     #[arg(long)]
     pub no_grid: bool,
-    /// The cache was extracted with `--no-motion` (no motion descriptor in the items).
+    /// The cache was extracted with `--no-motion` (no motion descriptor in the items;
+    /// eval follows the model instead).
     #[arg(long)]
     pub no_motion: bool,
     /// Directory holding the videos (default: next to the annotations, or its videos/).

@@ -11,25 +11,42 @@
 //!
 //! Layout of one frame's `MOTION_DIM` values (velocities in tenths of the frame height per
 //! second, so they do not depend on the resolution or the sampling rate):
-//! `[time, pan_x, pan_y, zoom, residual_x × 64, residual_y × 64, |residual| × 64, error]`:
+//! `[time, pan_x, pan_y, zoom, residual_x × 64, residual_y × 64, |residual| × 64, error,
+//! object_x, object_y, object_vx, object_vy, expansion, area]`:
 //! `time` is the frame's position in the clip (0 … 1); `pan_x`, `pan_y` the velocity of
 //! the scene content (negative `pan_x` when the camera pans right); `zoom` the relative
 //! scale change per second × 10 (positive when zooming in); the residuals, what moves
-//! against that, per block of an 8×8 grid (row-major; 16×12 working pixels, about a
-//! sprite's size); `error` the mean absolute difference left after matching (0 … 10;
-//! large at a cut or occlusion). Frame t describes the motion from frame t to t + 1; the
-//! last frame repeats the motion into it.
+//! against that, per cell of an 8×8 grid (row-major): the mean over the cell's 2×2 matching
+//! blocks (8×6 working pixels each) whose residual is significant, zero where none is;
+//! `error` the mean absolute difference left after matching (0 … 10; large at a cut or
+//! occlusion); then the significant blocks summarised: their centre (−0.5 … 0.5 of the
+//! frame width and height), mean velocity, mean outward velocity from that centre
+//! (`expansion`, positive when something grows or comes closer) and the fraction of blocks
+//! they cover. Frame t describes the motion from frame t to t + 1; the last frame repeats
+//! the motion into it.
 use super::Frame;
 
 /// Working height of the grey images matched (the width keeps the aspect ratio).
 const WORK_HEIGHT: usize = 96;
-/// Blocks per side of the matching grid.
-const GRID: usize = 8;
+/// Cells per side of the descriptor's grid.
+pub const GRID: usize = 8;
+/// Blocks per side of the matching grid: each cell holds 2×2 blocks, small enough that an
+/// object of a cell's size fills at least one of them wherever it is.
+const FINE: usize = 2 * GRID;
+const FINE_BLOCKS: usize = FINE * FINE;
 /// Largest displacement searched, in working pixels, per axis.
 const RADIUS: usize = 8;
-const BLOCKS: usize = GRID * GRID;
+pub const BLOCKS: usize = GRID * GRID;
 /// Values per frame.
-pub const MOTION_DIM: usize = 4 + 3 * BLOCKS + 1;
+pub const MOTION_DIM: usize = 4 + 3 * BLOCKS + 1 + OBJECT_DIM;
+/// The summary of what moves against the camera: position, velocity, expansion, area.
+const OBJECT_DIM: usize = 6;
+/// Where that summary starts in a frame's values (`object_x`).
+pub const OBJECT_OFFSET: usize = 4 + 3 * BLOCKS + 1;
+/// A block's residual counts only when matching it where the camera says costs this many
+/// grey levels per pixel more than its best match (plus half its texture, for sub-pixel
+/// misalignment): below that, it is noise or a flat area, not an object.
+const SIGNIFICANCE: f64 = 1.0;
 /// Mean absolute grey gradient above which a block counts as fully textured.
 const TEXTURE_SATURATION: f64 = 4.0;
 /// Velocity unit: a tenth of the frame height per second.
@@ -140,23 +157,28 @@ fn pair_motion(a: &Grey, b: &Grey, dt: f64) -> [f32; MOTION_DIM] {
     if a.width != b.width || a.height != b.height || dt <= 0.0 {
         return out;
     }
-    let (bw, bh) = (a.width / GRID, a.height / GRID);
-    let mut vectors = [(0.0f64, 0.0f64); BLOCKS];
-    let mut weights = [0.0f64; BLOCKS];
-    let mut centres = [(0.0f64, 0.0f64); BLOCKS];
+    let (bw, bh) = (a.width / FINE, a.height / FINE);
+    let mut vectors = vec![(0.0f64, 0.0f64); FINE_BLOCKS];
+    let mut weights = vec![0.0f64; FINE_BLOCKS];
+    let mut centres = vec![(0.0f64, 0.0f64); FINE_BLOCKS];
     let mut error = 0.0f64;
-    for by in 0..GRID {
-        for bx in 0..GRID {
+    let mut matches = Vec::with_capacity(FINE_BLOCKS);
+    for by in 0..FINE {
+        for bx in 0..FINE {
             let (x0, y0) = (bx * bw, by * bh);
-            let block = by * GRID + bx;
-            let (v, best, texture) = match_block(a, b, x0, y0, bw, bh);
-            vectors[block] = v;
-            weights[block] = texture;
+            let block = by * FINE + bx;
+            let m = match_block(a, b, x0, y0, bw, bh);
+            let best = m.best_cost();
+            vectors[block] = m.vector;
+            // Saturated: any textured block is as trustworthy as another, so the camera
+            // fit goes with the majority of blocks rather than the most contrasted object.
+            weights[block] = m.texture.min(TEXTURE_SATURATION) + 1e-3;
             centres[block] = (
                 x0 as f64 + bw as f64 / 2.0 - a.width as f64 / 2.0,
                 y0 as f64 + bh as f64 / 2.0 - a.height as f64 / 2.0,
             );
             error += best / (bw * bh) as f64;
+            matches.push(m);
         }
     }
     // Camera model v = (tx + s·x, ty + s·y), fitted by weighted least squares, then once
@@ -169,7 +191,7 @@ fn pair_motion(a: &Grey, b: &Grey, dt: f64) -> [f32; MOTION_DIM] {
             vectors[i].1 - (p[1] + p[2] * y),
         )
     };
-    let mut sizes: Vec<f64> = (0..BLOCKS)
+    let sizes: Vec<f64> = (0..FINE_BLOCKS)
         .map(|i| {
             let (rx, ry) = residual(&params, i);
             rx.hypot(ry)
@@ -177,8 +199,8 @@ fn pair_motion(a: &Grey, b: &Grey, dt: f64) -> [f32; MOTION_DIM] {
         .collect();
     let mut sorted = sizes.clone();
     sorted.sort_by(f64::total_cmp);
-    let cutoff = (2.0 * sorted[BLOCKS / 2]).max(1.0);
-    let trimmed: Vec<f64> = (0..BLOCKS)
+    let cutoff = (2.0 * sorted[FINE_BLOCKS / 2]).max(1.0);
+    let trimmed: Vec<f64> = (0..FINE_BLOCKS)
         .map(|i| if sizes[i] > cutoff { 0.0 } else { weights[i] })
         .collect();
     if trimmed.iter().filter(|&&w| w > 0.0).count() >= 3 {
@@ -188,28 +210,106 @@ fn pair_motion(a: &Grey, b: &Grey, dt: f64) -> [f32; MOTION_DIM] {
     out[1] = (params[0] * speed) as f32;
     out[2] = (params[1] * speed) as f32;
     out[3] = (params[2] * VELOCITY_SCALE / dt) as f32;
-    for i in 0..BLOCKS {
+    let pixels = (bw * bh) as f64;
+    let mut moving = Vec::new();
+    // Per cell: the mean of its blocks' significant residuals, and their count.
+    let mut cells = [(0.0f64, 0.0f64, 0usize); BLOCKS];
+    for (i, m) in matches.iter().enumerate() {
+        let (x, y) = centres[i];
+        let camera = (params[0] + params[2] * x, params[1] + params[2] * y);
+        // Content the camera brings into view had no earlier position to match.
+        let (sx, sy) = (
+            x - camera.0 + a.width as f64 / 2.0,
+            y - camera.1 + a.height as f64 / 2.0,
+        );
+        let entering = sx < bw as f64 / 2.0
+            || sy < bh as f64 / 2.0
+            || sx > a.width as f64 - bw as f64 / 2.0
+            || sy > a.height as f64 - bh as f64 / 2.0;
+        if entering
+            || m.cost_at(camera) - m.best_cost() <= pixels * (SIGNIFICANCE + 0.25 * m.texture)
+        {
+            continue;
+        }
         let (rx, ry) = residual(&params, i);
-        sizes[i] = rx.hypot(ry);
-        out[4 + i] = (rx * speed) as f32;
-        out[4 + BLOCKS + i] = (ry * speed) as f32;
-        out[4 + 2 * BLOCKS + i] = (sizes[i] * speed) as f32;
+        let cell = &mut cells[(i / FINE / 2) * GRID + (i % FINE) / 2];
+        cell.0 += rx;
+        cell.1 += ry;
+        cell.2 += 1;
+        moving.push((x, y, rx, ry));
     }
-    out[MOTION_DIM - 1] = (error / BLOCKS as f64 / 255.0 * 10.0) as f32;
+    for (i, &(rx, ry, n)) in cells.iter().enumerate() {
+        if n > 0 {
+            let (rx, ry) = (rx / n as f64, ry / n as f64);
+            out[4 + i] = (rx * speed) as f32;
+            out[4 + BLOCKS + i] = (ry * speed) as f32;
+            out[4 + 2 * BLOCKS + i] = (rx.hypot(ry) * speed) as f32;
+        }
+    }
+    let summary = OBJECT_OFFSET - 1;
+    out[summary] = (error / FINE_BLOCKS as f64 / 255.0 * 10.0) as f32;
+    if !moving.is_empty() {
+        let n = moving.len() as f64;
+        let mean = |f: fn(&(f64, f64, f64, f64)) -> f64| moving.iter().map(f).sum::<f64>() / n;
+        let (cx, cy) = (mean(|m| m.0), mean(|m| m.1));
+        let expansion = moving
+            .iter()
+            .map(|&(x, y, rx, ry)| {
+                let (dx, dy) = (x - cx, y - cy);
+                let len = dx.hypot(dy);
+                if len > 0.0 {
+                    (rx * dx + ry * dy) / len
+                } else {
+                    0.0
+                }
+            })
+            .sum::<f64>()
+            / n;
+        out[summary + 1] = (cx / a.width as f64) as f32;
+        out[summary + 2] = (cy / a.height as f64) as f32;
+        out[summary + 3] = (mean(|m| m.2) * speed) as f32;
+        out[summary + 4] = (mean(|m| m.3) * speed) as f32;
+        out[summary + 5] = (expansion * speed) as f32;
+        out[summary + 6] = (n / FINE_BLOCKS as f64) as f32;
+    }
     out
 }
 
-/// Best displacement (pixels, sub-pixel) of the block at (x0, y0) from `a` to `b` by the
-/// sum of absolute differences, that sum, and the block's texture (its gradient energy:
-/// flat blocks match anywhere and get little weight in the camera fit).
-fn match_block(
-    a: &Grey,
-    b: &Grey,
-    x0: usize,
-    y0: usize,
-    bw: usize,
-    bh: usize,
-) -> ((f64, f64), f64, f64) {
+/// One block's matching: the cost of every displacement within ±RADIUS, the best one
+/// (sub-pixel) and the block's texture.
+struct BlockMatch {
+    /// Sum of absolute differences, `(2·RADIUS + 1)²` row-major by (dy, dx).
+    costs: Vec<f64>,
+    best: usize,
+    vector: (f64, f64),
+    /// Mean absolute grey gradient: flat blocks match anywhere.
+    texture: f64,
+}
+
+impl BlockMatch {
+    fn best_cost(&self) -> f64 {
+        self.costs[self.best]
+    }
+
+    /// Cost at displacement `v`, interpolated bilinearly between the integer displacements
+    /// around it (clamped to the search window), so a camera motion that falls between
+    /// pixels is not charged for the rounding.
+    fn cost_at(&self, v: (f64, f64)) -> f64 {
+        let side = 2 * RADIUS + 1;
+        let last = (side - 1) as f64;
+        let x = (v.0 + RADIUS as f64).clamp(0.0, last);
+        let y = (v.1 + RADIUS as f64).clamp(0.0, last);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(side - 1), (y0 + 1).min(side - 1));
+        let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+        let at = |xi: usize, yi: usize| self.costs[yi * side + xi];
+        (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x1, y0))
+            + fy * ((1.0 - fx) * at(x0, y1) + fx * at(x1, y1))
+    }
+}
+
+/// Matches the block at (x0, y0) of `b` against `a` by the sum of absolute differences.
+fn match_block(a: &Grey, b: &Grey, x0: usize, y0: usize, bw: usize, bh: usize) -> BlockMatch {
     let r = RADIUS as isize;
     let side = 2 * RADIUS + 1;
     let mut cost = vec![0.0f64; side * side];
@@ -258,11 +358,12 @@ fn match_block(
             texture += ((a.at(x, y, 1, 0) - p).abs() + (a.at(x, y, 0, 1) - p).abs()) as f64;
         }
     }
-    let v = (ix as f64 - r as f64 + fx, iy as f64 - r as f64 + fy);
-    // Saturated: any textured block is as trustworthy as another, so the camera fit goes
-    // with the majority of blocks rather than with the most contrasted object.
-    let texture = (texture / (bw * bh) as f64).min(TEXTURE_SATURATION);
-    (v, cost[best], texture + 1e-3)
+    BlockMatch {
+        vector: (ix as f64 - r as f64 + fx, iy as f64 - r as f64 + fy),
+        costs: cost,
+        best,
+        texture: texture / (bw * bh) as f64,
+    }
 }
 
 /// Among equal costs the smaller displacement wins (a flat block does not move).
@@ -379,7 +480,7 @@ mod tests {
             "camera {:?}",
             &m[1..4]
         );
-        // The block inside the square (working pixels 16..32 × 12..24: block (1, 1)) moves
+        // The cell inside the square (working pixels 16..32 × 12..24: cell (1, 1)) moves
         // down: 15/240 heights in 0.25 s = 2.5.
         let ry = m[4 + BLOCKS + GRID + 1];
         assert!(
