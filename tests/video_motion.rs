@@ -105,11 +105,19 @@ fn an_object_moving_over_a_still_background_shows_in_the_residuals() {
         "moving blocks' x velocity {vx}: {moving:?}"
     );
     assert!(vy.abs() < 0.3, "moving blocks' y velocity {vy}");
-    // The patch spans y 96..144 of 240: block rows 3 and 4 of 8 (30-pixel rows).
-    let grid = (BLOCKS as f64).sqrt() as usize;
+    // The patch spans y 96..144 of 240: cell rows 3 and 4 of 8 (30-pixel rows).
     let in_rows = moving
         .iter()
-        .filter(|v| (3..=4).contains(&(v.0 / grid)))
+        .filter(|v| (3..=4).contains(&(v.0 / GRID)))
         .count();
     assert!(in_rows * 10 >= moving.len() * 9, "{moving:?}");
+    // The summary: something at y ≈ 120/240 − 0.5 = 0 moving right, not growing.
+    let summary = |k: usize| median(rows.iter().map(|r| r[OBJECT_OFFSET + k]).collect());
+    assert!(summary(1).abs() < 0.1, "object y {}", summary(1));
+    assert!((summary(2) - 2.08).abs() < 0.4, "object vx {}", summary(2));
+    // Blocks on the patch's upper and lower edges half match the background and pull the
+    // mean a little off the horizontal.
+    assert!(summary(3).abs() < 0.7, "object vy {}", summary(3));
+    assert!(summary(4).abs() < 0.5, "expansion {}", summary(4));
+    assert!(summary(5) > 0.0 && summary(5) < 0.1, "area {}", summary(5));
 }

@@ -119,7 +119,9 @@ impl Depthwise {
     }
 
     /// The convolution from an input already in [`Self::padded_input`]'s layout (borders
-    /// zero). Panics when that layout does not apply.
+    /// zero). Panics when that layout does not apply to this shape and CPU. The level cap is
+    /// not read again: the caller chose this layout, and a test lowering the cap meanwhile
+    /// must not pull it away halfway through a forward pass.
     pub fn run_padded(
         &self,
         padded: &[f32],
@@ -129,7 +131,7 @@ impl Depthwise {
         output: &mut [f32],
     ) {
         let pad = self
-            .padded_input()
+            .padded_kernel_layout()
             .expect("the padded depthwise kernel does not apply");
         let (oh, ow) = self.output_size();
         let (c, k) = (self.channels, self.kernel);

@@ -62,20 +62,25 @@ impl Pointwise {
         assert!(self.run_into(input, rows, act, residual, output, RowLayout::Dense));
     }
 
-    /// Whether [`Self::run_into`] can write a padded layout on this CPU (AVX-512 only).
+    /// Whether [`Self::run_into`] should write a padded layout: AVX-512 on this CPU and not
+    /// capped below it.
     pub fn can_write_padded() -> bool {
+        MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2 && Self::cpu_writes_padded()
+    }
+
+    /// Whether this CPU has the kernel that writes a padded layout (AVX-512). `run_into`
+    /// asks only this for a padded layout: the caller read the cap when it chose that
+    /// layout, and a test lowering the cap meanwhile must not leave the output unwritten.
+    fn cpu_writes_padded() -> bool {
         #[cfg(target_arch = "x86_64")]
-        if MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
-            && std::is_x86_feature_detected!("avx512f")
-        {
+        if std::is_x86_feature_detected!("avx512f") {
             return true;
         }
         false
     }
 
     /// [`Self::run`] with output row `r` written at `layout.row(r)` (borders untouched).
-    /// Returns false, writing nothing, for a padded layout when [`Self::can_write_padded`] is
-    /// false.
+    /// Returns false, writing nothing, for a padded layout on a CPU without AVX-512.
     pub fn run_into(
         &self,
         input: &[f32],
@@ -98,7 +103,9 @@ impl Pointwise {
             assert_eq!(r.len(), rows * n);
         }
         #[cfg(target_arch = "x86_64")]
-        if Self::can_write_padded() {
+        if Self::can_write_padded()
+            || (matches!(layout, RowLayout::Padded(_)) && Self::cpu_writes_padded())
+        {
             let threads = rayon::current_num_threads();
             let panels = self.packed.panel_count();
             let out = SendPtr(output.as_mut_ptr());
