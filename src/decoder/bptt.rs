@@ -52,15 +52,21 @@ pub fn mean_items<T: Real>(items: &[T], feat: usize, out: &mut [T]) {
     out.iter_mut().for_each(|o| *o = *o * inv);
 }
 
-/// Attention inputs of one clip: items plus their learned region embedding, and the keys
-/// `W_f f + b_f`, both fixed over the caption.
-pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<T>, Vec<T>) {
-    let n = items.len() / d.feat;
+/// The clip's items plus their learned region embedding (what attention attends over).
+pub fn items_with_regions<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> Vec<T> {
     let mut fprime = items.to_vec();
     for (i, row) in fprime.chunks_exact_mut(d.feat).enumerate() {
         let region = &w.region[(i % d.regions) * d.feat..][..d.feat];
         row.iter_mut().zip(region).for_each(|(x, e)| *x += *e);
     }
+    fprime
+}
+
+/// Attention inputs of one clip: items plus their learned region embedding, and the keys
+/// `W_f f + b_f`, both fixed over the caption.
+pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<T>, Vec<T>) {
+    let n = items.len() / d.feat;
+    let fprime = items_with_regions(w, d, items);
     let mut keys = vec![T::zero(); n * d.att];
     for row in keys.chunks_exact_mut(d.att) {
         row.copy_from_slice(&w.att_b_feat);

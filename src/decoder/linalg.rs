@@ -216,3 +216,305 @@ pub fn add_row_sums<T: Real>(dst: &mut [T], src: &[T], n: usize) {
 pub fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
+
+/// `dst[i][j] = bias[j] + x_i · w_j` for every row `x_i` of `x` and row `w_j` of `w`: the
+/// products of decoding, where `x` has a few rows (one per live hypothesis) and the time
+/// goes into streaming `w` from memory once. `dst` is `x.rows × w.rows`, row-major.
+pub struct RowsProduct<'a> {
+    pub x: View<'a, f32>,
+    pub w: View<'a, f32>,
+    pub bias: Option<&'a [f32]>,
+    pub dst: &'a mut [f32],
+}
+
+/// Weight rows per task of [`rows_products`]: 128 rows of 512 floats are 256 KiB, which
+/// stay in L2 while every row of `x` passes over them.
+const ROW_BLOCK: usize = 128;
+
+/// Computes every product, splitting the weight rows of all of them into blocks shared over
+/// the rayon pool in one fork/join (decoding steps are ~100 µs, so one pass per step, not one
+/// per matrix). Each output is one [`rows_dot`] dot product whatever the split, so results do
+/// not depend on the thread count.
+pub fn rows_products(products: &mut [RowsProduct]) {
+    use rayon::prelude::*;
+    let mut tasks = vec![];
+    let mut bytes = 0;
+    for (p, prod) in products.iter_mut().enumerate() {
+        let (m, n, k) = (prod.x.rows, prod.w.rows, prod.x.cols);
+        assert_eq!(k, prod.w.cols, "inner dimensions differ");
+        assert!(prod.dst.len() >= m * n, "destination too small");
+        assert!(prod.bias.is_none_or(|b| b.len() >= n), "bias too short");
+        assert!(m == 0 || prod.x.data.len() >= (m - 1) * prod.x.ld + k);
+        assert!(n == 0 || prod.w.data.len() >= (n - 1) * prod.w.ld + k);
+        bytes += n * k * 4;
+        tasks.extend(
+            (0..n)
+                .step_by(ROW_BLOCK)
+                .map(|j| (p, j, (j + ROW_BLOCK).min(n))),
+        );
+    }
+    let outs: Vec<SendPtr> = products
+        .iter_mut()
+        .map(|p| SendPtr(p.dst.as_mut_ptr()))
+        .collect();
+    let products = &*products;
+    let run = |&(p, j0, j1): &(usize, usize, usize)| {
+        let prod = &products[p];
+        // SAFETY: tasks cover disjoint column ranges `j0..j1` of each destination, whose
+        // size was checked above, so no element is written twice or out of bounds.
+        unsafe { rows_dot(prod.x, prod.w, j0, j1, prod.bias, outs[p].0, prod.w.rows) };
+    };
+    if bytes >= 1 << 19 && rayon::current_num_threads() > 1 {
+        tasks.par_iter().for_each(run);
+    } else {
+        tasks.iter().for_each(run);
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint parts of one buffer to the tasks of `rows_products`.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `out[i * ldo + j] = bias[j] + x_i · w_j` for `j0 <= j < j1`.
+///
+/// # Safety
+/// `out` must be valid for writes at every such index; `x` and `w` must hold their rows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_dot(
+    x: View<f32>,
+    w: View<f32>,
+    j0: usize,
+    j1: usize,
+    bias: Option<&[f32]>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    rows_dot_dispatch(
+        x.data, x.rows, x.ld, w.data, w.ld, x.cols, j0, j1, bias, out, ldo,
+    );
+}
+
+use crate::encoder::kernels::simd::{Simd, simd_dispatch};
+
+simd_dispatch!(fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
+    x: &[f32], m: usize, ldx: usize, w: &[f32], ldw: usize, k: usize, j0: usize, j1: usize,
+    bias: Option<&[f32]>, out: *mut f32, ldo: usize,
+));
+
+/// Plain reference of `rows_dot_simd` (and the path of CPUs without AVX2).
+#[allow(clippy::too_many_arguments)]
+fn rows_dot_portable(
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: &[f32],
+    ldw: usize,
+    k: usize,
+    j0: usize,
+    j1: usize,
+    bias: Option<&[f32]>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    for i in 0..m {
+        for j in j0..j1 {
+            let v = bias.map_or(0.0, |b| b[j]) + dot(&x[i * ldx..][..k], &w[j * ldw..][..k]);
+            // SAFETY: the caller's contract of `rows_dot`.
+            unsafe { *out.add(i * ldo + j) = v };
+        }
+    }
+}
+
+/// Lane sums and partial loads, which the GEMV needs beyond the encoder's [`Simd`].
+pub trait SimdDot: Simd {
+    /// Sum of the lanes.
+    unsafe fn sum(v: Self::V) -> f32;
+    /// `p[0..n]` for `n < LANES`, zeros in the other lanes.
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_dot {
+    use crate::encoder::kernels::simd::{Avx2, Avx512};
+    use std::arch::x86_64::*;
+
+    impl super::SimdDot for Avx512 {
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn sum(v: __m512) -> f32 {
+            _mm512_reduce_add_ps(v)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
+            unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p) }
+        }
+    }
+
+    impl super::SimdDot for Avx2 {
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn sum(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            unsafe { _mm256_maskload_ps(p, mask) }
+        }
+    }
+}
+
+/// The vector kernel of [`rows_dot`]: four weight rows at a time, each loaded chunk used by
+/// all four accumulators of one `x` row; every dot sums its lanes in the same order whatever
+/// the blocking, so a row's result does not depend on `j0`/`j1`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn rows_dot_simd<S: SimdDot>(
+    x: &[f32],
+    m: usize,
+    ldx: usize,
+    w: &[f32],
+    ldw: usize,
+    k: usize,
+    j0: usize,
+    j1: usize,
+    bias: Option<&[f32]>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let mut j = j0;
+    while j < j1 {
+        let c = (j1 - j).min(4);
+        for i in 0..m {
+            let xi = &x[i * ldx..][..k];
+            // SAFETY: the caller's contract; rows `j..j + c` of `w` exist.
+            let sums = unsafe {
+                if c == 4 {
+                    dot_block::<S, 4>(xi, w, ldw, j)
+                } else {
+                    let mut s = [0.0; 4];
+                    for cc in 0..c {
+                        s[cc] = dot_block::<S, 1>(xi, w, ldw, j + cc)[0];
+                    }
+                    s
+                }
+            };
+            for cc in 0..c {
+                let v = bias.map_or(0.0, |b| b[j + cc]) + sums[cc];
+                // SAFETY: the caller's contract of `rows_dot`.
+                unsafe { *out.add(i * ldo + j + cc) = v };
+            }
+        }
+        j += c;
+    }
+}
+
+/// Dot products of `x` with rows `j..j + C` of `w` (row stride `ldw`).
+#[inline(always)]
+unsafe fn dot_block<S: SimdDot, const C: usize>(
+    x: &[f32],
+    w: &[f32],
+    ldw: usize,
+    j: usize,
+) -> [f32; 4] {
+    let k = x.len();
+    let lanes = S::LANES;
+    let full = k - k % lanes;
+    let xp = x.as_ptr();
+    let wp: [*const f32; C] = std::array::from_fn(|c| w[(j + c) * ldw..][..k].as_ptr());
+    unsafe {
+        let mut acc = [S::splat(0.0); C];
+        let mut kk = 0;
+        while kk < full {
+            let xv = S::load(xp.add(kk));
+            for c in 0..C {
+                acc[c] = S::fma(S::load(wp[c].add(kk)), xv, acc[c]);
+            }
+            kk += lanes;
+        }
+        if full < k {
+            let xv = S::load_partial(xp.add(full), k - full);
+            for c in 0..C {
+                acc[c] = S::fma(S::load_partial(wp[c].add(full), k - full), xv, acc[c]);
+            }
+        }
+        let mut s = [0.0; 4];
+        for c in 0..C {
+            s[c] = S::sum(acc[c]);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::kernels::simd::for_each_level;
+
+    /// Every instruction-set path of `rows_products` against the plain triple loop, with odd
+    /// sizes (partial vectors, partial 4-row groups, several blocks), a column block of a
+    /// wider matrix, several products in one pass, and a thread pool.
+    #[test]
+    fn rows_products_match_the_reference() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.37;
+        for (m, n, k, ld_extra) in [(1, 5000, 512, 0), (3, 261, 300, 1280), (2, 7, 37, 3)] {
+            let ldw = k + ld_extra;
+            let wfull: Vec<f32> = (0..n * ldw).map(|i| val(i + 3)).collect();
+            let x: Vec<f32> = (0..m * k).map(val).collect();
+            let bias: Vec<f32> = (0..n).map(|i| val(i + 11)).collect();
+            // Reference: x · w[:, ..k]ᵀ + bias, in f64.
+            let mut want = vec![0.0f64; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] = bias[j] as f64
+                        + (0..k)
+                            .map(|t| x[i * k + t] as f64 * wfull[j * ldw + t] as f64)
+                            .sum::<f64>();
+                }
+            }
+            let x2: Vec<f32> = x.iter().map(|v| v * 0.5).collect();
+            for_each_level(|level| {
+                let (mut a, mut b) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+                pool.install(|| {
+                    rows_products(&mut [
+                        RowsProduct {
+                            x: View::new(&x, m, k),
+                            w: View::columns(&wfull, n, ldw, 0, k),
+                            bias: Some(&bias),
+                            dst: &mut a,
+                        },
+                        RowsProduct {
+                            x: View::new(&x2, m, k),
+                            w: View::columns(&wfull, n, ldw, 0, k),
+                            bias: None,
+                            dst: &mut b,
+                        },
+                    ])
+                });
+                for (idx, (&got, &want)) in a.iter().zip(&want).enumerate() {
+                    let tol = 1e-5 * (1.0 + want.abs()) * (k as f64).sqrt();
+                    assert!(
+                        (got as f64 - want).abs() <= tol,
+                        "level {level} m{m} n{n} k{k} [{idx}]: {got} vs {want}"
+                    );
+                    let half = want - bias[idx % n] as f64;
+                    assert!(
+                        (b[idx] as f64 - 0.5 * half).abs() <= tol,
+                        "level {level} second product [{idx}]"
+                    );
+                }
+            });
+        }
+    }
+}
