@@ -189,6 +189,20 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
     acc.iter().fold(s, |t, &v| t + v)
 }
 
+/// Sum with 16 independent partial sums (vectorises, unlike a sequential sum).
+pub fn sum_lanes(x: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    acc.iter().fold(rest, |t, &v| t + v)
+}
+
 /// Plain triple loop: the reference the gemm path is tested against.
 pub fn matmul_reference<T: Real>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
     let mut out = vec![T::zero(); m * n];
@@ -227,6 +241,10 @@ pub struct RowsProduct<'a> {
     pub dst: &'a mut [f32],
 }
 
+/// Most `x` rows [`rows_products`] computes with its own kernel (the clip memory of 16 frames
+/// included); more go to gemm.
+const KERNEL_ROWS: usize = 16;
+
 /// Weight rows per task of [`rows_products`]: 128 rows of 512 floats are 256 KiB, which
 /// stay in L2 while every row of `x` passes over them.
 const ROW_BLOCK: usize = 128;
@@ -246,6 +264,18 @@ pub fn rows_products(products: &mut [RowsProduct]) {
         assert!(prod.bias.is_none_or(|b| b.len() >= n), "bias too short");
         assert!(m == 0 || prod.x.data.len() >= (m - 1) * prod.x.ld + k);
         assert!(n == 0 || prod.w.data.len() >= (n - 1) * prod.w.ld + k);
+        if m > KERNEL_ROWS {
+            // Many rows (a batch of clips): compute-bound, gemm's blocking wins.
+            let dst = &mut prod.dst[..m * n];
+            match prod.bias {
+                Some(b) => dst
+                    .chunks_exact_mut(n)
+                    .for_each(|row| row.copy_from_slice(&b[..n])),
+                None => dst.fill(0.0),
+            }
+            matmul(dst, n, prod.x, false, prod.w, true, true);
+            continue;
+        }
         bytes += n * k * 4;
         tasks.extend(
             (0..n)
@@ -371,9 +401,10 @@ mod x86_dot {
     }
 }
 
-/// The vector kernel of [`rows_dot`]: four weight rows at a time, each loaded chunk used by
-/// all four accumulators of one `x` row; every dot sums its lanes in the same order whatever
-/// the blocking, so a row's result does not depend on `j0`/`j1`.
+/// The vector kernel of [`rows_dot`]: blocks of up to 4 `x` rows × 4 weight rows, so each
+/// loaded chunk feeds up to four accumulators (the clip memory has 16+ rows and is compute
+/// bound; a decoding step has one and is bound by streaming the weights). Every dot sums its
+/// lanes in the same order whatever the blocking, so results do not depend on `j0`/`j1`/`m`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn rows_dot_simd<S: SimdDot>(
@@ -392,70 +423,185 @@ unsafe fn rows_dot_simd<S: SimdDot>(
     let mut j = j0;
     while j < j1 {
         let c = (j1 - j).min(4);
-        for i in 0..m {
-            let xi = &x[i * ldx..][..k];
-            // SAFETY: the caller's contract; rows `j..j + c` of `w` exist.
+        let mut i = 0;
+        while i < m {
+            let r = (m - i).min(4);
+            let xs = &x[i * ldx..];
+            // SAFETY: the caller's contract; rows `i..i + r` of `x` and `j..j + c` of `w` exist.
             let sums = unsafe {
-                if c == 4 {
-                    dot_block::<S, 4>(xi, w, ldw, j)
-                } else {
-                    let mut s = [0.0; 4];
-                    for cc in 0..c {
-                        s[cc] = dot_block::<S, 1>(xi, w, ldw, j + cc)[0];
+                match (r, c) {
+                    (4, 4) => dot_block::<S, 4, 4>(xs, ldx, w, ldw, k, j),
+                    (1, 4) => dot_block::<S, 1, 4>(xs, ldx, w, ldw, k, j),
+                    (2, 4) => dot_block::<S, 2, 4>(xs, ldx, w, ldw, k, j),
+                    (3, 4) => dot_block::<S, 3, 4>(xs, ldx, w, ldw, k, j),
+                    _ => {
+                        let mut s = [[0.0; 4]; 4];
+                        for rr in 0..r {
+                            for cc in 0..c {
+                                let xr = &xs[rr * ldx..];
+                                s[rr][cc] = dot_block::<S, 1, 1>(xr, ldx, w, ldw, k, j + cc)[0][0];
+                            }
+                        }
+                        s
                     }
-                    s
                 }
             };
-            for cc in 0..c {
-                let v = bias.map_or(0.0, |b| b[j + cc]) + sums[cc];
-                // SAFETY: the caller's contract of `rows_dot`.
-                unsafe { *out.add(i * ldo + j + cc) = v };
+            for rr in 0..r {
+                for cc in 0..c {
+                    let v = bias.map_or(0.0, |b| b[j + cc]) + sums[rr][cc];
+                    // SAFETY: the caller's contract of `rows_dot`.
+                    unsafe { *out.add((i + rr) * ldo + j + cc) = v };
+                }
             }
+            i += r;
         }
         j += c;
     }
 }
 
-/// Dot products of `x` with rows `j..j + C` of `w` (row stride `ldw`).
+/// Dot products of rows `0..R` of `x` (row stride `ldx`) with rows `j..j + C` of `w`.
 #[inline(always)]
-unsafe fn dot_block<S: SimdDot, const C: usize>(
+unsafe fn dot_block<S: SimdDot, const R: usize, const C: usize>(
     x: &[f32],
+    ldx: usize,
     w: &[f32],
     ldw: usize,
+    k: usize,
     j: usize,
-) -> [f32; 4] {
-    let k = x.len();
+) -> [[f32; 4]; 4] {
     let lanes = S::LANES;
     let full = k - k % lanes;
-    let xp = x.as_ptr();
+    let xp: [*const f32; R] = std::array::from_fn(|r| x[r * ldx..][..k].as_ptr());
     let wp: [*const f32; C] = std::array::from_fn(|c| w[(j + c) * ldw..][..k].as_ptr());
     unsafe {
-        let mut acc = [S::splat(0.0); C];
+        let mut acc = [[S::splat(0.0); C]; R];
         let mut kk = 0;
         while kk < full {
-            let xv = S::load(xp.add(kk));
-            for c in 0..C {
-                acc[c] = S::fma(S::load(wp[c].add(kk)), xv, acc[c]);
+            let wv: [S::V; C] = std::array::from_fn(|c| S::load(wp[c].add(kk)));
+            for r in 0..R {
+                let xv = S::load(xp[r].add(kk));
+                for c in 0..C {
+                    acc[r][c] = S::fma(wv[c], xv, acc[r][c]);
+                }
             }
             kk += lanes;
         }
         if full < k {
-            let xv = S::load_partial(xp.add(full), k - full);
-            for c in 0..C {
-                acc[c] = S::fma(S::load_partial(wp[c].add(full), k - full), xv, acc[c]);
+            let rest = k - full;
+            let wv: [S::V; C] = std::array::from_fn(|c| S::load_partial(wp[c].add(full), rest));
+            for r in 0..R {
+                let xv = S::load_partial(xp[r].add(full), rest);
+                for c in 0..C {
+                    acc[r][c] = S::fma(wv[c], xv, acc[r][c]);
+                }
             }
         }
-        let mut s = [0.0; 4];
-        for c in 0..C {
-            s[c] = S::sum(acc[c]);
+        let mut s = [[0.0; 4]; 4];
+        for r in 0..R {
+            for c in 0..C {
+                s[r][c] = S::sum(acc[r][c]);
+            }
         }
         s
     }
 }
 
+/// `e^x` within 2 ulp for x in [-87, 88] (clamped outside, so never 0 or infinite).
+/// Branch-free, so loops over it vectorise: libm's `expf` is one call per element, which made
+/// activations a fifth of a decoding step. 2^n · e^r with r = x - n·ln 2 (ln 2 in two parts,
+/// so r is exact) and e^r by its Taylor series to r^7 (|r| <= ln2/2: remainder < 1e-8).
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    p * f32::from_bits(((n_int + 127) << 23) as u32)
+}
+
+/// `tanh(x)` within a few ulp, branch-free like [`exp_fast`]: its Taylor series to x^17 below
+/// |x| = 0.55 (where `1 - 2/(e^2x + 1)` would cancel; next term < 3e-9), that formula above.
+#[inline(always)]
+pub fn tanh_fast(x: f32) -> f32 {
+    let a = x.abs();
+    let big = 1.0 - 2.0 / (exp_fast(2.0 * a) + 1.0);
+    let x2 = x * x;
+    // Taylor coefficients of x^17, x^15, ..., x^3 (from the Bernoulli numbers).
+    let mut p = (6_404_582.0 / 10_854_718_875.0f64) as f32;
+    for c in [
+        -929_569.0 / 638_512_875.0f64,
+        21_844.0 / 6_081_075.0,
+        -1_382.0 / 155_925.0,
+        62.0 / 2_835.0,
+        -17.0 / 315.0,
+        2.0 / 15.0,
+        -1.0 / 3.0,
+    ] {
+        p = p * x2 + c as f32;
+    }
+    let small = x * (1.0 + x2 * p);
+    if a < 0.55 { small } else { big.copysign(x) }
+}
+
+/// `1 / (1 + e^-x)` through [`exp_fast`].
+#[inline(always)]
+pub fn sigmoid_fast(x: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The approximations against f64 libm over their whole range, densely.
+    #[test]
+    fn fast_activations_match_libm() {
+        let (mut worst_exp, mut worst_tanh, mut worst_sig) = (0.0f64, 0.0f64, 0.0f64);
+        for i in -2_000_000..=2_000_000 {
+            let x = i as f32 * 4.4e-5; // [-88, 88]
+            let e = (x as f64).exp();
+            if x.abs() < 87.0 {
+                worst_exp = worst_exp.max((exp_fast(x) as f64 - e).abs() / e);
+            }
+            let t = (x as f64).tanh();
+            worst_tanh = worst_tanh.max((tanh_fast(x) as f64 - t).abs() / t.abs().max(1e-30));
+            let s = 1.0 / (1.0 + (-x as f64).exp());
+            worst_sig = worst_sig.max((sigmoid_fast(x) as f64 - s).abs() / s);
+        }
+        for x in [1e-30f32, -3e-8, 1e-4, 0.549_999, 0.55, 20.0, -1e6, f32::MAX] {
+            let t = (x as f64).tanh();
+            worst_tanh = worst_tanh.max((tanh_fast(x) as f64 - t).abs() / t.abs());
+        }
+        let ulp = f32::EPSILON as f64;
+        assert!(worst_exp <= 2.0 * ulp, "exp: relative error {worst_exp:e}");
+        assert!(
+            worst_tanh <= 4.0 * ulp,
+            "tanh: relative error {worst_tanh:e}"
+        );
+        assert!(
+            worst_sig <= 4.0 * ulp,
+            "sigmoid: relative error {worst_sig:e}"
+        );
+        assert_eq!(exp_fast(-1000.0).to_bits(), exp_fast(-87.0).to_bits());
+        assert!(exp_fast(1000.0).is_finite() && sigmoid_fast(-1000.0) > 0.0);
+    }
     use crate::encoder::kernels::simd::for_each_level;
 
     /// Every instruction-set path of `rows_products` against the plain triple loop, with odd
@@ -468,7 +614,14 @@ mod tests {
             .build()
             .unwrap();
         let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.37;
-        for (m, n, k, ld_extra) in [(1, 5000, 512, 0), (3, 261, 300, 1280), (2, 7, 37, 3)] {
+        for (m, n, k, ld_extra) in [
+            (1, 5000, 512, 0),
+            (3, 261, 300, 1280),
+            (2, 7, 37, 3),
+            (6, 9, 21, 0),
+            (16, 130, 64, 5),
+            (20, 33, 40, 2),
+        ] {
             let ldw = k + ld_extra;
             let wfull: Vec<f32> = (0..n * ldw).map(|i| val(i + 3)).collect();
             let x: Vec<f32> = (0..m * k).map(val).collect();

@@ -1,7 +1,11 @@
 //! Greedy and beam search over the decoder, batched over clips (every live hypothesis of
 //! every clip is one row of the same matmuls).
-use super::bptt::{attention_weights, gru_cell, items_with_regions, mean_items, weighted_sum};
-use super::linalg::{RowsProduct, View, rows_products};
+use super::bptt::{
+    attention_weights_with, gru_cell_with, items_with_regions, mean_items, weighted_sum,
+};
+use super::linalg::{
+    RowsProduct, View, exp_fast, rows_products, sigmoid_fast, sum_lanes, tanh_fast,
+};
 use super::model::{CaptionModel, ClipFeatures};
 use super::params::{Dims, Weights};
 use crate::text::vocab::{BOS, EOS};
@@ -146,12 +150,14 @@ pub fn step(
             let m = &mems[c];
             let n = m.keys.len() / a;
             let (mut pre, mut alpha) = (vec![0.0; n * a], vec![0.0; n]);
-            attention_weights(
+            attention_weights_with(
                 &m.keys,
                 &hp[i * a..(i + 1) * a],
                 &w.att_v,
                 &mut pre,
                 &mut alpha,
+                tanh_fast,
+                exp_fast,
             );
             weighted_sum(&m.ctx_gates, &alpha, &mut ctx_gi);
             gi[i * h3..(i + 1) * h3]
@@ -163,7 +169,7 @@ pub fn step(
     let mut h_new = vec![0.0; rows * hs];
     let (mut rg, mut zg, mut ng) = (vec![0.0; hs], vec![0.0; hs], vec![0.0; hs]);
     for i in 0..rows {
-        gru_cell(
+        gru_cell_with(
             &gi[i * h3..(i + 1) * h3],
             &gh[i * h3..(i + 1) * h3],
             &h[i * hs..(i + 1) * hs],
@@ -171,6 +177,8 @@ pub fn step(
             &mut zg,
             &mut ng,
             &mut h_new[i * hs..(i + 1) * hs],
+            sigmoid_fast,
+            tanh_fast,
         );
     }
     let v = d.vocab;
@@ -181,9 +189,13 @@ pub fn step(
         bias: Some(&w.out_b),
         dst: &mut logp,
     }]);
+    let mut exps = vec![0.0; v];
     for z in logp.chunks_exact_mut(v) {
         let max = z.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let lse = max + z.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+        exps.iter_mut()
+            .zip(&*z)
+            .for_each(|(e, &x)| *e = exp_fast(x - max));
+        let lse = max + sum_lanes(&exps).ln();
         z.iter_mut().for_each(|x| *x -= lse);
     }
     (h_new, logp)
