@@ -1,5 +1,7 @@
 //! Row-major matrix products through the `gemm` crate, generic over f32/f64 so the fused
-//! BPTT code runs in f64 for the gradient check and in f32 for training.
+//! BPTT code runs in f64 for the gradient check and in f32 for training; a hand-written
+//! f32 kernel for the few-row products of decoding ([`rows_products`]), and vectorising
+//! activations for it.
 use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::AddAssign;
@@ -358,7 +360,7 @@ fn rows_dot_portable(
 }
 
 /// Lane sums and partial loads, which the GEMV needs beyond the encoder's [`Simd`].
-pub trait SimdDot: Simd {
+trait SimdDot: Simd {
     /// Sum of the lanes.
     unsafe fn sum(v: Self::V) -> f32;
     /// `p[0..n]` for `n < LANES`, zeros in the other lanes.
