@@ -407,7 +407,8 @@ mod x86_dot {
 /// loaded chunk feeds up to four accumulators (the clip memory has 16+ rows and is compute
 /// bound; a decoding step has one and is bound by streaming the weights). Every dot sums its
 /// lanes in the same order whatever the blocking, so results do not depend on `j0`/`j1`/`m`.
-#[allow(clippy::too_many_arguments)]
+// Register blocks are indexed by row and column number in lockstep.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn rows_dot_simd<S: SimdDot>(
     x: &[f32],
