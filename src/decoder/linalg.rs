@@ -13,8 +13,38 @@ use num_traits::{Float, FromPrimitive};
 pub trait Real:
     Float + FromPrimitive + AddAssign + Sum + Default + Debug + Send + Sync + 'static
 {
+    /// `dst (row stride ldd) = [dst +] a · bᵀ` for a few rows of `a` (decoding).
+    fn few_rows_times_transposed(
+        dst: &mut [Self],
+        ldd: usize,
+        a: View<Self>,
+        b: View<Self>,
+        accumulate: bool,
+    ) {
+        rows_times_transposed(dst, ldd, a, b, a.rows, b.rows, a.cols, accumulate);
+    }
 }
-impl Real for f32 {}
+impl Real for f32 {
+    fn few_rows_times_transposed(
+        dst: &mut [f32],
+        ldd: usize,
+        a: View<f32>,
+        b: View<f32>,
+        accumulate: bool,
+    ) {
+        if ldd != b.rows {
+            rows_times_transposed(dst, ldd, a, b, a.rows, b.rows, a.cols, accumulate);
+            return;
+        }
+        rows_products(&mut [RowsProduct {
+            x: a,
+            w: b,
+            bias: None,
+            accumulate,
+            dst,
+        }]);
+    }
+}
 impl Real for f64 {}
 
 pub fn r<T: Real>(x: f64) -> T {
@@ -90,7 +120,7 @@ pub fn matmul<T: Real>(
         return;
     }
     if !trans_a && trans_b && m <= SMALL_ROWS {
-        rows_times_transposed(dst, ldd, a, b, m, n, k, accumulate);
+        T::few_rows_times_transposed(dst, ldd, a, b, accumulate);
         return;
     }
     // (row stride, column stride) of op(x).
@@ -233,13 +263,15 @@ pub fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
-/// `dst[i][j] = bias[j] + x_i · w_j` for every row `x_i` of `x` and row `w_j` of `w`: the
-/// products of decoding, where `x` has a few rows (one per live hypothesis) and the time
-/// goes into streaming `w` from memory once. `dst` is `x.rows × w.rows`, row-major.
+/// `dst[i][j] = [dst[i][j] +] bias[j] + x_i · w_j` for every row `x_i` of `x` and row `w_j`
+/// of `w`: the products of decoding, where `x` has a few rows (one per live hypothesis) and
+/// the time goes into streaming `w` from memory once. `dst` is `x.rows × w.rows`, row-major.
 pub struct RowsProduct<'a> {
     pub x: View<'a, f32>,
     pub w: View<'a, f32>,
     pub bias: Option<&'a [f32]>,
+    /// Add to what `dst` holds instead of overwriting it.
+    pub accumulate: bool,
     pub dst: &'a mut [f32],
 }
 
@@ -269,11 +301,13 @@ pub fn rows_products(products: &mut [RowsProduct]) {
         if m > KERNEL_ROWS {
             // Many rows (a batch of clips): compute-bound, gemm's blocking wins.
             let dst = &mut prod.dst[..m * n];
-            match prod.bias {
-                Some(b) => dst
-                    .chunks_exact_mut(n)
-                    .for_each(|row| row.copy_from_slice(&b[..n])),
-                None => dst.fill(0.0),
+            for row in dst.chunks_exact_mut(n) {
+                match (prod.bias, prod.accumulate) {
+                    (Some(b), true) => row.iter_mut().zip(b).for_each(|(d, b)| *d += *b),
+                    (Some(b), false) => row.copy_from_slice(&b[..n]),
+                    (None, true) => {}
+                    (None, false) => row.fill(0.0),
+                }
             }
             matmul(dst, n, prod.x, false, prod.w, true, true);
             continue;
@@ -294,7 +328,18 @@ pub fn rows_products(products: &mut [RowsProduct]) {
         let prod = &products[p];
         // SAFETY: tasks cover disjoint column ranges `j0..j1` of each destination, whose
         // size was checked above, so no element is written twice or out of bounds.
-        unsafe { rows_dot(prod.x, prod.w, j0, j1, prod.bias, outs[p].0, prod.w.rows) };
+        unsafe {
+            rows_dot(
+                prod.x,
+                prod.w,
+                j0,
+                j1,
+                prod.bias,
+                prod.accumulate,
+                outs[p].0,
+                prod.w.rows,
+            )
+        };
     };
     if bytes >= 1 << 19 && rayon::current_num_threads() > 1 {
         tasks.par_iter().for_each(run);
@@ -309,7 +354,7 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
-/// `out[i * ldo + j] = bias[j] + x_i · w_j` for `j0 <= j < j1`.
+/// `out[i * ldo + j] = [out[i * ldo + j] +] bias[j] + x_i · w_j` for `j0 <= j < j1`.
 ///
 /// # Safety
 /// `out` must be valid for writes at every such index; `x` and `w` must hold their rows.
@@ -320,11 +365,12 @@ unsafe fn rows_dot(
     j0: usize,
     j1: usize,
     bias: Option<&[f32]>,
+    accumulate: bool,
     out: *mut f32,
     ldo: usize,
 ) {
     rows_dot_dispatch(
-        x.data, x.rows, x.ld, w.data, w.ld, x.cols, j0, j1, bias, out, ldo,
+        x.data, x.rows, x.ld, w.data, w.ld, x.cols, j0, j1, bias, accumulate, out, ldo,
     );
 }
 
@@ -332,7 +378,7 @@ use crate::encoder::kernels::simd::{Simd, simd_dispatch};
 
 simd_dispatch!(fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
     x: &[f32], m: usize, ldx: usize, w: &[f32], ldw: usize, k: usize, j0: usize, j1: usize,
-    bias: Option<&[f32]>, out: *mut f32, ldo: usize,
+    bias: Option<&[f32]>, accumulate: bool, out: *mut f32, ldo: usize,
 ));
 
 /// Plain reference of `rows_dot_simd` (and the path of CPUs without AVX2).
@@ -347,6 +393,7 @@ fn rows_dot_portable(
     j0: usize,
     j1: usize,
     bias: Option<&[f32]>,
+    accumulate: bool,
     out: *mut f32,
     ldo: usize,
 ) {
@@ -354,9 +401,18 @@ fn rows_dot_portable(
         for j in j0..j1 {
             let v = bias.map_or(0.0, |b| b[j]) + dot(&x[i * ldx..][..k], &w[j * ldw..][..k]);
             // SAFETY: the caller's contract of `rows_dot`.
-            unsafe { *out.add(i * ldo + j) = v };
+            unsafe { store(out.add(i * ldo + j), v, accumulate) };
         }
     }
+}
+
+/// `*out = v` or `*out += v`.
+///
+/// # Safety
+/// `out` must be valid for reads and writes.
+#[inline(always)]
+unsafe fn store(out: *mut f32, v: f32, accumulate: bool) {
+    unsafe { *out = if accumulate { *out + v } else { v } };
 }
 
 /// Lane sums and partial loads, which the GEMV needs beyond the encoder's [`Simd`].
@@ -420,6 +476,7 @@ unsafe fn rows_dot_simd<S: SimdDot>(
     j0: usize,
     j1: usize,
     bias: Option<&[f32]>,
+    accumulate: bool,
     out: *mut f32,
     ldo: usize,
 ) {
@@ -453,7 +510,7 @@ unsafe fn rows_dot_simd<S: SimdDot>(
                 for cc in 0..c {
                     let v = bias.map_or(0.0, |b| b[j + cc]) + sums[rr][cc];
                     // SAFETY: the caller's contract of `rows_dot`.
-                    unsafe { *out.add((i + rr) * ldo + j + cc) = v };
+                    unsafe { store(out.add((i + rr) * ldo + j + cc), v, accumulate) };
                 }
             }
             i += r;
@@ -609,7 +666,7 @@ mod tests {
 
     /// Every instruction-set path of `rows_products` against the plain triple loop, with odd
     /// sizes (partial vectors, partial 4-row groups, several blocks), a column block of a
-    /// wider matrix, several products in one pass, and a thread pool.
+    /// wider matrix, several products in one pass (one accumulating), and a thread pool.
     #[test]
     fn rows_products_match_the_reference() {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -641,19 +698,21 @@ mod tests {
             }
             let x2: Vec<f32> = x.iter().map(|v| v * 0.5).collect();
             for_each_level(|level| {
-                let (mut a, mut b) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+                let (mut a, mut b) = (vec![f32::NAN; m * n], vec![1.0; m * n]);
                 pool.install(|| {
                     rows_products(&mut [
                         RowsProduct {
                             x: View::new(&x, m, k),
                             w: View::columns(&wfull, n, ldw, 0, k),
                             bias: Some(&bias),
+                            accumulate: false,
                             dst: &mut a,
                         },
                         RowsProduct {
                             x: View::new(&x2, m, k),
                             w: View::columns(&wfull, n, ldw, 0, k),
                             bias: None,
+                            accumulate: true,
                             dst: &mut b,
                         },
                     ])
@@ -666,7 +725,7 @@ mod tests {
                     );
                     let half = want - bias[idx % n] as f64;
                     assert!(
-                        (b[idx] as f64 - 0.5 * half).abs() <= tol,
+                        (b[idx] as f64 - 1.0 - 0.5 * half).abs() <= tol,
                         "level {level} second product [{idx}]"
                     );
                 }

@@ -1,7 +1,8 @@
 //! Greedy and beam search over the decoder, batched over clips (every live hypothesis of
 //! every clip is one row of the same matmuls).
 use super::bptt::{
-    attention_weights_with, gru_cell_with, items_with_regions, mean_items, weighted_sum,
+    attention_weights_with, gru_cell_with, items_with_regions, mean_items, output_logits,
+    weighted_sum,
 };
 use super::linalg::{
     RowsProduct, View, exp_fast, rows_products, sigmoid_fast, sum_lanes, tanh_fast,
@@ -65,6 +66,7 @@ impl ClipMemory {
             x: View::new(&mean, 1, d.feat),
             w: View::new(&w.init_w, d.hidden, d.feat),
             bias: Some(&w.init_b),
+            accumulate: false,
             dst: &mut h0,
         }];
         if d.attention {
@@ -75,12 +77,14 @@ impl ClipMemory {
                 x: View::new(&fprime, n, d.feat),
                 w: View::new(&w.att_w_feat, d.att, d.feat),
                 bias: Some(&w.att_b_feat),
+                accumulate: false,
                 dst: &mut keys,
             });
             products.push(RowsProduct {
                 x: View::new(&fprime, n, d.feat),
                 w: View::columns(&w.w_ih, h3, d.gru_input(), d.embed, d.feat),
                 bias: None,
+                accumulate: false,
                 dst: &mut ctx_gates,
             });
         }
@@ -127,12 +131,14 @@ pub fn step(
             x: View::new(&x, rows, e),
             w: View::columns(&w.w_ih, h3, inp, 0, e),
             bias: Some(&w.b_ih),
+            accumulate: false,
             dst: &mut gi,
         },
         RowsProduct {
             x: View::new(h, rows, hs),
             w: View::new(&w.w_hh, h3, hs),
             bias: Some(&w.b_hh),
+            accumulate: false,
             dst: &mut gh,
         },
     ];
@@ -141,6 +147,7 @@ pub fn step(
             x: View::new(h, rows, hs),
             w: View::new(&w.att_w_hid, a, hs),
             bias: None,
+            accumulate: false,
             dst: &mut hp,
         });
     }
@@ -183,13 +190,7 @@ pub fn step(
         );
     }
     let v = d.vocab;
-    let mut logp = vec![0.0; rows * v];
-    rows_products(&mut [RowsProduct {
-        x: View::new(&h_new, rows, hs),
-        w: View::new(&w.out_w, v, hs),
-        bias: Some(&w.out_b),
-        dst: &mut logp,
-    }]);
+    let mut logp = output_logits(w, &h_new, rows, hs);
     let mut exps = vec![0.0; v];
     for z in logp.chunks_exact_mut(v) {
         let max = z.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
