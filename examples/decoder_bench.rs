@@ -66,10 +66,11 @@ fn main() {
             dim: d.feat,
         };
         let runs = arg(&args, "--runs", 50);
-        let mut times = vec![];
+        let (mut times, mut mem_times) = (vec![], vec![]);
         for i in 0..warmup + runs {
             let t0 = Instant::now();
             let mem = [ClipMemory::new(&w, &d, &clip)];
+            let t_mem = t0.elapsed().as_secs_f64();
             let mut h = mem[0].h0().to_vec();
             let mut tok = 1u32;
             for _ in 0..20 {
@@ -87,11 +88,16 @@ fn main() {
             std::hint::black_box(tok);
             if i >= warmup {
                 times.push(t0.elapsed().as_secs_f64());
+                mem_times.push(t_mem);
             }
         }
         println!(
             "decoder_infer ms_per_caption={:.3} (median of {runs}; greedy 20 tokens, batch 1, variant={variant})",
             median(times) * 1e3
+        );
+        println!(
+            "#   of which ClipMemory::new {:.3} ms (median; frames={frames})",
+            median(mem_times) * 1e3
         );
         return;
     }

@@ -52,15 +52,21 @@ pub fn mean_items<T: Real>(items: &[T], feat: usize, out: &mut [T]) {
     out.iter_mut().for_each(|o| *o = *o * inv);
 }
 
-/// Attention inputs of one clip: items plus their learned region embedding, and the keys
-/// `W_f f + b_f`, both fixed over the caption.
-pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<T>, Vec<T>) {
-    let n = items.len() / d.feat;
+/// The clip's items plus their learned region embedding (what attention attends over).
+pub fn items_with_regions<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> Vec<T> {
     let mut fprime = items.to_vec();
     for (i, row) in fprime.chunks_exact_mut(d.feat).enumerate() {
         let region = &w.region[(i % d.regions) * d.feat..][..d.feat];
         row.iter_mut().zip(region).for_each(|(x, e)| *x += *e);
     }
+    fprime
+}
+
+/// Attention inputs of one clip: items plus their learned region embedding, and the keys
+/// `W_f f + b_f`, both fixed over the caption.
+pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<T>, Vec<T>) {
+    let n = items.len() / d.feat;
+    let fprime = items_with_regions(w, d, items);
     let mut keys = vec![T::zero(); n * d.att];
     for row in keys.chunks_exact_mut(d.att) {
         row.copy_from_slice(&w.att_b_feat);
@@ -94,6 +100,21 @@ pub fn attend<T: Real>(
 
 /// The `alpha` of `attend` (and the `pre` activations BPTT needs).
 pub fn attention_weights<T: Real>(keys: &[T], hp: &[T], v: &[T], pre: &mut [T], alpha: &mut [T]) {
+    attention_weights_with(keys, hp, v, pre, alpha, T::tanh, T::exp);
+}
+
+/// `attention_weights` with the activation functions given (search passes vectorising
+/// approximations).
+#[inline]
+pub fn attention_weights_with<T: Real>(
+    keys: &[T],
+    hp: &[T],
+    v: &[T],
+    pre: &mut [T],
+    alpha: &mut [T],
+    tanh: impl Fn(T) -> T,
+    exp: impl Fn(T) -> T,
+) {
     let a = hp.len();
     let mut max = T::neg_infinity();
     for ((key, p), e) in keys
@@ -101,9 +122,12 @@ pub fn attention_weights<T: Real>(keys: &[T], hp: &[T], v: &[T], pre: &mut [T], 
         .zip(pre.chunks_exact_mut(a))
         .zip(alpha.iter_mut())
     {
+        // Two loops, so that the first vectorises (the sum keeps its order).
+        for j in 0..a {
+            p[j] = tanh(key[j] + hp[j]);
+        }
         let mut s = T::zero();
         for j in 0..a {
-            p[j] = (key[j] + hp[j]).tanh();
             s += v[j] * p[j];
         }
         *e = s;
@@ -111,7 +135,7 @@ pub fn attention_weights<T: Real>(keys: &[T], hp: &[T], v: &[T], pre: &mut [T], 
     }
     let mut total = T::zero();
     alpha.iter_mut().for_each(|e| {
-        *e = (*e - max).exp();
+        *e = exp(*e - max);
         total += *e;
     });
     alpha.iter_mut().for_each(|e| *e = *e / total);
@@ -155,11 +179,28 @@ pub fn gru_cell<T: Real>(
     n_out: &mut [T],
     h_out: &mut [T],
 ) {
+    gru_cell_with(gi, gh, h_prev, r_out, z_out, n_out, h_out, sigmoid, T::tanh);
+}
+
+/// `gru_cell` with the activation functions given.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn gru_cell_with<T: Real>(
+    gi: &[T],
+    gh: &[T],
+    h_prev: &[T],
+    r_out: &mut [T],
+    z_out: &mut [T],
+    n_out: &mut [T],
+    h_out: &mut [T],
+    sigmoid: impl Fn(T) -> T,
+    tanh: impl Fn(T) -> T,
+) {
     let hs = h_prev.len();
     for j in 0..hs {
         let rg = sigmoid(gi[j] + gh[j]);
         let zg = sigmoid(gi[hs + j] + gh[hs + j]);
-        let ng = (gi[2 * hs + j] + rg * gh[2 * hs + j]).tanh();
+        let ng = tanh(gi[2 * hs + j] + rg * gh[2 * hs + j]);
         r_out[j] = rg;
         z_out[j] = zg;
         n_out[j] = ng;
