@@ -33,6 +33,9 @@ pub struct ModelArgs {
     /// Longest caption in tokens (default: the decoder's).
     #[arg(long)]
     pub max_len: Option<usize>,
+    /// Never repeat an n-gram of this length within a caption (0: off).
+    #[arg(long, default_value_t = 5)]
+    pub no_repeat_ngram: usize,
     /// Frames sampled uniformly per captioned window.
     #[arg(long, default_value_t = 16)]
     pub frames: usize,
@@ -92,6 +95,7 @@ impl ModelArgs {
         let search = SearchOptions {
             beam: self.beam,
             max_len: self.max_len.unwrap_or(model.config.max_len),
+            no_repeat_ngram: self.no_repeat_ngram,
             ..SearchOptions::default()
         };
         let caption = CaptionOptions {

@@ -33,6 +33,9 @@ pub struct Args {
     /// Score = log-prob / length^penalty when ranking beams.
     #[arg(long, default_value_t = 1.0)]
     pub length_penalty: f32,
+    /// Never repeat an n-gram of this length within a caption (0: off).
+    #[arg(long, default_value_t = 5)]
+    pub no_repeat_ngram: usize,
     /// Output directory (default: MODEL/eval-SPLIT/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -87,6 +90,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         beam: args.beam as usize,
         max_len: model.config.max_len,
         length_penalty: args.length_penalty,
+        no_repeat_ngram: args.no_repeat_ngram,
     };
     let caption_clock = Instant::now();
     let hyps = model.caption(&split.features, &opts)?;
@@ -163,6 +167,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     doc.insert("model".into(), json!(args.model.display().to_string()));
     doc.insert("beam".into(), json!(args.beam));
     doc.insert("length_penalty".into(), json!(args.length_penalty));
+    doc.insert("no_repeat_ngram".into(), json!(args.no_repeat_ngram));
     doc.insert("command".into(), json!(command_line()));
     doc.insert("caption_seconds".into(), json!(caption_seconds));
     doc.insert("seconds".into(), json!(clock.elapsed().as_secs_f64()));

@@ -19,6 +19,10 @@ pub struct SearchOptions {
     pub max_len: usize,
     /// Score = log-prob / len^length_penalty (0: raw log-prob, 1: mean per token).
     pub length_penalty: f32,
+    /// Never emit a token that repeats an n-gram of this length already in the caption
+    /// (0: off). Stops the loops ("a dog chases a dog chases …") a decoder falls into on
+    /// inputs far from its training data; references of real captions rarely repeat one.
+    pub no_repeat_ngram: usize,
 }
 
 impl Default for SearchOptions {
@@ -27,6 +31,7 @@ impl Default for SearchOptions {
             beam: 1,
             max_len: 20,
             length_penalty: 1.0,
+            no_repeat_ngram: 0,
         }
     }
 }
@@ -257,7 +262,16 @@ pub fn search(
         for (c, beams) in alive.iter_mut().enumerate() {
             let mut cands: Vec<(f32, usize, u32)> = vec![];
             for (bi, b) in beams.iter().enumerate() {
-                let lp = &logp[(row + bi) * d.vocab..(row + bi + 1) * d.vocab];
+                let mut lp = &logp[(row + bi) * d.vocab..(row + bi + 1) * d.vocab];
+                let banned = repeating_tokens(&b.tokens, opts.no_repeat_ngram);
+                let mut allowed;
+                if !banned.is_empty() {
+                    allowed = lp.to_vec();
+                    banned
+                        .iter()
+                        .for_each(|&t| allowed[t as usize] = f32::NEG_INFINITY);
+                    lp = &allowed;
+                }
                 cands.extend(
                     top_k(lp, 2 * k)
                         .into_iter()
@@ -312,6 +326,19 @@ pub fn search(
         .collect()
 }
 
+/// Tokens that would make the last `n` tokens of `tokens` an n-gram it already holds.
+pub fn repeating_tokens(tokens: &[u32], n: usize) -> Vec<u32> {
+    if n == 0 || tokens.len() < n {
+        return vec![];
+    }
+    let prefix = &tokens[tokens.len() + 1 - n..];
+    tokens
+        .windows(n)
+        .filter(|gram| gram[..n - 1] == *prefix)
+        .map(|gram| gram[n - 1])
+        .collect()
+}
+
 /// The `n` largest entries (token, value), largest first, lower token first on ties.
 fn top_k(values: &[f32], n: usize) -> Vec<(u32, f32)> {
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
@@ -324,4 +351,48 @@ fn top_k(values: &[f32], n: usize) -> Vec<(u32, f32)> {
         best.truncate(n);
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeating_tokens;
+
+    /// Whether appending `next` makes the last `n` tokens an n-gram seen earlier, by brute force.
+    fn repeats(tokens: &[u32], next: u32, n: usize) -> bool {
+        let mut all = tokens.to_vec();
+        all.push(next);
+        if all.len() <= n {
+            return false;
+        }
+        let last = &all[all.len() - n..];
+        all[..all.len() - 1].windows(n).any(|g| g == last)
+    }
+
+    #[test]
+    fn banned_tokens_are_exactly_those_that_repeat_an_ngram() {
+        let mut state = 7u64;
+        for _ in 0..2000 {
+            let len = (state % 12) as usize;
+            let tokens: Vec<u32> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) % 3) as u32
+                })
+                .collect();
+            for n in 1..=4 {
+                let banned = repeating_tokens(&tokens, n);
+                for next in 0..3 {
+                    assert_eq!(
+                        banned.contains(&next),
+                        repeats(&tokens, next, n),
+                        "{tokens:?} + {next}, n = {n}"
+                    );
+                }
+            }
+            state = state.wrapping_add(len as u64 + 1);
+        }
+        assert!(repeating_tokens(&[1, 2, 1, 2], 0).is_empty());
+    }
 }

@@ -344,6 +344,7 @@ pub fn train(
                 beam: 1,
                 max_len: cfg.max_len,
                 length_penalty: 1.0,
+                no_repeat_ngram: 0,
             };
             let hyps = model.caption(&clips, &opts)?;
             let pairs: Vec<(String, String)> = val
