@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
 use super::kernels::matmul::RowLayout;
+use super::kernels::mbconv::MbConv;
 use super::kernels::pointwise::Pointwise;
 use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
@@ -186,6 +188,46 @@ struct Workspace {
     depthwise: Vec<f32>,
     padded: Vec<f32>,
 }
+
+/// Wall time per layer of fast-path forward passes ([`EfficientNetLite::profile`]):
+/// `(layer name, seconds of each pass)` in execution order.
+#[derive(Debug, Default, Clone)]
+pub struct LayerTimes {
+    pub layers: Vec<(String, Vec<f64>)>,
+    next: usize,
+    since: Option<Instant>,
+}
+
+impl LayerTimes {
+    fn start(&mut self) {
+        self.next = 0;
+        self.since = Some(Instant::now());
+    }
+
+    /// Ends the current layer: its time since the previous lap goes to `name`.
+    fn lap(&mut self, name: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let secs = self.since.map_or(0.0, |t| (now - t).as_secs_f64());
+        self.since = Some(now);
+        match self.layers.get_mut(self.next) {
+            Some(entry) => entry.1.push(secs),
+            None => self.layers.push((name(), vec![secs])),
+        }
+        self.next += 1;
+    }
+}
+
+/// Ends a layer when profiling (a no-op otherwise).
+fn lap(times: &mut Option<&mut LayerTimes>, name: impl FnOnce() -> String) {
+    if let Some(t) = times.as_deref_mut() {
+        t.lap(name);
+    }
+}
+
+/// Blocks on maps at least this tall run fused over bands of rows ([`MbConv`]): their
+/// expanded activations do not fit in L2. On smaller maps a band holds too few pixels for an
+/// efficient GEMM, and layer by layer the activations stay in cache anyway.
+const FUSED_MIN_HEIGHT: usize = 28;
 
 /// Which implementation runs a forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,6 +493,43 @@ impl EfficientNetLite {
             Backend::Plain => self.plain.forward(&batch.to_device(&self.device)?),
         }
     }
+
+    /// Times each layer of `runs` fast-path forward passes of one image `[1, 3, H, W]`
+    /// (after one untimed pass), for profiling.
+    pub fn profile(&self, image: &Tensor, runs: usize) -> anyhow::Result<LayerTimes> {
+        let fast = self
+            .fast
+            .as_ref()
+            .context("profiling needs the fast CPU path (model on the CPU)")?;
+        let size = self.preprocess.crop as usize;
+        ensure!(
+            image.dims() == [1, self.config.in_channels, size, size],
+            "profile input has shape {:?}, expected [1, 3, {size}, {size}]",
+            image.dims()
+        );
+        let data = image
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut ws = Workspace::default();
+        let mut times = LayerTimes::default();
+        rayon::scope(|_| {
+            fast.forward(&self.config, &data, 1, size, size, &mut ws, None);
+            for _ in 0..runs {
+                times.start();
+                fast.forward(
+                    &self.config,
+                    &data,
+                    1,
+                    size,
+                    size,
+                    &mut ws,
+                    Some(&mut times),
+                );
+            }
+        });
+        Ok(times)
+    }
 }
 
 fn to_device(
@@ -655,7 +734,7 @@ impl FastNet {
         };
         if n == 1 {
             let mut ws = take();
-            let out = self.forward(cfg, input, 1, h, w, &mut ws);
+            let out = self.forward(cfg, input, 1, h, w, &mut ws, None);
             give(ws);
             return out;
         }
@@ -664,7 +743,8 @@ impl FastNet {
             .into_par_iter()
             .map(|i| {
                 let mut ws = take();
-                let out = self.forward(cfg, &input[i * image..(i + 1) * image], 1, h, w, &mut ws);
+                let image = &input[i * image..(i + 1) * image];
+                let out = self.forward(cfg, image, 1, h, w, &mut ws, None);
                 give(ws);
                 out
             })
@@ -687,6 +767,7 @@ impl FastNet {
         h: usize,
         w: usize,
         ws: &mut Workspace,
+        mut times: Option<&mut LayerTimes>,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
             if buf.len() < len {
@@ -732,6 +813,7 @@ impl FastNet {
                 sized(&mut ws.cur, n * h * w * channels),
             ),
         }
+        lap(&mut times, || "stem".into());
         for (i, (b, expand, depthwise, project)) in self.blocks.iter().enumerate() {
             let (mid, rows_in) = (b.mid_channels(), n * h * w);
             let cur_len = rows_in * channels;
@@ -744,8 +826,24 @@ impl FastNet {
             };
             let (oh, ow) = dw.output_size();
             let rows_out = n * oh * ow;
-            let dst = sized(&mut ws.depthwise, rows_out * mid);
             let (dw_w, dw_b) = (&depthwise.weight, &depthwise.bias);
+            if let Some(e) = expand.as_ref().filter(|_| n == 1 && h >= FUSED_MIN_HEIGHT) {
+                let block = MbConv {
+                    expand: e,
+                    depthwise: dw,
+                    depthwise_weights: dw_w,
+                    depthwise_bias: dw_b,
+                    project,
+                };
+                let out = sized(&mut ws.expanded, rows_out * b.out_channels);
+                if block.run(&ws.cur[..cur_len], b.has_skip(), out) {
+                    lap(&mut times, || format!("block{i} fused"));
+                    std::mem::swap(&mut ws.cur, &mut ws.expanded);
+                    (h, w, channels) = (oh, ow, b.out_channels);
+                    continue;
+                }
+            }
+            let dst = sized(&mut ws.depthwise, rows_out * mid);
             match (expand, dw.padded_input()) {
                 // The expansion writes straight into the depthwise kernel's padded layout.
                 (Some(e), Some(pad)) if Pointwise::can_write_padded() => {
@@ -760,11 +858,13 @@ impl FastNet {
                         padded,
                         layout,
                     );
+                    lap(&mut times, || format!("block{i} expand"));
                     dw.run_padded(padded, dw_w, dw_b, Activation::Relu6, dst);
                 }
                 (Some(e), _) => {
                     let out = sized(&mut ws.expanded, rows_in * mid);
                     e.run(&ws.cur[..cur_len], rows_in, Activation::Relu6, None, out);
+                    lap(&mut times, || format!("block{i} expand"));
                     dw.run_with_scratch(out, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
                 }
                 (None, Some(pad)) if i == 0 && stem_padding.is_some() => {
@@ -781,6 +881,7 @@ impl FastNet {
                     dw.run_with_scratch(src, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
                 }
             }
+            lap(&mut times, || format!("block{i} depthwise"));
             // The projection goes into the (now free) expansion buffer, then becomes `cur`.
             let residual = b.has_skip().then(|| &ws.cur[..cur_len]);
             let out = sized(&mut ws.expanded, rows_out * b.out_channels);
@@ -791,6 +892,7 @@ impl FastNet {
                 residual,
                 out,
             );
+            lap(&mut times, || format!("block{i} project"));
             std::mem::swap(&mut ws.cur, &mut ws.expanded);
             (h, w, channels) = (oh, ow, b.out_channels);
         }
@@ -804,10 +906,13 @@ impl FastNet {
             None,
             map,
         );
+        lap(&mut times, || "head".into());
         let (features, grid) = pool::pool(map, h, w, head);
+        lap(&mut times, || "pool".into());
         let mut logits = vec![0f32; n * cfg.num_classes];
         self.fc
             .run(&features, n, Activation::None, None, &mut logits);
+        lap(&mut times, || "classifier".into());
         (features, grid, logits)
     }
 }

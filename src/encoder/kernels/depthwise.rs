@@ -179,15 +179,71 @@ impl Depthwise {
                     v * 16,
                 );
                 // SAFETY: AVX-512F checked above; `img` is the padded image the kernel expects.
-                unsafe {
-                    match (k, self.stride) {
-                        (3, 1) => padded_rows_avx512::<3, 1, 8>(args),
-                        (3, 2) => padded_rows_avx512::<3, 2, 8>(args),
-                        (5, 1) => padded_rows_avx512::<5, 1, 4>(args),
-                        _ => padded_rows_avx512::<5, 2, 4>(args),
-                    }
-                }
+                unsafe { padded_rows(k, self.stride, args) };
             });
+        }
+    }
+
+    /// Output rows `oy0..oy1` of one image on the calling thread, from `band`: the padded rows
+    /// `oy0 * stride .. (oy1 - 1) * stride + kernel` of [`Self::padded_input`]'s layout
+    /// (borders zero); `output` holds just rows `oy0..oy1`. For callers that split the work
+    /// themselves (the fused MBConv block). Panics when this CPU or shape has no padded
+    /// kernel; unlike [`Self::run_padded`] it ignores [`super::simd::MAX_LEVEL`], so that a
+    /// caller that checked [`Self::padded_input`] once is not caught out by a change of level.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_band(
+        &self,
+        band: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        oy0: usize,
+        oy1: usize,
+        output: &mut [f32],
+    ) {
+        let pad = self
+            .padded_kernel_layout()
+            .expect("the padded depthwise kernel does not apply");
+        let (oh, ow) = self.output_size();
+        let (c, k, pw) = (self.channels, self.kernel, pad.padded_width);
+        assert!(oy0 < oy1 && oy1 <= oh);
+        assert_eq!(weights.len(), k * k * c);
+        assert_eq!(bias.len(), c);
+        assert_eq!(band.len(), ((oy1 - oy0 - 1) * self.stride + k) * pw * c);
+        assert_eq!(output.len(), (oy1 - oy0) * ow * c);
+        #[cfg(target_arch = "x86_64")]
+        for v in 0..c / 16 {
+            let args = (
+                band,
+                pw,
+                c,
+                weights,
+                bias,
+                act,
+                &mut *output,
+                ow,
+                0,
+                oy1 - oy0,
+                v * 16,
+            );
+            // SAFETY: `padded_kernel_layout` checked AVX-512F; sizes asserted above.
+            unsafe { padded_rows(k, self.stride, args) };
+        }
+    }
+}
+
+/// [`padded_rows_avx512`] for a kernel size and stride that [`Depthwise::padded_input`] accepts.
+///
+/// # Safety
+/// As [`padded_rows_avx512`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn padded_rows(kernel: usize, stride: usize, args: PaddedRowsArgs<'_>) {
+    unsafe {
+        match (kernel, stride) {
+            (3, 1) => padded_rows_avx512::<3, 1, 8>(args),
+            (3, 2) => padded_rows_avx512::<3, 2, 8>(args),
+            (5, 1) => padded_rows_avx512::<5, 1, 4>(args),
+            _ => padded_rows_avx512::<5, 2, 4>(args),
         }
     }
 }

@@ -158,6 +158,60 @@ impl Pointwise {
     }
 }
 
+impl Pointwise {
+    /// [`Self::run_into`] on the calling thread only, for callers that split the work
+    /// themselves (the fused MBConv block). Returns false, writing nothing, without AVX-512F
+    /// (the packed kernel is the only serial path); unlike [`Self::can_write_padded`] it
+    /// ignores [`MAX_LEVEL`], so that a caller that checked that once is not caught out by a
+    /// change of level.
+    pub fn run_serial(
+        &self,
+        input: &[f32],
+        rows: usize,
+        act: Activation,
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+        layout: RowLayout,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        if !avx512 {
+            return false;
+        }
+        let (k, n) = (self.k, self.n);
+        assert_eq!(input.len(), rows * k);
+        match layout {
+            RowLayout::Dense => assert_eq!(output.len(), rows * n),
+            RowLayout::Padded(p) => {
+                assert_eq!(rows, p.height * p.width);
+                assert_eq!(output.len(), p.pixels() * n);
+            }
+        }
+        if let Some(r) = residual {
+            assert_eq!(r.len(), rows * n);
+        }
+        let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+        // SAFETY: AVX-512F checked above; sizes asserted above.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            self.packed.run_block(
+                input.as_ptr(),
+                0,
+                rows,
+                0,
+                self.packed.panel_count(),
+                act,
+                res,
+                output.as_mut_ptr(),
+                layout,
+            );
+        }
+        true
+    }
+}
+
 /// `output[r, :] = act(input[r, :] @ weights + bias) (+ residual[r, :])` for `rows` rows.
 ///
 /// `input` is `[rows, k]`, `weights` `[k, n]` (input-channel-major), `bias` `[n]`,
