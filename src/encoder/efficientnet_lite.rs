@@ -850,14 +850,14 @@ impl FastNet {
                     let padded = sized(&mut ws.padded, n * pad.pixels() * mid);
                     pad.zero_borders(padded, n, mid);
                     let layout = RowLayout::Padded(pad);
-                    e.run_into(
+                    assert!(e.run_into(
                         &ws.cur[..cur_len],
                         rows_in,
                         Activation::Relu6,
                         None,
                         padded,
                         layout,
-                    );
+                    ));
                     lap(&mut times, || format!("block{i} expand"));
                     dw.run_padded(padded, dw_w, dw_b, Activation::Relu6, dst);
                 }
@@ -867,7 +867,9 @@ impl FastNet {
                     lap(&mut times, || format!("block{i} expand"));
                     dw.run_with_scratch(out, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
                 }
-                (None, Some(pad)) if i == 0 && stem_padding.is_some() => {
+                // The stem's choice holds even if a test changed the level since.
+                (None, _) if i == 0 && stem_padding.is_some() => {
+                    let pad = stem_padding.expect("checked by the guard");
                     dw.run_padded(
                         &ws.padded[..n * pad.pixels() * mid],
                         dw_w,

@@ -128,8 +128,10 @@ impl Depthwise {
         act: Activation,
         output: &mut [f32],
     ) {
+        // Not `padded_input`: a caller that chose this layout under one level gets it even if
+        // the level changes meanwhile (tests lower it while others run).
         let pad = self
-            .padded_input()
+            .padded_kernel_layout()
             .expect("the padded depthwise kernel does not apply");
         let (oh, ow) = self.output_size();
         let (c, k) = (self.channels, self.kernel);

@@ -62,6 +62,15 @@ impl Pointwise {
         assert!(self.run_into(input, rows, act, residual, output, RowLayout::Dense));
     }
 
+    /// Whether the CPU has AVX-512F, whatever [`MAX_LEVEL`] says.
+    fn cpu_has_avx512() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            return true;
+        }
+        false
+    }
+
     /// Whether [`Self::run_into`] can write a padded layout on this CPU (AVX-512 only).
     pub fn can_write_padded() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -74,8 +83,9 @@ impl Pointwise {
     }
 
     /// [`Self::run`] with output row `r` written at `layout.row(r)` (borders untouched).
-    /// Returns false, writing nothing, for a padded layout when [`Self::can_write_padded`] is
-    /// false.
+    /// Returns false, writing nothing, for a padded layout without AVX-512F. A padded layout
+    /// ignores [`MAX_LEVEL`], so that a caller that checked [`Self::can_write_padded`] is not
+    /// caught out by a change of level meanwhile (tests lower it while others run).
     pub fn run_into(
         &self,
         input: &[f32],
@@ -97,8 +107,12 @@ impl Pointwise {
         if let Some(r) = residual {
             assert_eq!(r.len(), rows * n);
         }
+        let packed = match layout {
+            RowLayout::Dense => Self::can_write_padded(),
+            RowLayout::Padded(_) => Self::cpu_has_avx512(),
+        };
         #[cfg(target_arch = "x86_64")]
-        if Self::can_write_padded() {
+        if packed {
             let threads = rayon::current_num_threads();
             let panels = self.packed.panel_count();
             let out = SendPtr(output.as_mut_ptr());
@@ -173,11 +187,7 @@ impl Pointwise {
         output: &mut [f32],
         layout: RowLayout,
     ) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        let avx512 = std::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx512 = false;
-        if !avx512 {
+        if !Self::cpu_has_avx512() {
             return false;
         }
         let (k, n) = (self.k, self.n);
