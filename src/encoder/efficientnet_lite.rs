@@ -758,7 +758,9 @@ impl FastNet {
         all
     }
 
-    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`).
+    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`);
+    /// `times`, when given, records each layer's time.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         cfg: &Config,
