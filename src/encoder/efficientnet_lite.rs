@@ -187,6 +187,7 @@ struct Workspace {
     expanded: Vec<f32>,
     depthwise: Vec<f32>,
     padded: Vec<f32>,
+    partials: Vec<f32>,
 }
 
 /// Wall time per layer of fast-path forward passes ([`EfficientNetLite::profile`]):
@@ -224,9 +225,9 @@ fn lap(times: &mut Option<&mut LayerTimes>, name: impl FnOnce() -> String) {
     }
 }
 
-/// Blocks on maps at least this tall run fused over bands of rows ([`MbConv`]): their
+/// Blocks on maps at least this tall run fused over bands of rows ([`MbConv::run`]): their
 /// expanded activations do not fit in L2. On smaller maps a band holds too few pixels for an
-/// efficient GEMM, and layer by layer the activations stay in cache anyway.
+/// efficient GEMM; those blocks are split by channels instead ([`MbConv::run_split`]).
 const FUSED_MIN_HEIGHT: usize = 28;
 
 /// Which implementation runs a forward pass.
@@ -514,7 +515,8 @@ impl EfficientNetLite {
         let mut ws = Workspace::default();
         let mut times = LayerTimes::default();
         rayon::scope(|_| {
-            fast.forward(&self.config, &data, 1, size, size, &mut ws, None);
+            let threads = rayon::current_num_threads();
+            fast.forward(&self.config, &data, 1, size, size, &mut ws, threads, None);
             for _ in 0..runs {
                 times.start();
                 fast.forward(
@@ -524,6 +526,7 @@ impl EfficientNetLite {
                     size,
                     size,
                     &mut ws,
+                    threads,
                     Some(&mut times),
                 );
             }
@@ -734,7 +737,8 @@ impl FastNet {
         };
         if n == 1 {
             let mut ws = take();
-            let out = self.forward(cfg, input, 1, h, w, &mut ws, None);
+            let threads = rayon::current_num_threads();
+            let out = self.forward(cfg, input, 1, h, w, &mut ws, threads, None);
             give(ws);
             return out;
         }
@@ -744,7 +748,7 @@ impl FastNet {
             .map(|i| {
                 let mut ws = take();
                 let image = &input[i * image..(i + 1) * image];
-                let out = self.forward(cfg, image, 1, h, w, &mut ws, None);
+                let out = self.forward(cfg, image, 1, h, w, &mut ws, 1, None);
                 give(ws);
                 out
             })
@@ -769,6 +773,7 @@ impl FastNet {
         h: usize,
         w: usize,
         ws: &mut Workspace,
+        threads: usize,
         mut times: Option<&mut LayerTimes>,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
@@ -829,16 +834,24 @@ impl FastNet {
             let (oh, ow) = dw.output_size();
             let rows_out = n * oh * ow;
             let (dw_w, dw_b) = (&depthwise.weight, &depthwise.bias);
-            if let Some(e) = expand.as_ref().filter(|_| n == 1 && h >= FUSED_MIN_HEIGHT) {
+            if let Some(e) = expand.as_ref().filter(|_| n == 1) {
                 let block = MbConv {
                     expand: e,
                     depthwise: dw,
                     depthwise_weights: dw_w,
                     depthwise_bias: dw_b,
                     project,
+                    threads,
                 };
+                let input = &ws.cur[..cur_len];
                 let out = sized(&mut ws.expanded, rows_out * b.out_channels);
-                if block.run(&ws.cur[..cur_len], b.has_skip(), out) {
+                let done = if h >= FUSED_MIN_HEIGHT {
+                    block.run(input, b.has_skip(), out)
+                } else {
+                    let (e, d, p) = (&mut ws.padded, &mut ws.depthwise, &mut ws.partials);
+                    block.run_split(input, b.has_skip(), out, e, d, p)
+                };
+                if done {
                     lap(&mut times, || format!("block{i} fused"));
                     std::mem::swap(&mut ws.cur, &mut ws.expanded);
                     (h, w, channels) = (oh, ow, b.out_channels);

@@ -234,6 +234,58 @@ impl Depthwise {
     }
 }
 
+impl Depthwise {
+    /// Channels `c0..c1` (multiples of 16) of every output row of one image, on the calling
+    /// thread, from its padded input (borders zero); only those channels of `output` (the
+    /// image's `[out_h, out_w, channels]`) are written. For callers that split the channels
+    /// between threads themselves (the channel-split MBConv block).
+    ///
+    /// # Safety
+    /// `output` is valid for the whole output image and no one else accesses channels `c0..c1`
+    /// of it meanwhile. Panics when this CPU or shape has no padded kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_padded_channels(
+        &self,
+        padded: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        c0: usize,
+        c1: usize,
+        output: *mut f32,
+    ) {
+        let pad = self
+            .padded_kernel_layout()
+            .expect("the padded depthwise kernel does not apply");
+        let (oh, ow) = self.output_size();
+        let (c, k) = (self.channels, self.kernel);
+        assert!(c0.is_multiple_of(16) && c1.is_multiple_of(16) && c0 <= c1 && c1 <= c);
+        assert_eq!(weights.len(), k * k * c);
+        assert_eq!(bias.len(), c);
+        assert_eq!(padded.len(), pad.pixels() * c);
+        // SAFETY: the caller guarantees `output` and its channels.
+        let out_img = unsafe { std::slice::from_raw_parts_mut(output, oh * ow * c) };
+        #[cfg(target_arch = "x86_64")]
+        for v in c0 / 16..c1 / 16 {
+            let args = (
+                padded,
+                pad.padded_width,
+                c,
+                weights,
+                bias,
+                act,
+                &mut *out_img,
+                ow,
+                0,
+                oh,
+                v * 16,
+            );
+            // SAFETY: `padded_kernel_layout` checked AVX-512F; sizes asserted above.
+            unsafe { padded_rows(k, self.stride, args) };
+        }
+    }
+}
+
 /// [`padded_rows_avx512`] for a kernel size and stride that [`Depthwise::padded_input`] accepts.
 ///
 /// # Safety

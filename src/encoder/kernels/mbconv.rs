@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::depthwise::Depthwise;
-use super::matmul::RowLayout;
+use super::matmul::{PANEL, RowLayout};
 use super::pointwise::Pointwise;
 use super::{Activation, Padding};
 
@@ -41,6 +41,9 @@ pub struct MbConv<'a> {
     pub depthwise_weights: &'a [f32],
     pub depthwise_bias: &'a [f32],
     pub project: &'a Pointwise,
+    /// Threads to split the block over: the pool's size for an image alone, 1 for an image of
+    /// a batch whose images already run in parallel.
+    pub threads: usize,
 }
 
 impl MbConv<'_> {
@@ -83,7 +86,7 @@ impl MbConv<'_> {
         let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
         let band = self.band_rows(pad.padded_width);
         let bands = oh.div_ceil(band);
-        let runs = (rayon::current_num_threads() * RUNS_PER_THREAD).clamp(1, bands);
+        let runs = (self.threads * RUNS_PER_THREAD).clamp(1, bands);
         // Run `r` takes bands `r * bands / runs ..`: contiguous output rows, split off in order.
         let mut parts = Vec::with_capacity(runs);
         let mut rest = output;
@@ -99,6 +102,114 @@ impl MbConv<'_> {
                 self.run_bands(input, skip, pad, band, b0, b1, out, expanded, convolved);
             })
         });
+        true
+    }
+
+    /// The block on a small map (14×14, 7×7 at batch 1), split by expanded channels instead
+    /// of bands: part `t` expands its share of the channels (whole panels of the expansion's
+    /// GEMM) over the whole map, convolves them, and projects them into a partial sum of the
+    /// output; the partials are then added, with the bias and the skip. That is one parallel
+    /// section per block instead of one per layer, and each part's expanded channels stay in
+    /// its own core's cache from the expansion to the projection. `expanded`, `convolved` and
+    /// `partials` are scratch buffers. Returns false, writing nothing, unless [`Self::applies`].
+    pub fn run_split(
+        &self,
+        input: &[f32],
+        skip: bool,
+        output: &mut [f32],
+        expanded: &mut Vec<f32>,
+        convolved: &mut Vec<f32>,
+        partials: &mut Vec<f32>,
+    ) -> bool {
+        if !self.applies() {
+            return false;
+        }
+        let dw = self.depthwise;
+        let (oh, ow) = dw.output_size();
+        let (rows_in, rows_out) = (dw.height * dw.width, oh * ow);
+        let (cin, mid, cout) = (self.expand.k, dw.channels, self.project.n);
+        assert_eq!(input.len(), rows_in * cin);
+        assert_eq!(output.len(), rows_out * cout);
+        if skip {
+            assert_eq!(
+                (dw.stride, cin),
+                (1, cout),
+                "a skip needs stride 1 and equal widths"
+            );
+        }
+        let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
+        let panels = self.expand.packed().panel_count();
+        let parts = self.threads.clamp(1, panels);
+        for (buf, len) in [
+            (&mut *expanded, pad.pixels() * mid),
+            (&mut *convolved, rows_out * mid),
+            (&mut *partials, (parts - 1) * rows_out * cout),
+        ] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+        let exp = expanded.as_mut_ptr() as usize;
+        let conv = convolved.as_mut_ptr() as usize;
+        let outs: Vec<usize> = (0..parts)
+            .map(|t| {
+                if t == 0 {
+                    output.as_mut_ptr() as usize
+                } else {
+                    partials[(t - 1) * rows_out * cout..].as_mut_ptr() as usize
+                }
+            })
+            .collect();
+        let project_panels = self.project.packed().panel_count();
+        (0..parts).into_par_iter().for_each(|t| {
+            let (p0, p1) = (t * panels / parts, (t + 1) * panels / parts);
+            let (c0, c1) = (p0 * PANEL, (p1 * PANEL).min(mid));
+            let (exp, conv) = (exp as *mut f32, conv as *mut f32);
+            // SAFETY: part `t` alone touches channels c0..c1 of `expanded` and `convolved` and
+            // its own partial output; AVX-512F and the padded layout were checked by
+            // `applies`; the buffers were sized above.
+            unsafe {
+                zero_border_channels(exp, pad, mid, c0, c1);
+                self.expand.packed().run_block(
+                    input.as_ptr(),
+                    0,
+                    rows_in,
+                    p0,
+                    p1,
+                    Activation::Relu6,
+                    std::ptr::null(),
+                    exp,
+                    RowLayout::Padded(pad),
+                );
+                let padded = std::slice::from_raw_parts(exp, pad.pixels() * mid);
+                let (w, b) = (self.depthwise_weights, self.depthwise_bias);
+                dw.run_padded_channels(padded, w, b, Activation::Relu6, c0, c1, conv);
+                self.project.packed().run_block_partial(
+                    conv.add(c0),
+                    mid,
+                    c0,
+                    c1,
+                    0,
+                    rows_out,
+                    0,
+                    project_panels,
+                    outs[t] as *mut f32,
+                );
+            }
+        });
+        // Sum the partials, with the bias and the skip, into part 0's output.
+        let bias = self.project.bias();
+        for (r, row) in output.chunks_exact_mut(cout).enumerate() {
+            for t in 1..parts {
+                let part = &partials[((t - 1) * rows_out + r) * cout..][..cout];
+                row.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+            }
+            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+            if skip {
+                let res = &input[r * cout..(r + 1) * cout];
+                row.iter_mut().zip(res).for_each(|(o, x)| *o += x);
+            }
+        }
         true
     }
 
@@ -188,6 +299,25 @@ impl MbConv<'_> {
     }
 }
 
+/// Zeroes channels `c0..c1` of the border pixels of one padded image of `channels`.
+///
+/// # Safety
+/// `buf` is valid for `pad.pixels() * channels` values and no one else accesses those
+/// channels meanwhile.
+unsafe fn zero_border_channels(buf: *mut f32, pad: Padding, channels: usize, c0: usize, c1: usize) {
+    for y in 0..pad.padded_height {
+        let inside = y >= pad.top && y < pad.top + pad.height;
+        for x in 0..pad.padded_width {
+            if inside && x >= pad.left && x < pad.left + pad.width {
+                continue;
+            }
+            let at = (y * pad.padded_width + x) * channels;
+            // SAFETY: forwarded from the caller.
+            unsafe { std::slice::from_raw_parts_mut(buf.add(at + c0), c1 - c0).fill(0.0) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,12 +349,13 @@ mod tests {
             let (pw, pb) = (values(mid * cout, 5), values(cout, 6));
             let expand = Pointwise::new(ew.clone(), cin, mid, eb.clone());
             let project = Pointwise::new(pw.clone(), mid, cout, pb.clone());
-            let block = MbConv {
+            let mut block = MbConv {
                 expand: &expand,
                 depthwise: dw,
                 depthwise_weights: &dww,
                 depthwise_bias: &dwb,
                 project: &project,
+                threads: rayon::current_num_threads(),
             };
             if !at_max_level(|| block.applies()) {
                 return; // no AVX-512 here: the layer-by-layer path runs instead
@@ -245,6 +376,18 @@ mod tests {
                 diff < 1e-4,
                 "{h}x{w} {cin}->{mid}->{cout} k{k} s{s}: {diff}"
             );
+            // Split by channels, over one to three parts.
+            let (mut e, mut c, mut p) = (vec![f32::NAN; 7], Vec::new(), Vec::new());
+            for threads in [1, 2, 3] {
+                block.threads = threads;
+                let mut out = vec![f32::NAN; oh * ow * cout];
+                let ran = at_max_level(|| {
+                    block.run_split(&input, skip, &mut out, &mut e, &mut c, &mut p)
+                });
+                assert!(ran);
+                let diff = max_abs_diff(&out, &want);
+                assert!(diff < 1e-4, "split {threads}: {h}x{w} k{k} s{s}: {diff}");
+            }
             // Other band heights, down to one output row, in two runs (a halo expanded twice).
             let pad = dw.padded_input().unwrap();
             for band in [1, 2, 3] {

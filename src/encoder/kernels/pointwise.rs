@@ -62,6 +62,15 @@ impl Pointwise {
         assert!(self.run_into(input, rows, act, residual, output, RowLayout::Dense));
     }
 
+    /// The weights packed for the AVX-512 kernel.
+    pub fn packed(&self) -> &PackedWeights {
+        &self.packed
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
     /// Whether the CPU has AVX-512F, whatever [`MAX_LEVEL`] says.
     fn cpu_has_avx512() -> bool {
         #[cfg(target_arch = "x86_64")]
