@@ -4,7 +4,8 @@
 //! with X = B / median(seconds per call).
 //!
 //! `cargo bench --bench encoder -- [--threads 2] [--batch 1 16] [--warmup 10] [--runs 50]
-//! [--plain] [--model DIR]`
+//! [--plain] [--model DIR] [--profile]`; `--profile` prints instead the fast path's time per
+//! layer at batch 1 (mean of `--runs` passes) and per kind of layer.
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,6 +19,7 @@ struct Options {
     warmup: usize,
     runs: usize,
     backend: Backend,
+    profile: bool,
     model: std::path::PathBuf,
 }
 
@@ -28,6 +30,7 @@ fn parse() -> anyhow::Result<Options> {
         warmup: 10,
         runs: 50,
         backend: Backend::FastCpu,
+        profile: false,
         model: models_dir().join("efficientnet-lite0"),
     };
     let args: Vec<String> = std::env::args()
@@ -45,6 +48,11 @@ fn parse() -> anyhow::Result<Options> {
             "--warmup" => o.warmup = value(i)?.parse()?,
             "--runs" => o.runs = value(i)?.parse()?,
             "--model" => o.model = value(i)?.into(),
+            "--profile" => {
+                o.profile = true;
+                i += 1;
+                continue;
+            }
             "--plain" => {
                 o.backend = Backend::Plain;
                 i += 1;
@@ -72,6 +80,9 @@ fn main() -> anyhow::Result<()> {
         .num_threads(o.threads)
         .build_global()?;
     let encoder = EfficientNetLite::load(&o.model, &Device::Cpu)?;
+    if o.profile {
+        return profile(&encoder, &o);
+    }
     for &b in &o.batches {
         let x = Tensor::rand(-1f32, 1f32, (b, 3, 224, 224), &Device::Cpu)?;
         for _ in 0..o.warmup {
@@ -101,5 +112,41 @@ fn main() -> anyhow::Result<()> {
             o.backend
         );
     }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn profile(encoder: &EfficientNetLite, o: &Options) -> anyhow::Result<()> {
+    let x = Tensor::rand(-1f32, 1f32, (1, 3, 224, 224), &Device::Cpu)?;
+    encoder.profile(&x, o.warmup)?;
+    let times = encoder.profile(&x, o.runs)?;
+    // Medians per layer (robust to the other processes of a shared machine).
+    let layers: Vec<(&str, f64)> = times
+        .layers
+        .iter()
+        .map(|(name, secs)| (name.as_str(), median(secs) * 1e3))
+        .collect();
+    let total: f64 = layers.iter().map(|l| l.1).sum();
+    let mut kinds: Vec<(&str, f64)> = Vec::new();
+    for &(name, ms) in &layers {
+        println!("# layer {name:<20} {ms:.4} ms");
+        let kind = name.rsplit(' ').next().unwrap_or(name);
+        match kinds.iter_mut().find(|k| k.0 == kind) {
+            Some(k) => k.1 += ms,
+            None => kinds.push((kind, ms)),
+        }
+    }
+    for (kind, ms) in kinds {
+        println!("# kind  {kind:<20} {ms:.4} ms ({:.1}%)", 100.0 * ms / total);
+    }
+    println!(
+        "# total {total:.4} ms per pass, sum of the layers' medians (threads={}, {} passes)",
+        o.threads, o.runs
+    );
     Ok(())
 }

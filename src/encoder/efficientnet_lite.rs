@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
 use super::kernels::matmul::RowLayout;
+use super::kernels::mbconv::MbConv;
 use super::kernels::pointwise::Pointwise;
 use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
@@ -185,7 +187,48 @@ struct Workspace {
     expanded: Vec<f32>,
     depthwise: Vec<f32>,
     padded: Vec<f32>,
+    partials: Vec<f32>,
 }
+
+/// Wall time per layer of fast-path forward passes ([`EfficientNetLite::profile`]):
+/// `(layer name, seconds of each pass)` in execution order.
+#[derive(Debug, Default, Clone)]
+pub struct LayerTimes {
+    pub layers: Vec<(String, Vec<f64>)>,
+    next: usize,
+    since: Option<Instant>,
+}
+
+impl LayerTimes {
+    fn start(&mut self) {
+        self.next = 0;
+        self.since = Some(Instant::now());
+    }
+
+    /// Ends the current layer: its time since the previous lap goes to `name`.
+    fn lap(&mut self, name: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let secs = self.since.map_or(0.0, |t| (now - t).as_secs_f64());
+        self.since = Some(now);
+        match self.layers.get_mut(self.next) {
+            Some(entry) => entry.1.push(secs),
+            None => self.layers.push((name(), vec![secs])),
+        }
+        self.next += 1;
+    }
+}
+
+/// Ends a layer when profiling (a no-op otherwise).
+fn lap(times: &mut Option<&mut LayerTimes>, name: impl FnOnce() -> String) {
+    if let Some(t) = times.as_deref_mut() {
+        t.lap(name);
+    }
+}
+
+/// Blocks on maps at least this tall run fused over bands of rows ([`MbConv::run`]): their
+/// expanded activations do not fit in L2. On smaller maps a band holds too few pixels for an
+/// efficient GEMM; those blocks are split by channels instead ([`MbConv::run_split`]).
+const FUSED_MIN_HEIGHT: usize = 28;
 
 /// Which implementation runs a forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,6 +494,45 @@ impl EfficientNetLite {
             Backend::Plain => self.plain.forward(&batch.to_device(&self.device)?),
         }
     }
+
+    /// Times each layer of `runs` fast-path forward passes of one image `[1, 3, H, W]`
+    /// (after one untimed pass), for profiling.
+    pub fn profile(&self, image: &Tensor, runs: usize) -> anyhow::Result<LayerTimes> {
+        let fast = self
+            .fast
+            .as_ref()
+            .context("profiling needs the fast CPU path (model on the CPU)")?;
+        let size = self.preprocess.crop as usize;
+        ensure!(
+            image.dims() == [1, self.config.in_channels, size, size],
+            "profile input has shape {:?}, expected [1, 3, {size}, {size}]",
+            image.dims()
+        );
+        let data = image
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut ws = Workspace::default();
+        let mut times = LayerTimes::default();
+        rayon::scope(|_| {
+            let threads = rayon::current_num_threads();
+            fast.forward(&self.config, &data, 1, size, size, &mut ws, threads, None);
+            for _ in 0..runs {
+                times.start();
+                fast.forward(
+                    &self.config,
+                    &data,
+                    1,
+                    size,
+                    size,
+                    &mut ws,
+                    threads,
+                    Some(&mut times),
+                );
+            }
+        });
+        Ok(times)
+    }
 }
 
 fn to_device(
@@ -655,7 +737,8 @@ impl FastNet {
         };
         if n == 1 {
             let mut ws = take();
-            let out = self.forward(cfg, input, 1, h, w, &mut ws);
+            let threads = rayon::current_num_threads();
+            let out = self.forward(cfg, input, 1, h, w, &mut ws, threads, None);
             give(ws);
             return out;
         }
@@ -664,7 +747,8 @@ impl FastNet {
             .into_par_iter()
             .map(|i| {
                 let mut ws = take();
-                let out = self.forward(cfg, &input[i * image..(i + 1) * image], 1, h, w, &mut ws);
+                let image = &input[i * image..(i + 1) * image];
+                let out = self.forward(cfg, image, 1, h, w, &mut ws, 1, None);
                 give(ws);
                 out
             })
@@ -678,7 +762,9 @@ impl FastNet {
         all
     }
 
-    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`).
+    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`);
+    /// `times`, when given, records each layer's time.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         cfg: &Config,
@@ -687,6 +773,8 @@ impl FastNet {
         h: usize,
         w: usize,
         ws: &mut Workspace,
+        threads: usize,
+        mut times: Option<&mut LayerTimes>,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
             if buf.len() < len {
@@ -732,6 +820,7 @@ impl FastNet {
                 sized(&mut ws.cur, n * h * w * channels),
             ),
         }
+        lap(&mut times, || "stem".into());
         for (i, (b, expand, depthwise, project)) in self.blocks.iter().enumerate() {
             let (mid, rows_in) = (b.mid_channels(), n * h * w);
             let cur_len = rows_in * channels;
@@ -744,30 +833,58 @@ impl FastNet {
             };
             let (oh, ow) = dw.output_size();
             let rows_out = n * oh * ow;
-            let dst = sized(&mut ws.depthwise, rows_out * mid);
             let (dw_w, dw_b) = (&depthwise.weight, &depthwise.bias);
+            if let Some(e) = expand.as_ref().filter(|_| n == 1) {
+                let block = MbConv {
+                    expand: e,
+                    depthwise: dw,
+                    depthwise_weights: dw_w,
+                    depthwise_bias: dw_b,
+                    project,
+                    threads,
+                };
+                let input = &ws.cur[..cur_len];
+                let out = sized(&mut ws.expanded, rows_out * b.out_channels);
+                let done = if h >= FUSED_MIN_HEIGHT {
+                    block.run(input, b.has_skip(), out)
+                } else {
+                    let (e, d, p) = (&mut ws.padded, &mut ws.depthwise, &mut ws.partials);
+                    block.run_split(input, b.has_skip(), out, e, d, p)
+                };
+                if done {
+                    lap(&mut times, || format!("block{i} fused"));
+                    std::mem::swap(&mut ws.cur, &mut ws.expanded);
+                    (h, w, channels) = (oh, ow, b.out_channels);
+                    continue;
+                }
+            }
+            let dst = sized(&mut ws.depthwise, rows_out * mid);
             match (expand, dw.padded_input()) {
                 // The expansion writes straight into the depthwise kernel's padded layout.
                 (Some(e), Some(pad)) if Pointwise::can_write_padded() => {
                     let padded = sized(&mut ws.padded, n * pad.pixels() * mid);
                     pad.zero_borders(padded, n, mid);
                     let layout = RowLayout::Padded(pad);
-                    e.run_into(
+                    assert!(e.run_into(
                         &ws.cur[..cur_len],
                         rows_in,
                         Activation::Relu6,
                         None,
                         padded,
                         layout,
-                    );
+                    ));
+                    lap(&mut times, || format!("block{i} expand"));
                     dw.run_padded(padded, dw_w, dw_b, Activation::Relu6, dst);
                 }
                 (Some(e), _) => {
                     let out = sized(&mut ws.expanded, rows_in * mid);
                     e.run(&ws.cur[..cur_len], rows_in, Activation::Relu6, None, out);
+                    lap(&mut times, || format!("block{i} expand"));
                     dw.run_with_scratch(out, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
                 }
-                (None, Some(pad)) if i == 0 && stem_padding.is_some() => {
+                // The stem's choice holds even if a test changed the level since.
+                (None, _) if i == 0 && stem_padding.is_some() => {
+                    let pad = stem_padding.expect("checked by the guard");
                     dw.run_padded(
                         &ws.padded[..n * pad.pixels() * mid],
                         dw_w,
@@ -781,6 +898,7 @@ impl FastNet {
                     dw.run_with_scratch(src, dw_w, dw_b, Activation::Relu6, dst, &mut ws.padded);
                 }
             }
+            lap(&mut times, || format!("block{i} depthwise"));
             // The projection goes into the (now free) expansion buffer, then becomes `cur`.
             let residual = b.has_skip().then(|| &ws.cur[..cur_len]);
             let out = sized(&mut ws.expanded, rows_out * b.out_channels);
@@ -791,6 +909,7 @@ impl FastNet {
                 residual,
                 out,
             );
+            lap(&mut times, || format!("block{i} project"));
             std::mem::swap(&mut ws.cur, &mut ws.expanded);
             (h, w, channels) = (oh, ow, b.out_channels);
         }
@@ -804,10 +923,13 @@ impl FastNet {
             None,
             map,
         );
+        lap(&mut times, || "head".into());
         let (features, grid) = pool::pool(map, h, w, head);
+        lap(&mut times, || "pool".into());
         let mut logits = vec![0f32; n * cfg.num_classes];
         self.fc
             .run(&features, n, Activation::None, None, &mut logits);
+        lap(&mut times, || "classifier".into());
         (features, grid, logits)
     }
 }

@@ -119,9 +119,7 @@ impl Depthwise {
     }
 
     /// The convolution from an input already in [`Self::padded_input`]'s layout (borders
-    /// zero). Panics when that layout does not apply to this shape and CPU. The level cap is
-    /// not read again: the caller chose this layout, and a test lowering the cap meanwhile
-    /// must not pull it away halfway through a forward pass.
+    /// zero). Panics when that layout does not apply to this shape and CPU.
     pub fn run_padded(
         &self,
         padded: &[f32],
@@ -130,6 +128,8 @@ impl Depthwise {
         act: Activation,
         output: &mut [f32],
     ) {
+        // Not `padded_input`: a caller that chose this layout under one level gets it even if
+        // the level changes meanwhile (tests lower it while others run).
         let pad = self
             .padded_kernel_layout()
             .expect("the padded depthwise kernel does not apply");
@@ -181,15 +181,123 @@ impl Depthwise {
                     v * 16,
                 );
                 // SAFETY: AVX-512F checked above; `img` is the padded image the kernel expects.
-                unsafe {
-                    match (k, self.stride) {
-                        (3, 1) => padded_rows_avx512::<3, 1, 8>(args),
-                        (3, 2) => padded_rows_avx512::<3, 2, 8>(args),
-                        (5, 1) => padded_rows_avx512::<5, 1, 4>(args),
-                        _ => padded_rows_avx512::<5, 2, 4>(args),
-                    }
-                }
+                unsafe { padded_rows(k, self.stride, args) };
             });
+        }
+    }
+
+    /// Output rows `oy0..oy1` of one image on the calling thread, from `band`: the padded rows
+    /// `oy0 * stride .. (oy1 - 1) * stride + kernel` of [`Self::padded_input`]'s layout
+    /// (borders zero); `output` holds just rows `oy0..oy1`. For callers that split the work
+    /// themselves (the fused MBConv block). Panics when this CPU or shape has no padded
+    /// kernel; unlike [`Self::run_padded`] it ignores [`super::simd::MAX_LEVEL`], so that a
+    /// caller that checked [`Self::padded_input`] once is not caught out by a change of level.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_band(
+        &self,
+        band: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        oy0: usize,
+        oy1: usize,
+        output: &mut [f32],
+    ) {
+        let pad = self
+            .padded_kernel_layout()
+            .expect("the padded depthwise kernel does not apply");
+        let (oh, ow) = self.output_size();
+        let (c, k, pw) = (self.channels, self.kernel, pad.padded_width);
+        assert!(oy0 < oy1 && oy1 <= oh);
+        assert_eq!(weights.len(), k * k * c);
+        assert_eq!(bias.len(), c);
+        assert_eq!(band.len(), ((oy1 - oy0 - 1) * self.stride + k) * pw * c);
+        assert_eq!(output.len(), (oy1 - oy0) * ow * c);
+        #[cfg(target_arch = "x86_64")]
+        for v in 0..c / 16 {
+            let args = (
+                band,
+                pw,
+                c,
+                weights,
+                bias,
+                act,
+                &mut *output,
+                ow,
+                0,
+                oy1 - oy0,
+                v * 16,
+            );
+            // SAFETY: `padded_kernel_layout` checked AVX-512F; sizes asserted above.
+            unsafe { padded_rows(k, self.stride, args) };
+        }
+    }
+}
+
+impl Depthwise {
+    /// Channels `c0..c1` (multiples of 16) of every output row of one image, on the calling
+    /// thread, from its padded input (borders zero); only those channels of `output` (the
+    /// image's `[out_h, out_w, channels]`) are written. For callers that split the channels
+    /// between threads themselves (the channel-split MBConv block).
+    ///
+    /// # Safety
+    /// `output` is valid for the whole output image and no one else accesses channels `c0..c1`
+    /// of it meanwhile. Panics when this CPU or shape has no padded kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_padded_channels(
+        &self,
+        padded: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        act: Activation,
+        c0: usize,
+        c1: usize,
+        output: *mut f32,
+    ) {
+        let pad = self
+            .padded_kernel_layout()
+            .expect("the padded depthwise kernel does not apply");
+        let (oh, ow) = self.output_size();
+        let (c, k) = (self.channels, self.kernel);
+        assert!(c0.is_multiple_of(16) && c1.is_multiple_of(16) && c0 <= c1 && c1 <= c);
+        assert_eq!(weights.len(), k * k * c);
+        assert_eq!(bias.len(), c);
+        assert_eq!(padded.len(), pad.pixels() * c);
+        // SAFETY: the caller guarantees `output` and its channels.
+        let out_img = unsafe { std::slice::from_raw_parts_mut(output, oh * ow * c) };
+        #[cfg(target_arch = "x86_64")]
+        for v in c0 / 16..c1 / 16 {
+            let args = (
+                padded,
+                pad.padded_width,
+                c,
+                weights,
+                bias,
+                act,
+                &mut *out_img,
+                ow,
+                0,
+                oh,
+                v * 16,
+            );
+            // SAFETY: `padded_kernel_layout` checked AVX-512F; sizes asserted above.
+            unsafe { padded_rows(k, self.stride, args) };
+        }
+    }
+}
+
+/// [`padded_rows_avx512`] for a kernel size and stride that [`Depthwise::padded_input`] accepts.
+///
+/// # Safety
+/// As [`padded_rows_avx512`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn padded_rows(kernel: usize, stride: usize, args: PaddedRowsArgs<'_>) {
+    unsafe {
+        match (kernel, stride) {
+            (3, 1) => padded_rows_avx512::<3, 1, 8>(args),
+            (3, 2) => padded_rows_avx512::<3, 2, 8>(args),
+            (5, 1) => padded_rows_avx512::<5, 1, 4>(args),
+            _ => padded_rows_avx512::<5, 2, 4>(args),
         }
     }
 }

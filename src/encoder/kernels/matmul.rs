@@ -86,18 +86,91 @@ impl PackedWeights {
         out: *mut f32,
         layout: RowLayout,
     ) {
-        let (k, n) = (self.k, self.n);
+        let k = self.k;
+        unsafe {
+            self.run_panels(
+                input, k, 0, k, true, r0, r1, p0, p1, act, residual, out, layout,
+            )
+        }
+    }
+
+    /// The partial product over input channels `k0..k1` only, without bias or activation:
+    /// `out[r, :] = x[r, :] @ w[k0..k1, :]` for rows `r0..r1` and panels `p0..p1`, where row
+    /// `r` of `x` starts at `input + r * x_stride` and holds those `k1 - k0` channels.
+    /// Summing the partials of a split of `0..k` (and adding the bias) gives the product.
+    ///
+    /// # Safety
+    /// As [`Self::run_block`], with `input` holding `r1` rows of stride `x_stride`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn run_block_partial(
+        &self,
+        input: *const f32,
+        x_stride: usize,
+        k0: usize,
+        k1: usize,
+        r0: usize,
+        r1: usize,
+        p0: usize,
+        p1: usize,
+        out: *mut f32,
+    ) {
+        let (none, null, dense) = (Activation::None, std::ptr::null(), RowLayout::Dense);
+        unsafe {
+            self.run_panels(
+                input, x_stride, k0, k1, false, r0, r1, p0, p1, none, null, out, dense,
+            )
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_panels(
+        &self,
+        input: *const f32,
+        x_stride: usize,
+        k0: usize,
+        k1: usize,
+        with_bias: bool,
+        r0: usize,
+        r1: usize,
+        p0: usize,
+        p1: usize,
+        act: Activation,
+        residual: *const f32,
+        out: *mut f32,
+        layout: RowLayout,
+    ) {
+        /// The bias of a partial product.
+        static ZEROS: [f32; PANEL] = [0.0; PANEL];
+        let (k, n) = (k1 - k0, self.n);
         let relu = act == Activation::Relu6;
         for p in p0..p1 {
             let c0 = p * PANEL;
             let cols = PANEL.min(n - c0);
             unsafe {
-                let panel = self.panels.as_ptr().add(p * k * PANEL);
-                let bias = self.bias.as_ptr().add(c0);
+                let panel = self.panels.as_ptr().add((p * self.k + k0) * PANEL);
+                let bias = if with_bias {
+                    self.bias.as_ptr().add(c0)
+                } else {
+                    ZEROS.as_ptr()
+                };
                 // A last panel of at most 16 live columns runs on one vector per row, so
                 // narrow layers (16, 24, 40 outputs) do not pay for the padding.
                 let args = (
-                    k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1,
+                    (k, x_stride),
+                    n,
+                    input,
+                    panel,
+                    bias,
+                    out,
+                    layout,
+                    c0,
+                    cols,
+                    relu,
+                    residual,
+                    r0,
+                    r1,
                 );
                 match cols.div_ceil(16) {
                     1 => rows_of_panel::<1>(args),
@@ -109,10 +182,10 @@ impl PackedWeights {
     }
 }
 
-/// k, n, input, panel, bias, output, layout, first column, live columns, ReLU6, residual,
-/// rows `r0..r1`.
+/// (k, input row stride), n, input, panel, bias, output, layout, first column, live columns,
+/// ReLU6, residual, rows `r0..r1`.
 type PanelArgs = (
-    usize,
+    (usize, usize),
     usize,
     *const f32,
     *const f32,
@@ -132,7 +205,7 @@ type PanelArgs = (
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows_of_panel<const NV: usize>(
-    (k, n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1): PanelArgs,
+    ((k, x_stride), n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1): PanelArgs,
 ) {
     unsafe {
         let res = |r: usize| {
@@ -145,8 +218,8 @@ unsafe fn rows_of_panel<const NV: usize>(
         let mut r = r0;
         while r + 8 <= r1 {
             micro::<8, NV>(
-                k,
-                input.add(r * k),
+                (k, x_stride),
+                input.add(r * x_stride),
                 panel,
                 bias,
                 out.add(c0),
@@ -161,8 +234,8 @@ unsafe fn rows_of_panel<const NV: usize>(
         }
         while r + 4 <= r1 {
             micro::<4, NV>(
-                k,
-                input.add(r * k),
+                (k, x_stride),
+                input.add(r * x_stride),
                 panel,
                 bias,
                 out.add(c0),
@@ -177,8 +250,8 @@ unsafe fn rows_of_panel<const NV: usize>(
         }
         while r < r1 {
             micro::<1, NV>(
-                k,
-                input.add(r * k),
+                (k, x_stride),
+                input.add(r * x_stride),
                 panel,
                 bias,
                 out.add(c0),
@@ -200,7 +273,7 @@ unsafe fn rows_of_panel<const NV: usize>(
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn micro<const MR: usize, const NV: usize>(
-    k: usize,
+    (k, x_stride): (usize, usize),
     x: *const f32,
     panel: *const f32,
     bias: *const f32,
@@ -225,7 +298,7 @@ unsafe fn micro<const MR: usize, const NV: usize>(
                 *wv = _mm512_loadu_ps(panel.add(kk * PANEL + v * 16));
             }
             for (r, a) in acc.iter_mut().enumerate() {
-                let xv = _mm512_set1_ps(*x.add(r * k + kk));
+                let xv = _mm512_set1_ps(*x.add(r * x_stride + kk));
                 for v in 0..NV {
                     a[v] = _mm512_fmadd_ps(xv, w[v], a[v]);
                 }

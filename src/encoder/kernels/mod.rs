@@ -9,6 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 pub mod depthwise;
 pub mod matmul;
+pub mod mbconv;
 pub mod pointwise;
 pub mod pool;
 pub mod simd;

@@ -62,16 +62,17 @@ impl Pointwise {
         assert!(self.run_into(input, rows, act, residual, output, RowLayout::Dense));
     }
 
-    /// Whether [`Self::run_into`] should write a padded layout: AVX-512 on this CPU and not
-    /// capped below it.
-    pub fn can_write_padded() -> bool {
-        MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2 && Self::cpu_writes_padded()
+    /// The weights packed for the AVX-512 kernel.
+    pub fn packed(&self) -> &PackedWeights {
+        &self.packed
     }
 
-    /// Whether this CPU has the kernel that writes a padded layout (AVX-512). `run_into`
-    /// asks only this for a padded layout: the caller read the cap when it chose that
-    /// layout, and a test lowering the cap meanwhile must not leave the output unwritten.
-    fn cpu_writes_padded() -> bool {
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// Whether the CPU has AVX-512F, whatever [`MAX_LEVEL`] says.
+    fn cpu_has_avx512() -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
             return true;
@@ -79,8 +80,21 @@ impl Pointwise {
         false
     }
 
+    /// Whether [`Self::run_into`] can write a padded layout on this CPU (AVX-512 only).
+    pub fn can_write_padded() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
+            && std::is_x86_feature_detected!("avx512f")
+        {
+            return true;
+        }
+        false
+    }
+
     /// [`Self::run`] with output row `r` written at `layout.row(r)` (borders untouched).
-    /// Returns false, writing nothing, for a padded layout on a CPU without AVX-512.
+    /// Returns false, writing nothing, for a padded layout without AVX-512F. A padded layout
+    /// ignores [`MAX_LEVEL`], so that a caller that checked [`Self::can_write_padded`] is not
+    /// caught out by a change of level meanwhile (tests lower it while others run).
     pub fn run_into(
         &self,
         input: &[f32],
@@ -102,10 +116,12 @@ impl Pointwise {
         if let Some(r) = residual {
             assert_eq!(r.len(), rows * n);
         }
+        let packed = match layout {
+            RowLayout::Dense => Self::can_write_padded(),
+            RowLayout::Padded(_) => Self::cpu_has_avx512(),
+        };
         #[cfg(target_arch = "x86_64")]
-        if Self::can_write_padded()
-            || (matches!(layout, RowLayout::Padded(_)) && Self::cpu_writes_padded())
-        {
+        if packed {
             let threads = rayon::current_num_threads();
             let panels = self.packed.panel_count();
             let out = SendPtr(output.as_mut_ptr());
@@ -161,6 +177,56 @@ impl Pointwise {
             residual,
             output,
         );
+        true
+    }
+}
+
+impl Pointwise {
+    /// [`Self::run_into`] on the calling thread only, for callers that split the work
+    /// themselves (the fused MBConv block). Returns false, writing nothing, without AVX-512F
+    /// (the packed kernel is the only serial path); unlike [`Self::can_write_padded`] it
+    /// ignores [`MAX_LEVEL`], so that a caller that checked that once is not caught out by a
+    /// change of level.
+    pub fn run_serial(
+        &self,
+        input: &[f32],
+        rows: usize,
+        act: Activation,
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+        layout: RowLayout,
+    ) -> bool {
+        if !Self::cpu_has_avx512() {
+            return false;
+        }
+        let (k, n) = (self.k, self.n);
+        assert_eq!(input.len(), rows * k);
+        match layout {
+            RowLayout::Dense => assert_eq!(output.len(), rows * n),
+            RowLayout::Padded(p) => {
+                assert_eq!(rows, p.height * p.width);
+                assert_eq!(output.len(), p.pixels() * n);
+            }
+        }
+        if let Some(r) = residual {
+            assert_eq!(r.len(), rows * n);
+        }
+        let res = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+        // SAFETY: AVX-512F checked above; sizes asserted above.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            self.packed.run_block(
+                input.as_ptr(),
+                0,
+                rows,
+                0,
+                self.packed.panel_count(),
+                act,
+                res,
+                output.as_mut_ptr(),
+                layout,
+            );
+        }
         true
     }
 }

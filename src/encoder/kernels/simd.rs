@@ -95,10 +95,22 @@ pub use x86::{Avx2, Avx512};
 /// Only lowered by tests, so that every path is checked against its reference on one machine.
 pub static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
 
+/// Held while a test lowers [`MAX_LEVEL`], so that tests needing the top level can wait.
+#[cfg(test)]
+static LEVEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` with no other test lowering [`MAX_LEVEL`] meanwhile (tests).
+#[cfg(test)]
+pub fn at_max_level<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 /// Runs `f` once per instruction set level this CPU has (tests).
 #[cfg(test)]
 pub fn for_each_level(mut f: impl FnMut(u8)) {
     use std::sync::atomic::Ordering;
+    let _guard = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for level in [0u8, 1, 2] {
         MAX_LEVEL.store(level, Ordering::Relaxed);
         f(level);

@@ -163,8 +163,42 @@ unsafe fn stem_row_simd<S: Simd>(
     let taps = st.in_channels * st.kernel * st.kernel;
     let ow = out_row.len() / co;
     let mut patches = vec![0f32; taps * PIXELS];
+    let (k, s) = (st.kernel, st.stride);
+    let (pad_top, _, _) = same_padding(st.height, k, s);
+    let (pad_left, _, _) = same_padding(st.width, k, s);
+    let iy0 = (oy * s) as isize - pad_top as isize;
+    let rows_inside = iy0 >= 0 && iy0 as usize + k <= st.height;
+    let wide = if S::LANES >= 16 { 8 } else { 4 };
     let mut ox = 0;
     while ox < ow {
+        // Groups whose taps all lie inside the image read the input directly (most of them).
+        let ix0 = (ox * s) as isize - pad_left as isize;
+        let inside = rows_inside
+            && ix0 >= 0
+            && ((ox + wide - 1) * s + k) as isize - pad_left as isize <= st.width as isize;
+        if inside && co % l == 0 && ox + wide <= ow {
+            let at = (iy0 as usize, ix0 as usize);
+            let mut c0 = 0;
+            unsafe {
+                while c0 + 2 * l <= co {
+                    if wide == 8 {
+                        direct::<S, 2, 8>(&st, img, weights, bias, act, out_row, at, ox, c0);
+                    } else {
+                        direct::<S, 2, 4>(&st, img, weights, bias, act, out_row, at, ox, c0);
+                    }
+                    c0 += 2 * l;
+                }
+                if c0 < co {
+                    direct::<S, 1, 4>(&st, img, weights, bias, act, out_row, at, ox, c0);
+                    if wide == 8 {
+                        let at = (at.0, at.1 + 4 * s);
+                        direct::<S, 1, 4>(&st, img, weights, bias, act, out_row, at, ox + 4, c0);
+                    }
+                }
+            }
+            ox += wide;
+            continue;
+        }
         let group = PIXELS.min(ow - ox);
         gather(&st, img, oy, ox, group, &mut patches);
         let mut c0 = 0;
@@ -180,6 +214,70 @@ unsafe fn stem_row_simd<S: Simd>(
         }
         channels_scalar(&st, &patches, weights, bias, act, out_row, ox, group, c0);
         ox += group;
+    }
+}
+
+/// Output channels `c0 .. c0 + VB * LANES` of the `P` pixels from `ox`, whose taps all lie
+/// inside the image, the first at input row and column `at`: each input value is broadcast
+/// straight from the NCHW image (no gather), `P × VB` accumulators in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct<S: Simd, const VB: usize, const P: usize>(
+    st: &Stem,
+    img: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    act: Activation,
+    out_row: &mut [f32],
+    at: (usize, usize),
+    ox: usize,
+    c0: usize,
+) {
+    let (co, l, k, s) = (st.out_channels, S::LANES, st.kernel, st.stride);
+    let plane = st.height * st.width;
+    debug_assert!(
+        (st.in_channels - 1) * plane + (at.0 + k - 1) * st.width + at.1 + (P - 1) * s + k
+            <= img.len()
+    );
+    debug_assert!((ox + P) * co <= out_row.len() && c0 + VB * l <= co);
+    unsafe {
+        let (zero, six) = (S::splat(0.0), S::splat(6.0));
+        let mut b = [zero; VB];
+        for v in 0..VB {
+            b[v] = S::load(bias.as_ptr().add(c0 + v * l));
+        }
+        let mut acc = [b; P];
+        let mut t = 0;
+        for ci in 0..st.in_channels {
+            for ky in 0..k {
+                let row = img.as_ptr().add(ci * plane + (at.0 + ky) * st.width + at.1);
+                for kx in 0..k {
+                    let wp = weights.as_ptr().add(t * co + c0);
+                    let mut w = [zero; VB];
+                    for v in 0..VB {
+                        w[v] = S::load(wp.add(v * l));
+                    }
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let x = S::splat(*row.add(p * s + kx));
+                        for v in 0..VB {
+                            a[v] = S::fma(x, w[v], a[v]);
+                        }
+                    }
+                    t += 1;
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            let dst = out_row.as_mut_ptr().add((ox + p) * co + c0);
+            for v in 0..VB {
+                let x = if act == Activation::Relu6 {
+                    S::clamp(a[v], zero, six)
+                } else {
+                    a[v]
+                };
+                S::store(dst.add(v * l), x);
+            }
+        }
     }
 }
 
@@ -346,6 +444,9 @@ mod tests {
         for &(h, w, k, s, co) in &[
             (16, 16, 3, 2, 32),
             (15, 9, 3, 2, 32),
+            (40, 38, 3, 2, 32),
+            (33, 45, 5, 1, 40),
+            (21, 27, 3, 1, 24),
             (10, 12, 5, 1, 40),
             (5, 3, 3, 1, 7),
         ] {

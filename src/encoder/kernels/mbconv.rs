@@ -1,0 +1,408 @@
+//! One MBConv block (expand 1×1 → depthwise k×k → project 1×1, plus the skip) fused over bands
+//! of output rows, for the large early feature maps of one image.
+//!
+//! Layer by layer, the 6×-expanded activation of a 112×112 or 56×56 map (up to 4.8 MB) goes
+//! out to memory and comes back for the depthwise convolution, and so does the depthwise
+//! output for the projection: at batch 1 those layers ran at a third of the GEMM's speed
+//! elsewhere. Here each task walks a run of bands: it expands just the padded input rows a
+//! band of output rows reads into a small buffer (kept in L2), convolves them, and projects
+//! the result straight into the block's output. Consecutive bands of a task share the
+//! `kernel - stride` halo rows, which are moved to the top of the buffer instead of being
+//! expanded again.
+//!
+//! AVX-512 only (it drives the packed GEMM and the padded depthwise kernel directly).
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::depthwise::Depthwise;
+use super::matmul::{PANEL, RowLayout};
+use super::pointwise::Pointwise;
+use super::{Activation, Padding};
+
+/// Bytes of expanded rows a band may hold: a fraction of the 1 MiB L2 of current x86 cores,
+/// leaving room for the depthwise output, the weights and the input rows.
+const BAND_BYTES: usize = 256 * 1024;
+
+/// Runs of bands per thread: more than one, so that a thread slowed by another process does
+/// not hold up the block, few enough that halo rows are rarely expanded twice.
+const RUNS_PER_THREAD: usize = 2;
+
+thread_local! {
+    /// Per-thread band buffers (expanded rows, depthwise output), reused across calls.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The three folded convolutions of one block with an expansion.
+pub struct MbConv<'a> {
+    pub expand: &'a Pointwise,
+    /// The depthwise convolution's shape (over the expanded channels).
+    pub depthwise: Depthwise,
+    pub depthwise_weights: &'a [f32],
+    pub depthwise_bias: &'a [f32],
+    pub project: &'a Pointwise,
+    /// Threads to split the block over: the pool's size for an image alone, 1 for an image of
+    /// a batch whose images already run in parallel.
+    pub threads: usize,
+}
+
+impl MbConv<'_> {
+    /// Whether this CPU and shape have the kernels the fused block drives.
+    pub fn applies(&self) -> bool {
+        Pointwise::can_write_padded()
+            && self.depthwise.padded_input().is_some()
+            && self.expand.n == self.depthwise.channels
+            && self.project.k == self.depthwise.channels
+    }
+
+    /// Output rows per band: as many as fit [`BAND_BYTES`] of expanded rows, at least one.
+    fn band_rows(&self, padded_width: usize) -> usize {
+        let (k, s) = (self.depthwise.kernel, self.depthwise.stride);
+        let row_bytes = padded_width * self.depthwise.channels * 4;
+        let fit = (BAND_BYTES / row_bytes).saturating_sub(k) / s + 1;
+        fit.clamp(1, self.depthwise.output_size().0)
+    }
+
+    /// `input [height * width, in]` (one NHWC image) → `output [out_h * out_w, out]`, with
+    /// ReLU6 after the expansion and the depthwise convolution, none after the projection,
+    /// and `input` added to the output when `skip`. Returns false, writing nothing, unless
+    /// [`Self::applies`] (checked once: a later change of level does not matter).
+    pub fn run(&self, input: &[f32], skip: bool, output: &mut [f32]) -> bool {
+        if !self.applies() {
+            return false;
+        }
+        let dw = self.depthwise;
+        let (oh, ow) = dw.output_size();
+        let (cin, cout) = (self.expand.k, self.project.n);
+        assert_eq!(input.len(), dw.height * dw.width * cin);
+        assert_eq!(output.len(), oh * ow * cout);
+        if skip {
+            assert_eq!(
+                (dw.stride, cin),
+                (1, cout),
+                "a skip needs stride 1 and equal widths"
+            );
+        }
+        let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
+        let band = self.band_rows(pad.padded_width);
+        let bands = oh.div_ceil(band);
+        let runs = (self.threads * RUNS_PER_THREAD).clamp(1, bands);
+        // Run `r` takes bands `r * bands / runs ..`: contiguous output rows, split off in order.
+        let mut parts = Vec::with_capacity(runs);
+        let mut rest = output;
+        for r in 0..runs {
+            let (b0, b1) = (r * bands / runs, (r + 1) * bands / runs);
+            let rows = (b1 * band).min(oh) - b0 * band;
+            let (part, tail) = rest.split_at_mut(rows * ow * cout);
+            parts.push((b0, b1, part));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(b0, b1, out)| {
+            SCRATCH.with_borrow_mut(|(expanded, convolved)| {
+                self.run_bands(input, skip, pad, band, b0, b1, out, expanded, convolved);
+            })
+        });
+        true
+    }
+
+    /// The block on a small map (14×14, 7×7 at batch 1), split by expanded channels instead
+    /// of bands: part `t` expands its share of the channels (whole panels of the expansion's
+    /// GEMM) over the whole map, convolves them, and projects them into a partial sum of the
+    /// output; the partials are then added, with the bias and the skip. That is one parallel
+    /// section per block instead of one per layer, and each part's expanded channels stay in
+    /// its own core's cache from the expansion to the projection. `expanded`, `convolved` and
+    /// `partials` are scratch buffers. Returns false, writing nothing, unless [`Self::applies`].
+    pub fn run_split(
+        &self,
+        input: &[f32],
+        skip: bool,
+        output: &mut [f32],
+        expanded: &mut Vec<f32>,
+        convolved: &mut Vec<f32>,
+        partials: &mut Vec<f32>,
+    ) -> bool {
+        if !self.applies() {
+            return false;
+        }
+        let dw = self.depthwise;
+        let (oh, ow) = dw.output_size();
+        let (rows_in, rows_out) = (dw.height * dw.width, oh * ow);
+        let (cin, mid, cout) = (self.expand.k, dw.channels, self.project.n);
+        assert_eq!(input.len(), rows_in * cin);
+        assert_eq!(output.len(), rows_out * cout);
+        if skip {
+            assert_eq!(
+                (dw.stride, cin),
+                (1, cout),
+                "a skip needs stride 1 and equal widths"
+            );
+        }
+        let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
+        let panels = self.expand.packed().panel_count();
+        let parts = self.threads.clamp(1, panels);
+        for (buf, len) in [
+            (&mut *expanded, pad.pixels() * mid),
+            (&mut *convolved, rows_out * mid),
+            (&mut *partials, (parts - 1) * rows_out * cout),
+        ] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+        let exp = expanded.as_mut_ptr() as usize;
+        let conv = convolved.as_mut_ptr() as usize;
+        let outs: Vec<usize> = (0..parts)
+            .map(|t| {
+                if t == 0 {
+                    output.as_mut_ptr() as usize
+                } else {
+                    partials[(t - 1) * rows_out * cout..].as_mut_ptr() as usize
+                }
+            })
+            .collect();
+        let project_panels = self.project.packed().panel_count();
+        (0..parts).into_par_iter().for_each(|t| {
+            let (p0, p1) = (t * panels / parts, (t + 1) * panels / parts);
+            let (c0, c1) = (p0 * PANEL, (p1 * PANEL).min(mid));
+            let (exp, conv) = (exp as *mut f32, conv as *mut f32);
+            // SAFETY: part `t` alone touches channels c0..c1 of `expanded` and `convolved` and
+            // its own partial output; AVX-512F and the padded layout were checked by
+            // `applies`; the buffers were sized above.
+            unsafe {
+                zero_border_channels(exp, pad, mid, c0, c1);
+                self.expand.packed().run_block(
+                    input.as_ptr(),
+                    0,
+                    rows_in,
+                    p0,
+                    p1,
+                    Activation::Relu6,
+                    std::ptr::null(),
+                    exp,
+                    RowLayout::Padded(pad),
+                );
+                let padded = std::slice::from_raw_parts(exp, pad.pixels() * mid);
+                let (w, b) = (self.depthwise_weights, self.depthwise_bias);
+                dw.run_padded_channels(padded, w, b, Activation::Relu6, c0, c1, conv);
+                self.project.packed().run_block_partial(
+                    conv.add(c0),
+                    mid,
+                    c0,
+                    c1,
+                    0,
+                    rows_out,
+                    0,
+                    project_panels,
+                    outs[t] as *mut f32,
+                );
+            }
+        });
+        // Sum the partials, with the bias and the skip, into part 0's output.
+        let bias = self.project.bias();
+        for (r, row) in output.chunks_exact_mut(cout).enumerate() {
+            for t in 1..parts {
+                let part = &partials[((t - 1) * rows_out + r) * cout..][..cout];
+                row.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+            }
+            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+            if skip {
+                let res = &input[r * cout..(r + 1) * cout];
+                row.iter_mut().zip(res).for_each(|(o, x)| *o += x);
+            }
+        }
+        true
+    }
+
+    /// Bands `b0..b1` (of `band` output rows each) into `out` (their output rows); `pad` is the
+    /// depthwise convolution's padded layout. Needs AVX-512F.
+    #[allow(clippy::too_many_arguments)]
+    fn run_bands(
+        &self,
+        input: &[f32],
+        skip: bool,
+        pad: Padding,
+        band: usize,
+        b0: usize,
+        b1: usize,
+        out: &mut [f32],
+        expanded: &mut Vec<f32>,
+        convolved: &mut Vec<f32>,
+    ) {
+        let dw = self.depthwise;
+        let (oh, ow) = dw.output_size();
+        let (k, s, mid) = (dw.kernel, dw.stride, dw.channels);
+        let (w, cin, cout) = (dw.width, self.expand.k, self.project.n);
+        let row_len = pad.padded_width * mid;
+        let max_rows = (band - 1) * s + k;
+        if expanded.len() < max_rows * row_len {
+            expanded.resize(max_rows * row_len, 0.0);
+        }
+        if convolved.len() < band * ow * mid {
+            convolved.resize(band * ow * mid, 0.0);
+        }
+        let first_row = b0 * band;
+        // Padded rows held in `expanded` from the previous band: [held0, held1).
+        let mut held = (0, 0);
+        for b in b0..b1 {
+            let (oy0, oy1) = (b * band, ((b + 1) * band).min(oh));
+            let (p0, p1) = (oy0 * s, (oy1 - 1) * s + k);
+            // Halo rows shared with the previous band move to the top of the buffer.
+            let keep = if held.1 > p0 {
+                expanded.copy_within((p0 - held.0) * row_len..(held.1 - held.0) * row_len, 0);
+                held.1 - p0
+            } else {
+                0
+            };
+            // The remaining padded rows: zero outside the image, expanded inside it.
+            let (n0, n1) = (p0 + keep, p1);
+            let v0 = n0.clamp(pad.top, pad.top + pad.height);
+            let v1 = n1.clamp(v0, pad.top + pad.height);
+            let rows = Padding {
+                height: v1 - v0,
+                width: w,
+                top: v0 - n0,
+                left: pad.left,
+                padded_height: n1 - n0,
+                padded_width: pad.padded_width,
+            };
+            let fresh = &mut expanded[keep * row_len..(p1 - p0) * row_len];
+            rows.zero_borders(fresh, 1, mid);
+            // One call per image row, each a dense run of pixels inside its padded row (a
+            // padded layout would cost integer divisions per output row of the GEMM).
+            for py in v0..v1 {
+                let src = &input[(py - pad.top) * w * cin..][..w * cin];
+                let at = ((py - n0) * pad.padded_width + pad.left) * mid;
+                let dst = &mut fresh[at..at + w * mid];
+                let (relu, dense) = (Activation::Relu6, RowLayout::Dense);
+                assert!(self.expand.run_serial(src, w, relu, None, dst, dense));
+            }
+            held = (p0, p1);
+            let conv = &mut convolved[..(oy1 - oy0) * ow * mid];
+            dw.run_band(
+                &expanded[..(p1 - p0) * row_len],
+                self.depthwise_weights,
+                self.depthwise_bias,
+                Activation::Relu6,
+                oy0,
+                oy1,
+                conv,
+            );
+            let dst = &mut out[(oy0 - first_row) * ow * cout..(oy1 - first_row) * ow * cout];
+            let residual = skip.then(|| &input[oy0 * ow * cout..oy1 * ow * cout]);
+            let pixels = (oy1 - oy0) * ow;
+            let (none, dense) = (Activation::None, RowLayout::Dense);
+            assert!(
+                self.project
+                    .run_serial(conv, pixels, none, residual, dst, dense)
+            );
+        }
+    }
+}
+
+/// Zeroes channels `c0..c1` of the border pixels of one padded image of `channels`.
+///
+/// # Safety
+/// `buf` is valid for `pad.pixels() * channels` values and no one else accesses those
+/// channels meanwhile.
+unsafe fn zero_border_channels(buf: *mut f32, pad: Padding, channels: usize, c0: usize, c1: usize) {
+    for y in 0..pad.padded_height {
+        let inside = y >= pad.top && y < pad.top + pad.height;
+        for x in 0..pad.padded_width {
+            if inside && x >= pad.left && x < pad.left + pad.width {
+                continue;
+            }
+            let at = (y * pad.padded_width + x) * channels;
+            // SAFETY: forwarded from the caller.
+            unsafe { std::slice::from_raw_parts_mut(buf.add(at + c0), c1 - c0).fill(0.0) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::kernels::simd::at_max_level;
+    use crate::encoder::kernels::testutil::{max_abs_diff, values};
+    use crate::encoder::kernels::{depthwise, pointwise};
+
+    /// The fused block against the three plain reference layers, over the geometries that
+    /// matter: stride 1 with a skip, stride 2 (with TF's one-sided padding on even sizes and
+    /// two-sided on odd), both kernel sizes, bands that do and do not divide the map.
+    #[test]
+    fn fused_block_matches_the_reference_layers() {
+        for &(h, w, cin, mid, cout, k, s) in &[
+            (20, 18, 16, 96, 24, 3, 2),
+            (17, 13, 24, 144, 24, 3, 1),
+            (21, 22, 24, 144, 40, 5, 2),
+            (16, 16, 40, 240, 40, 5, 1),
+            (57, 9, 8, 32, 8, 3, 1),
+        ] {
+            let dw = Depthwise {
+                height: h,
+                width: w,
+                channels: mid,
+                kernel: k,
+                stride: s,
+            };
+            let (ew, eb) = (values(cin * mid, 1), values(mid, 2));
+            let (dww, dwb) = (values(k * k * mid, 3), values(mid, 4));
+            let (pw, pb) = (values(mid * cout, 5), values(cout, 6));
+            let expand = Pointwise::new(ew.clone(), cin, mid, eb.clone());
+            let project = Pointwise::new(pw.clone(), mid, cout, pb.clone());
+            let mut block = MbConv {
+                expand: &expand,
+                depthwise: dw,
+                depthwise_weights: &dww,
+                depthwise_bias: &dwb,
+                project: &project,
+                threads: rayon::current_num_threads(),
+            };
+            if !at_max_level(|| block.applies()) {
+                return; // no AVX-512 here: the layer-by-layer path runs instead
+            }
+            let input = values(h * w * cin, 7);
+            let relu = Activation::Relu6;
+            let e = pointwise::reference(&input, h * w, cin, &ew, mid, &eb, relu, None);
+            let d = depthwise::reference(&dw, &e, &dww, &dwb, relu);
+            let (oh, ow) = dw.output_size();
+            let skip = s == 1 && cin == cout;
+            let res = skip.then_some(&input[..]);
+            let none = Activation::None;
+            let want = pointwise::reference(&d, oh * ow, mid, &pw, cout, &pb, none, res);
+            let mut out = vec![f32::NAN; oh * ow * cout];
+            assert!(at_max_level(|| block.run(&input, skip, &mut out)));
+            let diff = max_abs_diff(&out, &want);
+            assert!(
+                diff < 1e-4,
+                "{h}x{w} {cin}->{mid}->{cout} k{k} s{s}: {diff}"
+            );
+            // Split by channels, over one to three parts.
+            let (mut e, mut c, mut p) = (vec![f32::NAN; 7], Vec::new(), Vec::new());
+            for threads in [1, 2, 3] {
+                block.threads = threads;
+                let mut out = vec![f32::NAN; oh * ow * cout];
+                let ran = at_max_level(|| {
+                    block.run_split(&input, skip, &mut out, &mut e, &mut c, &mut p)
+                });
+                assert!(ran);
+                let diff = max_abs_diff(&out, &want);
+                assert!(diff < 1e-4, "split {threads}: {h}x{w} k{k} s{s}: {diff}");
+            }
+            // Other band heights, down to one output row, in two runs (a halo expanded twice).
+            let pad = dw.padded_input().unwrap();
+            for band in [1, 2, 3] {
+                let bands = oh.div_ceil(band);
+                let split = bands / 2;
+                let mut out = vec![f32::NAN; oh * ow * cout];
+                let (first, second) = out.split_at_mut(split * band * ow * cout);
+                let (mut e, mut c) = (Vec::new(), Vec::new());
+                block.run_bands(&input, skip, pad, band, 0, split, first, &mut e, &mut c);
+                block.run_bands(
+                    &input, skip, pad, band, split, bands, second, &mut e, &mut c,
+                );
+                let diff = max_abs_diff(&out, &want);
+                assert!(diff < 1e-4, "{h}x{w} k{k} s{s} band {band}: {diff}");
+            }
+        }
+    }
+}
