@@ -57,6 +57,7 @@ fn model_directory_round_trips_and_rejects_mismatches() {
         beam: 2,
         max_len: 5,
         length_penalty: 1.0,
+        no_repeat_ngram: 0,
     };
     assert_eq!(
         loaded.caption(&[clip.clone()], &opts).unwrap(),

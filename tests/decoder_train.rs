@@ -98,6 +98,7 @@ fn overfit(arch: Arch) {
             beam,
             max_len: 12,
             length_penalty: 1.0,
+            no_repeat_ngram: 0,
         };
         let hyps = model.caption(&clips, &opts).unwrap();
         for (h, e) in hyps.iter().zip(&data) {
@@ -223,6 +224,7 @@ fn beam_width_one_is_greedy_and_wider_beams_score_at_least_as_well() {
         beam,
         max_len: 12,
         length_penalty: 0.0,
+        no_repeat_ngram: 0,
     };
     let one = model.caption(&clips, &opts(1)).unwrap();
     let wide = model.caption(&clips, &opts(4)).unwrap();
