@@ -80,17 +80,24 @@ evaluate() {
       --split test "${meteor[@]}" --out "$MODEL/eval-$set" --json >/dev/null
   done
   # The test scores go into the training report beside the validation score.
-  python3 - "$MODEL" <<'EOF'
+  record test "$MODEL/eval" '{}'
+}
+
+# Copies the scores in PREFIX-annotations/ and PREFIX-compositional/metrics.json into the
+# model's training_report.json under KEY (atomically), after the fields of the JSON object
+# EXTRA:  record KEY PREFIX EXTRA
+record() {
+  python3 - "$MODEL" "$1" "$2" "$3" <<'EOF'
 import json, os, sys
-model = sys.argv[1]
+model, key, prefix, extra = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 path = os.path.join(model, "training_report.json")
 report = json.load(open(path))
-report["test"] = {}
+report[key] = extra
 for name in ("annotations", "compositional"):
-    metrics = json.load(open(os.path.join(model, f"eval-{name}", "metrics.json")))
-    report["test"][name] = {k: metrics[k] for k in
-                            ("dataset", "ids", "bleu", "rouge_l", "cider_d", "meteor", "beam", "command")
-                            if k in metrics}
+    metrics = json.load(open(f"{prefix}-{name}/metrics.json"))
+    report[key][name] = {k: metrics[k] for k in
+                         ("dataset", "ids", "bleu", "rouge_l", "cider_d", "meteor", "beam", "command")
+                         if k in metrics}
 tmp = path + ".tmp"
 with open(tmp, "w") as f:
     json.dump(report, f, indent=2)
@@ -112,21 +119,8 @@ for line in open(sys.argv[1]):
     "$VIDCAP" --threads "$THREADS" eval "$FRESH/$set-all-test.jsonl" --model "$MODEL" --cache "$FRESH/features" \
       --split test --no-meteor --out "$FRESH/eval-$set" --json >/dev/null
   done
-  python3 - "$MODEL" "$FRESH" "$FRESH_SEED" <<'EOF'
-import json, os, sys
-model, fresh, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-path = os.path.join(model, "training_report.json")
-report = json.load(open(path))
-report["unseen_seed"] = {"seed": seed, "note": "every clip of a corpus rendered with this seed, scored as test data"}
-for name in ("annotations", "compositional"):
-    metrics = json.load(open(os.path.join(fresh, f"eval-{name}", "metrics.json")))
-    report["unseen_seed"][name] = {k: metrics[k] for k in ("ids", "bleu", "rouge_l", "cider_d", "beam", "command") if k in metrics}
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(report, f, indent=2)
-    f.write("\n")
-os.replace(tmp, path)
-EOF
+  record unseen_seed "$FRESH/eval" \
+    "{\"seed\": $FRESH_SEED, \"note\": \"every clip of a corpus rendered with this seed, scored as test data\"}"
 }
 
 stages=("$@")
