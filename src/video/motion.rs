@@ -44,7 +44,7 @@ const OBJECT_DIM: usize = 6;
 /// Where that summary starts in a frame's values (`object_x`).
 pub const OBJECT_OFFSET: usize = 4 + 3 * BLOCKS + 1;
 /// A block's residual counts only when matching it where the camera says costs this many
-/// grey levels per pixel more than its best match (plus half its texture, for sub-pixel
+/// grey levels per pixel more than its best match (plus a quarter of its texture, for sub-pixel
 /// misalignment): below that, it is noise or a flat area, not an object.
 const SIGNIFICANCE: f64 = 1.0;
 /// Mean absolute grey gradient above which a block counts as fully textured.
@@ -91,7 +91,7 @@ impl Grey {
     fn from_frame(frame: &Frame) -> Self {
         let (w, h) = (frame.width as usize, frame.height as usize);
         let height = WORK_HEIGHT.min(h).max(1);
-        let width = ((w as f64 * height as f64 / h.max(1) as f64).round() as usize).max(GRID);
+        let width = ((w as f64 * height as f64 / h.max(1) as f64).round() as usize).max(FINE);
         let stride = width + 2 * RADIUS;
         let mut pixels = vec![0.0f32; stride * (height + 2 * RADIUS)];
         let row_bytes = frame.rgb.len() / h.max(1);
@@ -158,6 +158,9 @@ fn pair_motion(a: &Grey, b: &Grey, dt: f64) -> [f32; MOTION_DIM] {
         return out;
     }
     let (bw, bh) = (a.width / FINE, a.height / FINE);
+    if bw == 0 || bh == 0 {
+        return out; // fewer than one pixel per block: no motion to measure
+    }
     let mut vectors = vec![(0.0f64, 0.0f64); FINE_BLOCKS];
     let mut weights = vec![0.0f64; FINE_BLOCKS];
     let mut centres = vec![(0.0f64, 0.0f64); FINE_BLOCKS];
@@ -500,5 +503,11 @@ mod tests {
             frame(80, 48, 0.0, 0.0, 1.0, 1.0),
         ]);
         assert!(two[1..MOTION_DIM].iter().all(|&v| v == 0.0));
+        // Smaller than the block grid: zeros, not NaN.
+        let tiny = motion_features(&[
+            frame(8, 8, 0.0, 0.0, 1.0, 0.0),
+            frame(8, 8, 2.0, 0.0, 1.0, 0.5),
+        ]);
+        assert!(tiny[1..MOTION_DIM].iter().all(|&v| v == 0.0), "{tiny:?}");
     }
 }
