@@ -305,7 +305,7 @@ fn entry_metadata(clip: &Clip, key: &CacheKey, stamp: &VideoStamp) -> HashMap<St
             if key.motion {
                 MOTION_FEATURES
             } else {
-                NO_MOTION.as_str()
+                NO_MOTION
             }
             .to_string(),
         ),
@@ -315,7 +315,9 @@ fn entry_metadata(clip: &Clip, key: &CacheKey, stamp: &VideoStamp) -> HashMap<St
     .collect()
 }
 
-static NO_MOTION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "none".into());
+/// The `motion` metadata of entries without motion descriptors (and of entries written
+/// before they existed, which have no `motion` key).
+const NO_MOTION: &str = "none";
 
 /// Compares an entry's metadata with what it must be now, in an order that makes the
 /// reason name the most telling change.
@@ -336,12 +338,13 @@ fn verify_metadata(
         "regions",
         "motion",
     ] {
-        // Entries from before motion descriptors existed have none.
-        let have_value = have
-            .get(name)
-            .or_else(|| (name == "motion").then_some(&NO_MOTION));
+        let have_value = match have.get(name) {
+            Some(value) => Some(value.as_str()),
+            None if name == "motion" => Some(NO_MOTION),
+            None => None,
+        };
         match have_value {
-            Some(h) if *h == want[name] => {}
+            Some(h) if h == want[name] => {}
             Some(h) => {
                 return Err(CacheMiss::Stale(format!(
                     "{name} is {h:?}, now {:?}",
