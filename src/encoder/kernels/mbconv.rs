@@ -25,8 +25,10 @@ use super::{Activation, Padding};
 const BAND_BYTES: usize = 256 * 1024;
 
 /// Runs of bands per thread: more than one, so that a thread slowed by another process does
-/// not hold up the block, few enough that halo rows are rarely expanded twice.
+/// not hold up the block, unless that would expand more than 1/[`MAX_HALO_SHARE`] of the
+/// input rows twice (each run expands its first band's halo afresh).
 const RUNS_PER_THREAD: usize = 2;
+const MAX_HALO_SHARE: usize = 8;
 
 thread_local! {
     /// Per-thread band buffers (expanded rows, depthwise output), reused across calls.
@@ -85,21 +87,25 @@ impl MbConv<'_> {
         }
         let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
         let band = self.band_rows(pad.padded_width);
-        let bands = oh.div_ceil(band);
-        let runs = (self.threads * RUNS_PER_THREAD).clamp(1, bands);
-        // Run `r` takes bands `r * bands / runs ..`: contiguous output rows, split off in order.
+        let (k, s) = (dw.kernel, dw.stride);
+        let threads = self.threads.clamp(1, oh);
+        let mut runs = (threads * RUNS_PER_THREAD).min(oh);
+        if (k - s) * runs * MAX_HALO_SHARE > oh * s {
+            runs = threads;
+        }
+        // Run `r` takes output rows `r * oh / runs ..`: equal shares, split off in order
+        // (whole bands per run left the last run of a 28-row map with one band of four).
         let mut parts = Vec::with_capacity(runs);
         let mut rest = output;
         for r in 0..runs {
-            let (b0, b1) = (r * bands / runs, (r + 1) * bands / runs);
-            let rows = (b1 * band).min(oh) - b0 * band;
-            let (part, tail) = rest.split_at_mut(rows * ow * cout);
-            parts.push((b0, b1, part));
+            let rows = r * oh / runs..(r + 1) * oh / runs;
+            let (part, tail) = rest.split_at_mut(rows.len() * ow * cout);
+            parts.push((rows, part));
             rest = tail;
         }
-        parts.into_par_iter().for_each(|(b0, b1, out)| {
+        parts.into_par_iter().for_each(|(rows, out)| {
             SCRATCH.with_borrow_mut(|(expanded, convolved)| {
-                self.run_bands(input, skip, pad, band, b0, b1, out, expanded, convolved);
+                self.run_rows(input, skip, pad, band, rows, out, expanded, convolved);
             })
         });
         true
@@ -213,23 +219,22 @@ impl MbConv<'_> {
         true
     }
 
-    /// Bands `b0..b1` (of `band` output rows each) into `out` (their output rows); `pad` is the
-    /// depthwise convolution's padded layout. Needs AVX-512F.
+    /// Output rows `rows`, in bands of at most `band` rows, into `out` (those rows); `pad` is
+    /// the depthwise convolution's padded layout. Needs AVX-512F.
     #[allow(clippy::too_many_arguments)]
-    fn run_bands(
+    fn run_rows(
         &self,
         input: &[f32],
         skip: bool,
         pad: Padding,
         band: usize,
-        b0: usize,
-        b1: usize,
+        rows: std::ops::Range<usize>,
         out: &mut [f32],
         expanded: &mut Vec<f32>,
         convolved: &mut Vec<f32>,
     ) {
         let dw = self.depthwise;
-        let (oh, ow) = dw.output_size();
+        let ow = dw.output_size().1;
         let (k, s, mid) = (dw.kernel, dw.stride, dw.channels);
         let (w, cin, cout) = (dw.width, self.expand.k, self.project.n);
         let row_len = pad.padded_width * mid;
@@ -240,11 +245,11 @@ impl MbConv<'_> {
         if convolved.len() < band * ow * mid {
             convolved.resize(band * ow * mid, 0.0);
         }
-        let first_row = b0 * band;
+        let first_row = rows.start;
         // Padded rows held in `expanded` from the previous band: [held0, held1).
         let mut held = (0, 0);
-        for b in b0..b1 {
-            let (oy0, oy1) = (b * band, ((b + 1) * band).min(oh));
+        for oy0 in rows.clone().step_by(band) {
+            let oy1 = (oy0 + band).min(rows.end);
             let (p0, p1) = (oy0 * s, (oy1 - 1) * s + k);
             // Halo rows shared with the previous band move to the top of the buffer.
             let keep = if held.1 > p0 {
@@ -388,18 +393,16 @@ mod tests {
                 let diff = max_abs_diff(&out, &want);
                 assert!(diff < 1e-4, "split {threads}: {h}x{w} k{k} s{s}: {diff}");
             }
-            // Other band heights, down to one output row, in two runs (a halo expanded twice).
+            // Other band heights, down to one output row, in two runs (a halo expanded twice)
+            // split at a row that is not a multiple of the band.
             let pad = dw.padded_input().unwrap();
             for band in [1, 2, 3] {
-                let bands = oh.div_ceil(band);
-                let split = bands / 2;
+                let split = oh / 2 + 1;
                 let mut out = vec![f32::NAN; oh * ow * cout];
-                let (first, second) = out.split_at_mut(split * band * ow * cout);
+                let (first, second) = out.split_at_mut(split * ow * cout);
                 let (mut e, mut c) = (Vec::new(), Vec::new());
-                block.run_bands(&input, skip, pad, band, 0, split, first, &mut e, &mut c);
-                block.run_bands(
-                    &input, skip, pad, band, split, bands, second, &mut e, &mut c,
-                );
+                block.run_rows(&input, skip, pad, band, 0..split, first, &mut e, &mut c);
+                block.run_rows(&input, skip, pad, band, split..oh, second, &mut e, &mut c);
                 let diff = max_abs_diff(&out, &want);
                 assert!(diff < 1e-4, "{h}x{w} k{k} s{s} band {band}: {diff}");
             }
