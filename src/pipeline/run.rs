@@ -45,12 +45,16 @@ pub fn run(
     sink: &mut dyn FnMut(Outcome) -> Result<()>,
 ) -> Result<RunSummary> {
     let short_side = captioner.encoder.resize_shorter();
+    // The workers share the cores: each decodes with its share of the pool's threads (one
+    // video alone gets them all).
+    let jobs = opts.jobs.clamp(1, inputs.len().max(1));
+    let threads = (rayon::current_num_threads() / jobs).max(1);
     let queue = Arc::new(Mutex::new(inputs.into_iter()));
     // Bounded: decoded frames wait for the encoder in at most this many slots, so memory
     // stays flat however many files there are.
     let (tx, rx) =
-        mpsc::sync_channel::<(Input, Result<Vec<WindowFrames>, String>)>(opts.jobs.max(1));
-    let workers: Vec<_> = (0..opts.jobs.max(1))
+        mpsc::sync_channel::<(Input, Result<Vec<WindowFrames>, String>)>(jobs);
+    let workers: Vec<_> = (0..jobs)
         .map(|_| {
             let (queue, tx, caption) = (Arc::clone(&queue), tx.clone(), caption.clone());
             let timeout = opts.timeout;
@@ -59,7 +63,8 @@ pub fn run(
                     let Some(input) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
                         break;
                     };
-                    let decoded = decode_with_timeout(&input, short_side, &caption, timeout);
+                    let decoded =
+                        decode_with_timeout(&input, short_side, &caption, threads, timeout);
                     if tx.send((input, decoded)).is_err() {
                         break;
                     }
@@ -118,6 +123,7 @@ fn decode_with_timeout(
     input: &Input,
     short_side: u32,
     caption: &CaptionOptions,
+    threads: usize,
     timeout: Duration,
 ) -> Result<Vec<WindowFrames>, String> {
     let (tx, rx) = mpsc::channel();
@@ -125,6 +131,7 @@ fn decode_with_timeout(
     let spawned = thread::Builder::new()
         .name("vidcap-decode".into())
         .spawn(move || {
+            crate::video::set_decode_threads(threads);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 decode_windows(&path, short_side, &caption)
             }))

@@ -19,7 +19,7 @@ mod sample;
 pub mod scene;
 
 pub use decode::probe;
-pub use sample::{Resize, SampleSpec, Sampling, for_each_frame, sample_frames};
+pub use sample::{Resize, SampleSpec, Sampling, for_each_frame, sample_frames, set_decode_threads};
 
 /// Properties of a file's best video stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
