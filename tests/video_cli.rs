@@ -37,6 +37,52 @@ fn probe_json_agrees_with_ffprobe() {
 }
 
 #[test]
+fn frames_keyframes_writes_keyframes() {
+    let path = fixture("h264");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = vidcap(&[
+        os("frames"),
+        path.as_os_str(),
+        os("--count"),
+        os("4"),
+        os("--keyframes"),
+        os("--out"),
+        out_dir.as_os_str(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("frames.json")).unwrap()).unwrap();
+    let keys = video_util::ffprobe_keyframe_pts(&path);
+    let pts: Vec<f64> = doc["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pts"].as_f64().unwrap())
+        .collect();
+    // Targets 0.5, 1.5, 2.5, 3.5 s; keyframes every second: ties go to the earlier one.
+    assert_eq!(pts.len(), 4);
+    for (p, k) in pts.iter().zip([keys[0], keys[1], keys[2], keys[3]]) {
+        assert!((p - k).abs() < 1e-6, "{pts:?} vs keyframes {keys:?}");
+    }
+    let every = vidcap(&[
+        os("frames"),
+        path.as_os_str(),
+        os("--every"),
+        os("--keyframes"),
+        os("--out"),
+        out_dir.as_os_str(),
+    ]);
+    assert_eq!(every.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&every.stderr).contains("cannot be used with"));
+}
+
+#[test]
 fn frames_writes_pngs_and_frames_json() {
     let path = fixture("rotated");
     let dir = tempfile::tempdir().unwrap();

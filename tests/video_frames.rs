@@ -25,6 +25,7 @@ fn spec(sampling: Sampling, resize: Resize) -> SampleSpec {
         start: None,
         end: None,
         resize,
+        keyframes: false,
     }
 }
 
@@ -158,6 +159,7 @@ fn fixed_fps_sampling_over_a_window() {
         start: Some(1.0),
         end: Some(3.0),
         resize: Resize::ShortSide(64),
+        keyframes: false,
     };
     let frames = video::sample_frames(&path, &s).unwrap();
     let targets: Vec<f64> = (0..10).map(|k| 1.0 + k as f64 / 5.0).collect();
@@ -173,6 +175,7 @@ fn uniform_sampling_over_a_window() {
         start: Some(1.5),
         end: Some(2.7),
         resize: Resize::ShortSide(64),
+        keyframes: false,
     };
     let frames = video::sample_frames(&path, &s).unwrap();
     check_frames(&path, &frames, &uniform_targets(&info, 6, 1.5, 2.7));
@@ -292,4 +295,113 @@ fn raw_stream_without_timestamps_or_duration() {
         let reference = ffmpeg_frame_at(&mp4, want - 1e-4, f.width, f.height);
         assert!(psnr(&f.rgb, &reference) >= 35.0);
     }
+}
+
+/// Keyframe sampling: every frame is a keyframe by ffprobe (`-skip_frame nokey`), the one
+/// nearest its target, pixel for pixel the frame decoding straight through gives, and what
+/// `ffmpeg -ss` shows there.
+#[test]
+fn keyframe_sampling_takes_the_nearest_keyframe() {
+    let path = fixture("h264"); // 4 s at 25 fps, a keyframe every second
+    let info = video::probe(&path).unwrap();
+    let keys = video_util::ffprobe_keyframe_pts(&path);
+    assert!(keys.len() >= 4, "keyframes {keys:?}");
+    let mut s = spec(Sampling::Uniform { count: 8 }, Resize::ShortSide(64));
+    s.keyframes = true;
+    let frames = video::sample_frames(&path, &s).unwrap();
+    let every = video::sample_frames(&path, &spec(Sampling::Every, Resize::ShortSide(64))).unwrap();
+    for (frame, t) in frames
+        .iter()
+        .zip(uniform_targets(&info, 8, 0.0, info.duration_s))
+    {
+        assert!(
+            keys.iter().any(|k| (k - frame.pts).abs() < 1e-6),
+            "target {t}: pts {} is not a keyframe ({keys:?})",
+            frame.pts
+        );
+        let best = keys
+            .iter()
+            .map(|k| (k - t).abs())
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            (frame.pts - t).abs() <= best + 1e-6,
+            "target {t}: keyframe {} is not the nearest ({keys:?})",
+            frame.pts
+        );
+        let same = every
+            .iter()
+            .find(|g| g.pts == frame.pts)
+            .expect("among all frames");
+        assert_eq!(same.rgb, frame.rgb, "keyframe at {}s differs", frame.pts);
+        let reference = ffmpeg_frame_at(
+            &path,
+            (frame.pts - 1e-4).max(0.0),
+            frame.width,
+            frame.height,
+        );
+        let db = psnr(&frame.rgb, &reference);
+        assert!(
+            db >= 35.0,
+            "keyframe at {}s: PSNR {db:.1} dB vs ffmpeg",
+            frame.pts
+        );
+    }
+    // Eight targets over four keyframes: some repeat, in order, with their own indices.
+    let distinct: std::collections::BTreeSet<u64> =
+        frames.iter().map(|f| f.pts.to_bits()).collect();
+    assert!(distinct.len() < frames.len());
+    assert!(frames.windows(2).all(|w| w[0].pts <= w[1].pts));
+    assert!(frames.iter().enumerate().all(|(i, f)| f.index == i));
+}
+
+/// A keyframe inside the window wins over a nearer one outside it; a window without a
+/// keyframe takes the nearest one anyway.
+#[test]
+fn keyframe_sampling_prefers_keyframes_inside_the_window() {
+    let path = fixture("h264");
+    let keys = video_util::ffprobe_keyframe_pts(&path); // 0, 1, 2, 3 s
+    let window = |count: usize, start: f64, end: f64| -> Vec<f64> {
+        let mut s = spec(Sampling::Uniform { count }, Resize::ShortSide(64));
+        (s.start, s.end, s.keyframes) = (Some(start), Some(end), true);
+        video::sample_frames(&path, &s)
+            .unwrap()
+            .iter()
+            .map(|f| f.pts)
+            .collect()
+    };
+    let near = |got: &[f64], want: &[f64]| {
+        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6)
+    };
+    // [1.0, 1.98), targets 1.245 and 1.735: 2 s is nearer the second but outside.
+    let got = window(2, 1.0, 1.98);
+    assert!(near(&got, &[keys[1], keys[1]]), "{got:?}");
+    // [1.3, 2.1), targets 1.5 and 1.9: 2 s inside, nearest to the second.
+    let got = window(2, 1.3, 2.1);
+    assert!(near(&got, &[keys[2], keys[2]]), "{got:?}");
+    // [1.55, 1.95), target 1.75: no keyframe inside; 2 s, the nearest.
+    let got = window(1, 1.55, 1.95);
+    assert!(near(&got, &[keys[2]]), "{got:?}");
+    // [0.0, 0.5), target 0.25: the first keyframe, though MP4 indexes it at its decode
+    // time, before the window's start.
+    let got = window(1, 0.0, 0.5);
+    assert!(near(&got, &[keys[0]]), "{got:?}");
+}
+
+/// Without a seek index (raw H.264) keyframe sampling falls back to exact frames; every-frame
+/// sampling has no keyframe form.
+#[test]
+fn keyframe_sampling_without_an_index_is_exact() {
+    let path = fixture("raw_h264");
+    let mut s = spec(Sampling::Uniform { count: 3 }, Resize::ShortSide(64));
+    let exact = video::sample_frames(&path, &s).unwrap();
+    s.keyframes = true;
+    let frames = video::sample_frames(&path, &s).unwrap();
+    assert_eq!(frames.len(), exact.len());
+    for (a, b) in frames.iter().zip(&exact) {
+        assert_eq!((a.pts, &a.rgb), (b.pts, &b.rgb));
+    }
+    let mut every = spec(Sampling::Every, Resize::ShortSide(64));
+    every.keyframes = true;
+    let err = video::sample_frames(&fixture("h264"), &every).unwrap_err();
+    assert!(err.to_string().contains("keyframe"), "{err}");
 }

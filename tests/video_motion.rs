@@ -30,6 +30,7 @@ fn motion_of(video: &Path) -> Vec<Vec<f32>> {
             start: None,
             end: None,
             resize: Resize::ShortSide(256),
+            keyframes: false,
         },
     )
     .unwrap();

@@ -39,6 +39,10 @@ pub struct ModelArgs {
     /// Frames sampled uniformly per captioned window.
     #[arg(long, default_value_t = 16)]
     pub frames: usize,
+    /// Sample the keyframe nearest to each target instead of the exact frame: several times
+    /// faster on long videos; frames repeat where keyframes are sparser than the targets.
+    #[arg(long)]
+    pub keyframes: bool,
     /// `none` (one caption per video), `auto` (split at shot boundaries) or SECONDS (fixed windows).
     #[arg(long, default_value = "none")]
     pub segments: String,
@@ -100,6 +104,7 @@ impl ModelArgs {
         };
         let caption = CaptionOptions {
             frames: self.frames,
+            keyframes: self.keyframes,
             search,
             segments,
         };

@@ -66,6 +66,7 @@ fn video_batch(
         start: None,
         end: None,
         resize: Resize::ShortSide(encoder.resize_shorter()),
+        keyframes: false,
     };
     let frames = sample_frames(path, &spec)?;
     let inputs = frames

@@ -35,6 +35,11 @@ pub struct Args {
     /// Keep the video's own size.
     #[arg(long)]
     pub native: bool,
+    /// The keyframe nearest to each target instead of the exact frame: one keyframe
+    /// decoded per frame, so much faster; frames repeat where keyframes are sparser than
+    /// the targets.
+    #[arg(long, conflicts_with = "every")]
+    pub keyframes: bool,
     /// Output directory (created if missing).
     #[arg(long)]
     pub out: PathBuf,
@@ -74,6 +79,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
         } else {
             Resize::ShortSide(args.short_side)
         },
+        keyframes: args.keyframes,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output directory", args.out.display()))?;

@@ -26,6 +26,8 @@ pub enum SegmentMode {
 pub struct CaptionOptions {
     /// Frames sampled uniformly in each window.
     pub frames: usize,
+    /// Keyframe sampling (see [`crate::video::SampleSpec::keyframes`]).
+    pub keyframes: bool,
     pub search: SearchOptions,
     pub segments: SegmentMode,
 }
@@ -68,6 +70,7 @@ pub fn decode_windows(
                 start: Some(start),
                 end: Some(end),
                 resize: Resize::ShortSide(encoder_short_side),
+                keyframes: opts.keyframes,
             };
             let frames = video::sample_frames(path, &spec)?;
             anyhow::ensure!(

@@ -52,8 +52,7 @@ pub fn run(
     let queue = Arc::new(Mutex::new(inputs.into_iter()));
     // Bounded: decoded frames wait for the encoder in at most this many slots, so memory
     // stays flat however many files there are.
-    let (tx, rx) =
-        mpsc::sync_channel::<(Input, Result<Vec<WindowFrames>, String>)>(jobs);
+    let (tx, rx) = mpsc::sync_channel::<(Input, Result<Vec<WindowFrames>, String>)>(jobs);
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
             let (queue, tx, caption) = (Arc::clone(&queue), tx.clone(), caption.clone());

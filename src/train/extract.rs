@@ -71,6 +71,7 @@ pub fn encode_clip(
         start: clip.start,
         end: clip.end,
         resize: Resize::ShortSide(encoder.resize_shorter()),
+        keyframes: false,
     };
     let frames = sample_frames(&clip.video, &sample)?;
     if frames.is_empty() {

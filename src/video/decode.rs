@@ -446,20 +446,122 @@ impl Source {
         }
     }
 
+    /// How far the demuxer's index times lead presentation times, seconds: MP4 indexes decode
+    /// times, which run ahead by the decoder's reordering delay; 0 for indexes of
+    /// presentation times. Read off the first index entry against the stream's start.
+    pub fn index_lead(&self) -> f64 {
+        unsafe {
+            let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
+            let first = ffi::avformat_index_get_entry(st, 0);
+            if first.is_null() || (*st).start_time == ffi::AV_NOPTS_VALUE {
+                return 0.0;
+            }
+            let lead = ((*st).start_time - (*first).timestamp) as f64 * self.time_base;
+            if (0.0..1.0).contains(&lead) {
+                lead
+            } else {
+                0.0
+            }
+        }
+    }
+
+    /// Time of the first keyframe after `t` per the demuxer's index, if the container has one
+    /// and there is such a keyframe.
+    pub fn indexed_keyframe_after(&self, t: f64) -> Option<f64> {
+        let ts = (t / self.time_base).floor() as i64 + 1;
+        unsafe {
+            let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
+            // Without AVSEEK_FLAG_BACKWARD: the first keyframe entry at or after `ts`.
+            let entry = ffi::avformat_index_get_entry_from_timestamp(st, ts, 0);
+            (!entry.is_null()).then(|| (*entry).timestamp as f64 * self.time_base)
+        }
+    }
+
+    /// Decodes the keyframe the demuxer's index puts at `key` (a time from
+    /// [`Self::indexed_keyframe_before`] or [`Self::indexed_keyframe_after`]) into `out`,
+    /// and nothing else: seek, one packet, drain. `false` if no keyframe could be decoded
+    /// there. The decoder is left drained; the next call seeks again.
+    pub fn keyframe_at(&mut self, key: f64, out: &mut AvFrame) -> Result<bool, VideoError> {
+        if !self.seek_to_key(key) {
+            return Ok(false);
+        }
+        let mut skipped = 0usize;
+        loop {
+            let mut packet = ff::Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => return Ok(false),
+                Err(e) => {
+                    self.read_error.get_or_insert_with(|| e.to_string());
+                    return Ok(false);
+                }
+            }
+            if packet.stream() != self.stream_index {
+                continue;
+            }
+            if !packet.is_key() {
+                // The demuxer landed before the keyframe (or between keyframes): skip ahead.
+                skipped += 1;
+                if skipped > MAX_PACKETS_WITHOUT_FRAME {
+                    return Err(VideoError::Stalled {
+                        path: self.path.clone(),
+                        reason: format!("{MAX_PACKETS_WITHOUT_FRAME} packets without a keyframe"),
+                    });
+                }
+                continue;
+            }
+            self.observe_packet(&packet);
+            self.decoder.skip_frame(ff::Discard::Default);
+            self.skip_active = false;
+            if let Err(e) = self.decoder.send_packet(&packet) {
+                let at = packet.pts().map_or(key, |t| t as f64 * self.time_base);
+                self.damage(format_args!("skipping a corrupt keyframe at {at:.3}s: {e}"));
+                continue;
+            }
+            // Drain at once: the decoder would otherwise hold the frame back for reordering
+            // until later frames arrive. Draining never asks for more input, so anything but
+            // a frame means none is coming.
+            self.start_draining();
+            match self.decoder.receive_frame(out) {
+                Ok(()) => return Ok(true),
+                Err(ff::Error::Eof) => {}
+                Err(e) if is_eagain(&e) => {}
+                Err(e) => self.damage(format_args!("skipping an undecodable keyframe: {e}")),
+            }
+            // Nothing came out of that keyframe: try the next one.
+            self.decoder.flush();
+            self.eof_sent = false;
+        }
+    }
+
     /// Seeks to the last keyframe at or before `t` (seconds, presentation time) and resets
     /// the decoder. `false` if the file cannot seek there (the caller decodes on instead).
     pub fn seek(&mut self, t: f64) -> bool {
+        let ts = (t / self.time_base).floor() as i64;
+        self.seek_within(t, i64::MIN, ts, ts)
+    }
+
+    /// Seeks to the keyframe whose index time is `key`, or the first after it: index times
+    /// need not be presentation times (MP4's are decode times), so a seek back from `key`
+    /// can land one keyframe early.
+    fn seek_to_key(&mut self, key: f64) -> bool {
+        let ts = (key / self.time_base).round() as i64;
+        self.seek_within(key, ts, ts, i64::MAX)
+    }
+
+    /// `avformat_seek_file` to `ts` within [min, max] (stream time base), then resets the
+    /// decoder; `t` only names the place in messages.
+    fn seek_within(&mut self, t: f64, min: i64, ts: i64, max: i64) -> bool {
         if !self.has_timestamps {
             return false;
         }
-        let ts = (t / self.time_base).floor() as i64;
         let ret = unsafe {
             ffi::avformat_seek_file(
                 self.input.as_mut_ptr(),
                 self.stream_index as i32,
-                i64::MIN,
+                min,
                 ts,
-                ts,
+                max,
                 0,
             )
         };

@@ -61,6 +61,11 @@ pub struct SampleSpec {
     pub start: Option<f64>,
     pub end: Option<f64>,
     pub resize: Resize,
+    /// For each target, the keyframe nearest to it (preferring keyframes inside the window)
+    /// instead of the first frame at or after it: one keyframe decoded per target instead of
+    /// everything from the keyframe before it. Targets closer together than the keyframes
+    /// repeat a frame. Files without a seek index are sampled exactly.
+    pub keyframes: bool,
 }
 
 impl SampleSpec {
@@ -71,6 +76,7 @@ impl SampleSpec {
             start: None,
             end: None,
             resize: Resize::ShortSide(256),
+            keyframes: false,
         }
     }
 }
@@ -129,8 +135,14 @@ fn sample_with(
     let info = source.info.clone();
     let (lo, hi) = window(path, spec, &info)?;
     let targets: Vec<f64> = match spec.sampling {
+        Sampling::Every if spec.keyframes => {
+            return Err(VideoError::InvalidSpec {
+                path: path.to_path_buf(),
+                reason: "keyframe sampling needs a frame count or an fps".into(),
+            });
+        }
         Sampling::Every => {
-            let mut sampler = Sampler::new(source, spec.resize);
+            let mut sampler = Sampler::new(source, spec.resize, None);
             sampler.every(lo, hi, &mut f)?;
             sampler.log_work();
             return Ok(info);
@@ -145,13 +157,15 @@ fn sample_with(
         }
     };
     let chunks = plan_chunks(&source, &targets);
+    let keyframes = spec.keyframes.then_some((lo, hi));
     if chunks.len() <= 1 {
-        let mut sampler = Sampler::new(source, spec.resize);
+        let mut sampler = Sampler::new(source, spec.resize, keyframes);
         sampler.at_targets(&targets, 0, &mut f)?;
         sampler.log_work();
     } else {
         drop(source);
-        sample_in_parallel(path, spec.resize, &targets, &chunks, &mut f, damage)?;
+        let how = (spec.resize, keyframes);
+        sample_in_parallel(path, how, &targets, &chunks, &mut f, damage)?;
     }
     Ok(info)
 }
@@ -201,7 +215,7 @@ fn plan_chunks(source: &Source, targets: &[f64]) -> Vec<std::ops::Range<usize>> 
 /// Runs one sampler per chunk on its own thread; frames reach `f` in target order.
 fn sample_in_parallel(
     path: &Path,
-    resize: Resize,
+    (resize, keyframes): (Resize, Option<(f64, f64)>),
     targets: &[f64],
     chunks: &[std::ops::Range<usize>],
     f: &mut impl FnMut(Frame) -> Result<(), VideoError>,
@@ -216,7 +230,7 @@ fn sample_in_parallel(
                 scope.spawn(move || {
                     let run = || -> Result<(), VideoError> {
                         let source = Source::open(path, 1, damage.clone())?;
-                        let mut sampler = Sampler::new(source, resize);
+                        let mut sampler = Sampler::new(source, resize, keyframes);
                         sampler.at_targets(&targets[chunk.clone()], chunk.start, &mut |frame| {
                             // The receiver is gone when the consumer stopped early: stop too.
                             tx.send(Ok(frame)).map_err(|_| VideoError::Consumer {
@@ -249,8 +263,10 @@ const MAX_WORKERS: usize = 8;
 const MAX_PARALLEL_TARGETS: usize = 4096;
 
 impl Sampler {
-    fn new(src: Source, resize: Resize) -> Self {
+    fn new(src: Source, resize: Resize, keyframe_window: Option<(f64, f64)>) -> Self {
         Sampler {
+            keyframe_window,
+            last_key: None,
             conv: Converter::new(resize, src.info.rotation),
             src,
             last: AvFrame::empty(),
@@ -337,6 +353,10 @@ struct Sampler {
     seeked: bool,
     decoded: usize,
     seeks: usize,
+    /// Keyframe sampling over this [lo, hi) window (see [`SampleSpec::keyframes`]).
+    keyframe_window: Option<(f64, f64)>,
+    /// The index time of the keyframe in `last`, in keyframe sampling.
+    last_key: Option<f64>,
 }
 
 enum Advance {
@@ -358,6 +378,12 @@ impl Sampler {
         if !self.src.next_frame(&mut self.scratch)? {
             return Ok(false);
         }
+        self.accept_scratch();
+        Ok(true)
+    }
+
+    /// Makes the frame just decoded into `scratch` the last one.
+    fn accept_scratch(&mut self) {
         // No timestamp at all: one frame interval after the previous frame (rounded to
         // nanoseconds so that long runs of such frames do not drift by float error).
         let pts = self.src.frame_pts(&self.scratch).unwrap_or_else(|| {
@@ -371,7 +397,44 @@ impl Sampler {
         self.last_pts = Some(pts);
         self.last_end = Some(pts + dur.unwrap_or(self.frame_interval()));
         self.cached = None;
-        Ok(true)
+    }
+
+    /// Positions `last` on the keyframe nearest to `t`, preferring keyframes inside the
+    /// window `(lo, hi)`; None when the file has no seek index (then `t` is sampled exactly).
+    fn reach_keyframe(
+        &mut self,
+        t: f64,
+        (lo, hi): (f64, f64),
+    ) -> Result<Option<Advance>, VideoError> {
+        // Keyframes by index time, compared by (estimated) presentation time.
+        let lead = self.src.index_lead();
+        let keys = [
+            self.src.indexed_keyframe_before(t - lead),
+            self.src.indexed_keyframe_after(t - lead),
+        ];
+        // The first of equally near keyframes: the one before `t`.
+        let nearest = |keep: &dyn Fn(f64) -> bool| {
+            keys.into_iter()
+                .flatten()
+                .filter(|&k| keep(k + lead))
+                .min_by(|a, b| (a + lead - t).abs().total_cmp(&(b + lead - t).abs()))
+        };
+        let inside = |p: f64| p >= lo - EPS && p < hi;
+        let Some(key) = nearest(&inside).or_else(|| nearest(&|_| true)) else {
+            return Ok(None);
+        };
+        if self.last_key == Some(key) {
+            return Ok(Some(Advance::Reached));
+        }
+        self.seeks += 1;
+        self.seeked = true;
+        if !self.src.keyframe_at(key, &mut self.scratch)? {
+            return Ok(Some(Advance::EndOfStream));
+        }
+        self.last_pts = None;
+        self.accept_scratch();
+        self.last_key = Some(key);
+        Ok(Some(Advance::Reached))
     }
 
     /// Decodes forward until `last` is the first frame with pts >= t.
@@ -411,8 +474,15 @@ impl Sampler {
         }
     }
 
-    /// Positions `last` on the first frame with pts >= t, seeking when that pays.
+    /// Positions `last` on the first frame with pts >= t, seeking when that pays (or, in
+    /// keyframe sampling, on the keyframe nearest to t).
     fn reach(&mut self, t: f64) -> Result<Advance, VideoError> {
+        if let Some(window) = self.keyframe_window {
+            if let Some(advance) = self.reach_keyframe(t, window)? {
+                return Ok(advance);
+            }
+            self.keyframe_window = None;
+        }
         if self.last_pts.is_some_and(|p| p >= t - EPS) {
             return Ok(Advance::Reached);
         }

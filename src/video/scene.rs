@@ -37,6 +37,7 @@ pub fn detect_cuts(path: &Path, opts: &CutOptions) -> Result<Vec<f64>, VideoErro
         start: None,
         end: None,
         resize: Resize::ShortSide(SCAN_SHORT_SIDE),
+        keyframes: false,
     };
     let mut cuts = Vec::new();
     let mut previous: Option<Vec<f32>> = None;

@@ -209,8 +209,18 @@ pub fn ffprobe(path: &Path) -> (serde_json::Value, serde_json::Value) {
 
 /// Presentation timestamps of every video frame, per `ffprobe -show_frames`.
 pub fn ffprobe_frame_pts(path: &Path) -> Vec<f64> {
+    ffprobe_pts(path, &[])
+}
+
+/// Presentation timestamps of the keyframes, per `ffprobe -skip_frame nokey -show_frames`.
+pub fn ffprobe_keyframe_pts(path: &Path) -> Vec<f64> {
+    ffprobe_pts(path, &["-skip_frame", "nokey"])
+}
+
+fn ffprobe_pts(path: &Path, decoder_options: &[&str]) -> Vec<f64> {
     let out = run_ok(
         Command::new("ffprobe")
+            .args(decoder_options)
             .args([
                 "-v",
                 "error",
