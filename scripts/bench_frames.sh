@@ -4,6 +4,8 @@
 # rounds in one run; prints per-round times, medians and ratios (vidcap / peer, < 1 = faster).
 #   ROUNDS (3), FRAMES (16), VIDEO (default: made by make_test_video.sh, ~70 s once),
 #   VIDCAP_BENCH_DIR (the peer scripts; default ../shared/bench or ../../shared/bench).
+# Also times `vidcap frames --keyframes` (the nearest keyframe per target: not the same frames
+# as the peer's, so its ratio is printed apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=${VIDCAP_BENCH_DIR:-}
@@ -43,6 +45,7 @@ median() { sort -g | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf
 echo "# video $VIDEO; $N frames; $ROUNDS alternating rounds; $(nproc) cores; $(date -u +%FT%TZ)"
 cat "$VIDEO" >/dev/null
 seek=(); single=(); raw=(); ours=(); r_seek=(); r_single=(); c_r_seek=(); c_r_single=(); c_ours=()
+keys=(); r_keys=()
 for r in $(seq 1 "$ROUNDS"); do
   peer=$("$BENCH/frames_ffmpeg.sh" "$VIDEO" "$N" 1)
   echo "$peer" | grep -i busy >&2 || true
@@ -56,6 +59,12 @@ for r in $(seq 1 "$ROUNDS"); do
   got=$(find "$work/out" -name 'frame_*.png' | wc -l)
   [ "$got" -eq "$N" ] || { echo "bench_frames: vidcap wrote $got frames, expected $N" >&2; exit 1; }
   o=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
+  rm -rf "$work/keys"
+  t0=$EPOCHREALTIME
+  "$VIDCAP" -q frames "$VIDEO" --count "$N" --keyframes --out "$work/keys" >/dev/null
+  t1=$EPOCHREALTIME
+  k=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
+  keys+=("$k"); r_keys+=("$(awk -v a="$k" -v b="$f" 'BEGIN{printf "%.3f", a/b}')")
   seek+=("$s"); single+=("$f"); raw+=("$w"); ours+=("$o")
   r_seek+=("$(awk -v a="$o" -v b="$s" 'BEGIN{printf "%.3f", a/b}')")
   r_single+=("$(awk -v a="$o" -v b="$f" 'BEGIN{printf "%.3f", a/b}')")
@@ -65,7 +74,7 @@ for r in $(seq 1 "$ROUNDS"); do
   c_r_seek+=("$(awk -v a="$co" -v b="$cs" 'BEGIN{printf "%.3f", a/b}')")
   c_r_single+=("$(awk -v a="$co" -v b="$cf" 'BEGIN{printf "%.3f", a/b}')")
   echo "round $r cpu_s: ffmpeg seek_per_frame=$cs fps_single_pass=$cf | vidcap frames=$co"
-  echo "round $r: ffmpeg seek_per_frame=${s}s fps_single_pass=${f}s fps_single_pass_raw=${w}s | vidcap frames=${o}s"
+  echo "round $r: ffmpeg seek_per_frame=${s}s fps_single_pass=${f}s fps_single_pass_raw=${w}s | vidcap frames=${o}s --keyframes=${k}s"
 done
 m() { printf '%s\n' "$@" | median; }
 echo "vidcap_frames wall_s=$(m "${ours[@]}") (median of $ROUNDS; runs: ${ours[*]})"
@@ -73,3 +82,4 @@ echo "ffmpeg seek_per_frame wall_s=$(m "${seek[@]}"); fps_single_pass wall_s=$(m
 echo "ratio vidcap/seek_per_frame=$(m "${r_seek[@]}") (target <= 0.5; per round: ${r_seek[*]})"
 echo "ratio vidcap/fps_single_pass(full decode)=$(m "${r_single[@]}") (target <= 0.1; per round: ${r_single[*]})"
 echo "cpu ratio vidcap/seek_per_frame=$(m "${c_r_seek[@]}") vidcap/fps_single_pass=$(m "${c_r_single[@]}") (CPU seconds, median of $ROUNDS; vidcap cpu_s: ${c_ours[*]})"
+echo "vidcap frames --keyframes wall_s=$(m "${keys[@]}"); ratio to fps_single_pass(full decode)=$(m "${r_keys[@]}") (nearest keyframes, not the peer's frames; per round: ${r_keys[*]})"
