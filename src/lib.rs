@@ -11,6 +11,7 @@ pub mod encoder;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod simd;
 pub mod synth;
 pub mod text;
 pub mod train;

@@ -153,7 +153,7 @@ fn wrong_input_shapes_are_refused_with_a_clear_error() {
 #[test]
 fn every_instruction_set_level_matches_the_reference() {
     use std::sync::atomic::Ordering;
-    use vidcap::encoder::kernels::simd::MAX_LEVEL;
+    use vidcap::simd::MAX_LEVEL;
     // 0: portable code, 1: AVX2 (+ the gemm crate), 2: AVX-512 kernels; a level the CPU lacks
     // falls back to the next one down. Other tests running meanwhile stay correct at any level.
     let input = npy("coffee_input.npy");

@@ -374,7 +374,7 @@ unsafe fn rows_dot(
     );
 }
 
-use crate::encoder::kernels::simd::{Simd, simd_dispatch};
+use crate::simd::{Simd, simd_dispatch};
 
 simd_dispatch!(fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
     x: &[f32], m: usize, ldx: usize, w: &[f32], ldw: usize, k: usize, j0: usize, j1: usize,
@@ -425,7 +425,7 @@ trait SimdDot: Simd {
 
 #[cfg(target_arch = "x86_64")]
 mod x86_dot {
-    use crate::encoder::kernels::simd::{Avx2, Avx512};
+    use crate::simd::{Avx2, Avx512};
     use std::arch::x86_64::*;
 
     impl super::SimdDot for Avx512 {
@@ -662,7 +662,7 @@ mod tests {
         assert_eq!(exp_fast(-1000.0).to_bits(), exp_fast(-87.0).to_bits());
         assert!(exp_fast(1000.0).is_finite() && sigmoid_fast(-1000.0) > 0.0);
     }
-    use crate::encoder::kernels::simd::for_each_level;
+    use crate::simd::for_each_level;
 
     /// Every instruction-set path of `rows_products` against the plain triple loop, with odd
     /// sizes (partial vectors, partial 4-row groups, several blocks), a column block of a

@@ -4,8 +4,8 @@
 //! One task per output row (rayon); see `depthwise_row` for the register blocking.
 use rayon::prelude::*;
 
-use super::simd::{Simd, simd_dispatch};
 use super::{Activation, Padding, relu6, same_padding};
+use crate::simd::{Simd, simd_dispatch};
 
 /// Shape of one depthwise convolution; weights are `[k, k, channels]` (tap-major, channel
 /// innermost), bias `[channels]`.
@@ -93,7 +93,7 @@ impl Depthwise {
     /// The zero-padded input layout of the AVX-512 kernel, when it applies to this shape on
     /// this CPU (3×3 and 5×5, stride 1 and 2, channels a multiple of 16).
     pub fn padded_input(&self) -> Option<Padding> {
-        if super::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+        if crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) < 2 {
             return None;
         }
         self.padded_kernel_layout()
@@ -193,7 +193,7 @@ impl Depthwise {
     /// `oy0 * stride .. (oy1 - 1) * stride + kernel` of [`Self::padded_input`]'s layout
     /// (borders zero); `output` holds just rows `oy0..oy1`. For callers that split the work
     /// themselves (the fused MBConv block). Panics when this CPU or shape has no padded
-    /// kernel; unlike [`Self::run_padded`] it ignores [`super::simd::MAX_LEVEL`], so that a
+    /// kernel; unlike [`Self::run_padded`] it ignores [`crate::simd::MAX_LEVEL`], so that a
     /// caller that checked [`Self::padded_input`] once is not caught out by a change of level.
     #[allow(clippy::too_many_arguments)]
     pub fn run_band(
@@ -677,8 +677,8 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::kernels::simd::for_each_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
+    use crate::simd::for_each_level;
 
     #[test]
     fn fast_depthwise_matches_reference() {

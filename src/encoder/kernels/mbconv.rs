@@ -326,9 +326,9 @@ unsafe fn zero_border_channels(buf: *mut f32, pad: Padding, channels: usize, c0:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::kernels::simd::at_max_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
     use crate::encoder::kernels::{depthwise, pointwise};
+    use crate::simd::at_max_level;
 
     /// The fused block against the three plain reference layers, over the geometries that
     /// matter: stride 1 with a skip, stride 2 (with TF's one-sided padding on even sizes and

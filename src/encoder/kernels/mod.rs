@@ -12,7 +12,6 @@ pub mod matmul;
 pub mod mbconv;
 pub mod pointwise;
 pub mod pool;
-pub mod simd;
 pub mod stem;
 
 /// TensorFlow "SAME" padding along one axis: `(before, after, output_size)` with

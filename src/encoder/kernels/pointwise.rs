@@ -9,8 +9,8 @@
 use rayon::prelude::*;
 
 use super::matmul::{PANEL, PackedWeights, RowLayout};
-use super::simd::{MAX_LEVEL, Simd, simd_dispatch};
 use super::{Activation, relu6};
+use crate::simd::{MAX_LEVEL, Simd, simd_dispatch};
 
 /// Rows of one tile: big enough for an efficient GEMM, small enough for its output to stay in
 /// L2 (about 256 KiB) for the epilogue.
@@ -449,8 +449,8 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::kernels::simd::for_each_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
+    use crate::simd::for_each_level;
 
     #[test]
     fn fast_pointwise_matches_reference() {

@@ -5,8 +5,8 @@
 //! full-size im2col buffer is ever written.
 use rayon::prelude::*;
 
-use super::simd::{Simd, simd_dispatch};
 use super::{Activation, Padding, relu6, same_padding};
+use crate::simd::{Simd, simd_dispatch};
 
 /// Shape of the stem; weights are `[in_channels, k, k, out_channels]`, bias `[out_channels]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,8 +436,8 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::kernels::simd::for_each_level;
     use crate::encoder::kernels::testutil::{max_abs_diff, values};
+    use crate::simd::for_each_level;
 
     #[test]
     fn fast_stem_matches_reference() {

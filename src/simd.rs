@@ -1,5 +1,6 @@
 //! A minimal SIMD vector abstraction for the hand-written kernels: AVX-512 (16 lanes) and
-//! AVX2+FMA (8 lanes), chosen at run time by [`simd_dispatch!`](super::simd_dispatch).
+//! AVX2+FMA (8 lanes), chosen at run time by [`simd_dispatch!`](crate::simd::simd_dispatch).
+//! Shared by the encoder's kernels and the decoder's products.
 //!
 //! Why not rely on auto-vectorisation: LLVM left the register-blocked accumulators of the
 //! depthwise and stem kernels scalar (`vaddss` + stores, seen with `perf annotate`), which
@@ -127,7 +128,7 @@ macro_rules! simd_dispatch {
         $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                use $crate::encoder::kernels::simd::{Avx2, Avx512};
+                use $crate::simd::{Avx2, Avx512};
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 unsafe fn avx512($($arg: $ty),*) {
                     unsafe { $generic::<Avx512>($($arg),*) }
@@ -136,7 +137,7 @@ macro_rules! simd_dispatch {
                 unsafe fn avx2($($arg: $ty),*) {
                     unsafe { $generic::<Avx2>($($arg),*) }
                 }
-                let level = $crate::encoder::kernels::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+                let level = $crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
                 if level >= 2 && std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has every feature the function is compiled for.
                     return unsafe { avx512($($arg),*) };
