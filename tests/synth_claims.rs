@@ -58,7 +58,7 @@ fn check_claims(assets: &AssetSet, clips: usize) {
     let mut stories = HashSet::new();
     for index in 0..clips {
         let assets = assets;
-        let (p, captions) = synth::plan_clip(&assets, &cfg, false, index).unwrap();
+        let (p, captions) = synth::plan_clip(assets, &cfg, false, index).unwrap();
         stories.insert(format!("{:?}", p.story));
         assert!(
             captions.len() >= 3,

@@ -115,7 +115,7 @@ fn annotations_follow_the_design_format() {
             } else {
                 assert!(v.get("compositional").is_none());
             }
-            assert!(v["params"]["objects"].as_array().unwrap().len() >= 1);
+            assert!(!v["params"]["objects"].as_array().unwrap().is_empty());
         }
         // The crate's reader takes them back.
         assert_eq!(

@@ -38,7 +38,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> Result<u8> {
-    if args.width < 64 || args.height < 48 || args.width % 2 != 0 || args.height % 2 != 0 {
+    if args.width < 64
+        || args.height < 48
+        || !args.width.is_multiple_of(2)
+        || !args.height.is_multiple_of(2)
+    {
         bail!("--width/--height must be even and at least 64x48");
     }
     let frames = (args.seconds * args.fps as f32).round() as u32;

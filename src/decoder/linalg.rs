@@ -211,7 +211,7 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
     let (rx, ry) = (cx.remainder(), cy.remainder());
     for (a, b) in cx.zip(cy) {
         for l in 0..LANES {
-            acc[l] = acc[l] + a[l] * b[l];
+            acc[l] += a[l] * b[l];
         }
     }
     let mut s = T::zero();

@@ -248,13 +248,11 @@ fn validate(
             });
         }
     }
-    if !allow_empty_hyps {
-        if let Some((id, _)) = hyps.iter().find(|(_, h)| h.trim().is_empty()) {
-            return Err(MetricsError::EmptyCaption {
-                id: id.clone(),
-                what: "the hypothesis".to_string(),
-            });
-        }
+    if !allow_empty_hyps && let Some((id, _)) = hyps.iter().find(|(_, h)| h.trim().is_empty()) {
+        return Err(MetricsError::EmptyCaption {
+            id: id.clone(),
+            what: "the hypothesis".to_string(),
+        });
     }
     Ok(())
 }

@@ -277,13 +277,14 @@ fn push_word(word: &str, tokens: &mut Vec<String>) {
         return;
     }
     // rock'n'roll → rock 'n' roll
-    if let Some(pos) = lower.find("'n'") {
-        if pos > 0 && pos + 3 < lower.len() {
-            push_word(&word[..pos], tokens);
-            tokens.push(word[pos..pos + 3].to_string());
-            push_word(&word[pos + 3..], tokens);
-            return;
-        }
+    if let Some(pos) = lower.find("'n'")
+        && pos > 0
+        && pos + 3 < lower.len()
+    {
+        push_word(&word[..pos], tokens);
+        tokens.push(word[pos..pos + 3].to_string());
+        push_word(&word[pos + 3..], tokens);
+        return;
     }
     // y'all, y'know → y' all
     if lower.starts_with("y'") && lower.len() > 2 {

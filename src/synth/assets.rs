@@ -478,7 +478,7 @@ fn inside_shape(shape: &str, variant: u32, x: f32, y: f32) -> bool {
     match shape {
         "circle" => r <= 0.95,
         "square" => x.abs() <= 0.85 && y.abs() <= 0.85,
-        "triangle" => y <= 0.8 && y >= -0.9 + 0.0 && x.abs() <= (y + 0.9) / 1.7 * 0.95,
+        "triangle" => (-0.9 + 0.0..=0.8).contains(&y) && x.abs() <= (y + 0.9) / 1.7 * 0.95,
         "star" => {
             let theta = y.atan2(x) + std::f32::consts::FRAC_PI_2;
             let k = (theta * 5.0 / std::f32::consts::TAU).rem_euclid(1.0);
@@ -576,7 +576,8 @@ fn draw_background(name: &str) -> RgbImage {
                 c.map(|v| v * (0.85 + 0.3 * cloud))
             }
             "night" => {
-                let star = super::scene::mix64(salt ^ (x as u64) << 20 ^ y as u64) % 500 == 0;
+                let star =
+                    super::scene::mix64(salt ^ (x as u64) << 20 ^ y as u64).is_multiple_of(500);
                 if star {
                     [250.0, 250.0, 230.0]
                 } else {

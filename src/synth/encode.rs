@@ -28,7 +28,7 @@ impl Mp4Writer {
     /// Opens `path` (written on `finish`) for `width`x`height` frames at `fps`.
     pub fn create(path: &Path, width: u32, height: u32, fps: u32) -> Result<Self> {
         ffmpeg::init().context("cannot initialise FFmpeg")?;
-        if width % 2 != 0 || height % 2 != 0 {
+        if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             bail!(
                 "{}: yuv420p needs even sizes, got {width}x{height}",
                 path.display()

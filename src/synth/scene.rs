@@ -301,13 +301,14 @@ pub fn clip_rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
 /// Held-out (object, scene) pairs: about one in seven. Fixed by the names alone (not by the
 /// seed), so every corpus of a given asset set holds out the same pairs.
 pub fn held_out_scene(category: &str, scene: &str) -> bool {
-    mix64(hash_str(category) ^ hash_str(scene).rotate_left(17) ^ 0x5CE7E) % 7 == 0
+    mix64(hash_str(category) ^ hash_str(scene).rotate_left(17) ^ 0x5CE7E).is_multiple_of(7)
 }
 
 /// Held-out (object, motion) pairs: about one in six.
 pub fn held_out_motion(category: &str, motion: Motion) -> bool {
     motion != Motion::Still
-        && mix64(hash_str(category) ^ hash_str(motion.name()).rotate_left(29) ^ 0x307105) % 6 == 0
+        && mix64(hash_str(category) ^ hash_str(motion.name()).rotate_left(29) ^ 0x307105)
+            .is_multiple_of(6)
 }
 
 impl ClipParams {

@@ -271,7 +271,7 @@ impl Source {
     /// Duration of a decoded frame in seconds, if the container says.
     pub fn frame_duration(&self, frame: &AvFrame) -> Option<f64> {
         let d = frame.packet().duration;
-        (d > 0).then(|| d as f64 * self.time_base)
+        (d > 0).then_some(d as f64 * self.time_base)
     }
 
     /// Decode with non-reference frames skipped for packets before `t` (None: skip nothing).
@@ -411,10 +411,10 @@ impl Source {
             .or(packet.dts())
             .map(|t| t as f64 * self.time_base)
         {
-            if let Some(prev) = self.last_key_pts {
-                if t > prev {
-                    self.max_key_interval = self.max_key_interval.max(t - prev);
-                }
+            if let Some(prev) = self.last_key_pts
+                && t > prev
+            {
+                self.max_key_interval = self.max_key_interval.max(t - prev);
             }
             self.last_key_pts = Some(t);
         }
@@ -758,7 +758,7 @@ impl Converter {
 fn set_colorspace(ctx: &mut scaling::Context, space: ff::color::Space, range: ff::color::Range) {
     let space_id = match space {
         ff::color::Space::Unspecified | ff::color::Space::RGB | ff::color::Space::Reserved => {
-            ffi::SWS_CS_DEFAULT as i32
+            ffi::SWS_CS_DEFAULT
         }
         s => ffi::AVColorSpace::from(s) as i32,
     };
