@@ -41,23 +41,7 @@ fn frames_keyframes_writes_keyframes() {
     let path = fixture("h264");
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let out = vidcap(&[
-        os("frames"),
-        path.as_os_str(),
-        os("--count"),
-        os("4"),
-        os("--keyframes"),
-        os("--out"),
-        out_dir.as_os_str(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("frames.json")).unwrap()).unwrap();
+    let doc = frames_json(&path, &["--count", "4", "--keyframes"], &out_dir);
     let keys = video_util::ffprobe_keyframe_pts(&path);
     let pts: Vec<f64> = doc["frames"]
         .as_array()
@@ -82,27 +66,27 @@ fn frames_keyframes_writes_keyframes() {
     assert!(String::from_utf8_lossy(&every.stderr).contains("cannot be used with"));
 }
 
-#[test]
-fn frames_writes_pngs_and_frames_json() {
-    let path = fixture("rotated");
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    let out = vidcap(&[
-        os("frames"),
-        path.as_os_str(),
-        os("--count"),
-        os("4"),
-        os("--out"),
-        out_dir.as_os_str(),
-    ]);
+/// Runs `vidcap frames VIDEO ARGS --out OUT_DIR`, expects success, returns frames.json.
+fn frames_json(path: &Path, args: &[&str], out_dir: &Path) -> serde_json::Value {
+    let mut all = vec![os("frames"), path.as_os_str()];
+    all.extend(args.iter().map(|a| os(a)));
+    all.extend([os("--out"), out_dir.as_os_str()]);
+    let out = vidcap(&all);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("frames.json")).unwrap()).unwrap();
+    serde_json::from_slice(&std::fs::read(out_dir.join("frames.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn frames_writes_pngs_and_frames_json() {
+    let path = fixture("rotated");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let doc = frames_json(&path, &["--count", "4"], &out_dir);
     let frames = doc["frames"].as_array().unwrap();
     assert_eq!(frames.len(), 4);
     let all = ffprobe_frame_pts(&path);
