@@ -511,8 +511,8 @@ impl Source {
                 continue;
             }
             self.observe_packet(&packet);
-            self.decoder.skip_frame(ff::Discard::Default);
-            self.skip_active = false;
+            self.skip_before = None;
+            self.apply_skip(&packet);
             if let Err(e) = self.decoder.send_packet(&packet) {
                 let at = packet.pts().map_or(key, |t| t as f64 * self.time_base);
                 self.damage(format_args!("skipping a corrupt keyframe at {at:.3}s: {e}"));

@@ -57,6 +57,23 @@ impl MbConv<'_> {
             && self.project.k == self.depthwise.channels
     }
 
+    /// Panics unless `input` and `output` are one image in and out of this block, and a
+    /// `skip` fits it (stride 1, equal widths).
+    fn check_shapes(&self, input: &[f32], skip: bool, output: &[f32]) {
+        let dw = self.depthwise;
+        let (oh, ow) = dw.output_size();
+        let (cin, cout) = (self.expand.k, self.project.n);
+        assert_eq!(input.len(), dw.height * dw.width * cin);
+        assert_eq!(output.len(), oh * ow * cout);
+        if skip {
+            assert_eq!(
+                (dw.stride, cin),
+                (1, cout),
+                "a skip needs stride 1 and equal widths"
+            );
+        }
+    }
+
     /// Output rows per band: as many as fit [`BAND_BYTES`] of expanded rows, at least one.
     fn band_rows(&self, padded_width: usize) -> usize {
         let (k, s) = (self.depthwise.kernel, self.depthwise.stride);
@@ -73,18 +90,10 @@ impl MbConv<'_> {
         if !self.applies() {
             return false;
         }
+        self.check_shapes(input, skip, output);
         let dw = self.depthwise;
         let (oh, ow) = dw.output_size();
-        let (cin, cout) = (self.expand.k, self.project.n);
-        assert_eq!(input.len(), dw.height * dw.width * cin);
-        assert_eq!(output.len(), oh * ow * cout);
-        if skip {
-            assert_eq!(
-                (dw.stride, cin),
-                (1, cout),
-                "a skip needs stride 1 and equal widths"
-            );
-        }
+        let cout = self.project.n;
         let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
         let band = self.band_rows(pad.padded_width);
         let (k, s) = (dw.kernel, dw.stride);
@@ -130,19 +139,11 @@ impl MbConv<'_> {
         if !self.applies() {
             return false;
         }
+        self.check_shapes(input, skip, output);
         let dw = self.depthwise;
         let (oh, ow) = dw.output_size();
         let (rows_in, rows_out) = (dw.height * dw.width, oh * ow);
-        let (cin, mid, cout) = (self.expand.k, dw.channels, self.project.n);
-        assert_eq!(input.len(), rows_in * cin);
-        assert_eq!(output.len(), rows_out * cout);
-        if skip {
-            assert_eq!(
-                (dw.stride, cin),
-                (1, cout),
-                "a skip needs stride 1 and equal widths"
-            );
-        }
+        let (mid, cout) = (dw.channels, self.project.n);
         let pad = Padding::same(dw.height, dw.width, dw.kernel, dw.stride);
         let panels = self.expand.packed().panel_count();
         let parts = self.threads.clamp(1, panels);
