@@ -31,7 +31,7 @@ fn vocab_counts_words_with_the_metrics_tokenizer_and_applies_min_count() {
     assert_eq!(v.decode(&[1, 4, 5, 6, 2, 5]), "a dog runs");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vocab.json");
-    v.save(&path, 2).unwrap();
+    v.save(&path).unwrap();
     assert_eq!(Vocab::load(&path).unwrap(), v);
     std::fs::write(&path, r#"{"words": ["a", "b"], "min_count": 1}"#).unwrap();
     let err = format!("{:#}", Vocab::load(&path).unwrap_err());

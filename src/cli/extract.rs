@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{EXIT_OK, EXIT_PARTIAL, Global};
 use crate::encoder::{load_encoder, models_dir};
+use crate::pipeline::batch::Shard;
 use crate::train::cache::FeatureCache;
 use crate::train::data::{DatasetFormat, DatasetOptions, Split, load_dataset};
 use crate::train::extract::{
@@ -47,12 +48,26 @@ pub struct Args {
     /// otherwise appended to every item.
     #[arg(long)]
     pub no_motion: bool,
+    /// Samplings cached per clip: the uniform one plus K-1 temporally jittered ones (one
+    /// frame drawn inside each of the 1/frames slots, seeded by --seed); training draws one
+    /// per clip per epoch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub samplings: u64,
+    /// Take only shard I of N (0-based, by a hash of the clip id), so N machines fill one
+    /// shared cache. Default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or
+    /// JOB_COMPLETION_INDEX/VIDCAP_SHARD_COUNT, else every clip.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
     /// Re-extract clips whose entry is still valid.
     #[arg(long)]
     pub force: bool,
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text).map_err(|e| format!("{e:#}"))
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
@@ -62,12 +77,30 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         videos: args.videos.clone(),
     };
     let dataset = load_dataset(&args.dataset, &opts)?;
-    let clips: Vec<_> = dataset
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
+        None => Shard::from_env(&|name| std::env::var(name).ok())?,
+    };
+    let mut clips: Vec<_> = dataset
         .clips
         .iter()
         .filter(|c| args.split.is_none_or(|s| c.split == s))
         .cloned()
         .collect();
+    if let Some(shard) = shard {
+        let all = clips.len();
+        clips.retain(|c| shard.contains_name(&c.id));
+        tracing::info!(
+            "shard {}/{}: {} of {all} clips",
+            shard.index,
+            shard.count,
+            clips.len()
+        );
+        if clips.is_empty() {
+            println!("shard {}/{}: no clips of the {all} fall in this shard", shard.index, shard.count);
+            return Ok(EXIT_OK);
+        }
+    }
     if clips.is_empty() {
         bail!(
             "{}: no {} clips with a video",
@@ -124,10 +157,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         RunOptions {
             jobs,
             force: args.force,
+            samplings: args.samplings as usize,
+            seed: global.seed,
         },
         &|clip, outcome| {
-            if let ClipOutcome::Failed(why) = outcome {
-                bar.suspend(|| tracing::error!("clip {}: {why}", clip.id));
+            match outcome {
+                ClipOutcome::Failed(why) => {
+                    bar.suspend(|| tracing::error!("clip {}: {why}", clip.id))
+                }
+                ClipOutcome::Skipped(why) => {
+                    bar.suspend(|| tracing::warn!("clip {} skipped: {why}", clip.id))
+                }
+                _ => {}
             }
             bar.inc(1);
         },
@@ -152,21 +193,29 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             "extracted": report.extracted,
             "up_to_date": report.up_to_date,
             "failed": failed,
+            "skipped": report
+                .skipped
+                .iter()
+                .map(|(id, video, why)| json!({"clip": id, "video": video, "reason": why}))
+                .collect::<Vec<_>>(),
+            "samplings": args.samplings,
+            "shard": shard.map(|s| format!("{}/{}", s.index, s.count)),
             "missing_videos": dataset.missing,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
-            "{} clips: {} extracted, {} up to date, {} failed; missing videos: {}; cache {}",
+            "{} clips: {} extracted, {} up to date, {} skipped, {} failed; missing videos: {}; cache {}",
             clips.len(),
             report.extracted,
             report.up_to_date,
+            report.skipped.len(),
             report.failed.len(),
             dataset.missing.len(),
             cache.dir().display()
         );
     }
-    if report.extracted + report.up_to_date == 0 {
+    if report.extracted + report.up_to_date == 0 && report.skipped.is_empty() {
         bail!(
             "no clip could be extracted ({} failed)",
             report.failed.len()

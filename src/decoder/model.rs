@@ -178,7 +178,7 @@ impl CaptionModel {
             HashMap::from([("format".to_string(), "pt".to_string())]),
         )?;
         write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
-        self.vocab.save(&dir.join(VOCAB_FILE), 0)?;
+        self.vocab.save(&dir.join(VOCAB_FILE))?;
         write_atomic(
             &dir.join(CONFIG_FILE),
             &serde_json::to_vec_pretty(&self.config)?,

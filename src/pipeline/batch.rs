@@ -185,8 +185,13 @@ impl Shard {
     /// Stable across machines and runs: FNV-1a of the path as the user named it, so every
     /// shard agrees without a coordinator and adding files never moves the others.
     pub fn contains(&self, input: &Input) -> bool {
+        self.contains_name(&input.display)
+    }
+
+    /// Whether `name` (a path as named, or a dataset's clip id) falls in this shard.
+    pub fn contains_name(&self, name: &str) -> bool {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in input.display.bytes() {
+        for byte in name.bytes() {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }

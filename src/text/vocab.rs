@@ -13,11 +13,15 @@ pub const BOS: u32 = 1;
 pub const EOS: u32 = 2;
 pub const UNK: u32 = 3;
 const SPECIALS: [&str; 4] = ["<pad>", "<bos>", "<eos>", "<unk>"];
+/// Ids below this are the special tokens.
+pub const SPECIAL_COUNT: usize = SPECIALS.len();
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vocab {
     words: Vec<String>,
     index: HashMap<String, u32>,
+    /// The `min_count` the words were kept with (recorded in `vocab.json`).
+    min_count: usize,
 }
 
 /// On-disk form: the words in id order (ids are positions), plus how it was built.
@@ -47,16 +51,38 @@ impl Vocab {
             .map(|s| s.to_string())
             .chain(kept.into_iter().map(|(w, _)| w))
             .collect();
-        Self::from_words(words)
+        Self::from_words(words, min_count.max(1))
     }
 
-    fn from_words(words: Vec<String>) -> Self {
+    fn from_words(words: Vec<String>, min_count: usize) -> Self {
         let index = words
             .iter()
             .enumerate()
             .map(|(i, w)| (w.clone(), i as u32))
             .collect();
-        Self { words, index }
+        Self {
+            words,
+            index,
+            min_count,
+        }
+    }
+
+    /// This vocabulary followed by the words of `more` it lacks, in `more`'s order: ids of
+    /// known words do not move, so a model's rows for them stay valid (fine-tuning).
+    pub fn extended(&self, more: &Vocab) -> Vocab {
+        let mut words = self.words.clone();
+        words.extend(
+            more.words[SPECIAL_COUNT..]
+                .iter()
+                .filter(|w| !self.index.contains_key(*w))
+                .cloned(),
+        );
+        Self::from_words(words, more.min_count)
+    }
+
+    /// The `min_count` the words were kept with.
+    pub fn min_count(&self) -> usize {
+        self.min_count
     }
 
     pub fn len(&self) -> usize {
@@ -89,10 +115,10 @@ impl Vocab {
             .join(" ")
     }
 
-    pub fn save(&self, path: &Path, min_count: usize) -> anyhow::Result<()> {
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let file = VocabFile {
             words: self.words.clone(),
-            min_count,
+            min_count: self.min_count,
         };
         crate::atomic::write_atomic(path, &serde_json::to_vec_pretty(&file)?)
     }
@@ -113,7 +139,7 @@ impl Vocab {
                 SPECIALS
             );
         }
-        let vocab = Self::from_words(file.words);
+        let vocab = Self::from_words(file.words, file.min_count);
         if vocab.index.len() != vocab.words.len() {
             bail!("{}: duplicate words in the vocabulary", path.display());
         }

@@ -19,6 +19,8 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use sha2::{Digest, Sha256};
 
 use super::data::{Clip, Dataset, Split};
+use super::trainer::Examples;
+use crate::decoder::ClipFeatures;
 
 /// Bumped whenever the file layout or the meaning of a metadata key changes.
 pub const CACHE_FORMAT_VERSION: &str = "1";
@@ -154,16 +156,85 @@ impl FeatureCache {
     /// The file that holds (or would hold) a clip's features: sha256 of the absolute
     /// video path and the window.
     pub fn path_for(&self, clip: &Clip) -> PathBuf {
-        let video = std::path::absolute(&clip.video).unwrap_or_else(|_| clip.video.clone());
-        let mut h = Sha256::new();
-        h.update(video.as_os_str().as_encoded_bytes());
-        h.update([0u8]);
-        h.update(window_string(clip.start).as_bytes());
-        h.update([0u8]);
-        h.update(window_string(clip.end).as_bytes());
-        let digest = h.finalize();
-        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{name}.safetensors"))
+        self.dir.join(format!("{}.safetensors", entry_stem(clip, 0)))
+    }
+
+    /// The file of a clip's jittered sampling `k` (`k` ≥ 1; 0 is [`path_for`](Self::path_for)).
+    pub fn path_for_sampling(&self, clip: &Clip, k: usize) -> PathBuf {
+        self.dir.join(format!("{}.safetensors", entry_stem(clip, k)))
+    }
+
+    /// Where extract records that a clip cannot be sampled (its window starts after the
+    /// video ends), so train skips it instead of asking for it to be extracted.
+    fn skip_marker(&self, clip: &Clip) -> PathBuf {
+        self.dir.join(format!("{}.skipped.json", entry_stem(clip, 0)))
+    }
+
+    /// Records why `clip` cannot be extracted from its video as it is now.
+    pub fn mark_skipped(&self, clip: &Clip, reason: &str) -> anyhow::Result<()> {
+        let stamp = VideoStamp::of(&clip.video)?;
+        let mut meta: HashMap<String, String> = [
+            ("video_path", stamp.path.to_string_lossy().into_owned()),
+            ("video_size", stamp.size.to_string()),
+            ("video_mtime_ns", stamp.mtime_ns.to_string()),
+            ("window_start", window_string(clip.start)),
+            ("window_end", window_string(clip.end)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        meta.insert("reason".into(), reason.to_string());
+        crate::atomic::write_atomic(&self.skip_marker(clip), &serde_json::to_vec(&meta)?)
+    }
+
+    /// Why extract skipped `clip`, if it did and its video has not changed since.
+    pub fn skipped(&self, clip: &Clip) -> Option<String> {
+        let bytes = fs::read(self.skip_marker(clip)).ok()?;
+        let meta: HashMap<String, String> = serde_json::from_slice(&bytes).ok()?;
+        let stamp = VideoStamp::of(&clip.video).ok()?;
+        let same = meta.get("video_path")? == &stamp.path.to_string_lossy()
+            && meta.get("video_size")? == &stamp.size.to_string()
+            && meta.get("video_mtime_ns")? == &stamp.mtime_ns.to_string()
+            && meta.get("window_start")? == &window_string(clip.start)
+            && meta.get("window_end")? == &window_string(clip.end);
+        same.then(|| meta.get("reason").cloned().unwrap_or_default())
+    }
+
+    /// Forgets a skip record (the clip was extracted after all).
+    pub fn clear_skipped(&self, clip: &Clip) {
+        let _ = fs::remove_file(self.skip_marker(clip));
+    }
+
+    /// The valid entries of `clip` for `key`: the uniform sampling first, then every
+    /// jittered sampling `1, 2, …` stored for it (whatever seed made them), each checked by
+    /// its header.
+    pub fn entries(&self, clip: &Clip, key: &CacheKey) -> Result<Vec<PathBuf>, CacheMiss> {
+        self.check(clip, key)?;
+        let mut files = vec![self.path_for(clip)];
+        for k in 1.. {
+            let path = self.path_for_sampling(clip, k);
+            let Ok(mut file) = fs::File::open(&path) else {
+                break;
+            };
+            let Ok((meta, _)) = read_header(&mut file) else {
+                break;
+            };
+            let prefix = format!("{}{JITTER_MARK}{k}:", key.sampling);
+            match meta.get("sampling") {
+                Some(sampling) if sampling.starts_with(&prefix) => {
+                    let jittered = CacheKey {
+                        sampling: sampling.clone(),
+                        ..key.clone()
+                    };
+                    if self.check_at(&path, clip, &jittered).is_err() {
+                        break;
+                    }
+                    files.push(path);
+                }
+                _ => break,
+            }
+        }
+        Ok(files)
     }
 
     /// The clip's features if a valid entry exists for this key; otherwise `None`, with
@@ -208,8 +279,17 @@ impl FeatureCache {
     /// Whether the clip has a valid entry for this key, reading only the file's header
     /// (metadata, and the length the header implies, so a truncated file is caught).
     pub fn check(&self, clip: &Clip, key: &CacheKey) -> Result<(), CacheMiss> {
-        let path = self.path_for(clip);
-        let mut file = match fs::File::open(&path) {
+        self.check_at(&self.path_for(clip), clip, key)
+    }
+
+    /// [`check`](Self::check) of sampling `k`'s entry (`key` from [`CacheKey::jittered`]
+    /// for `k` ≥ 1).
+    pub fn check_sampling(&self, clip: &Clip, key: &CacheKey, k: usize) -> Result<(), CacheMiss> {
+        self.check_at(&self.path_for_sampling(clip, k), clip, key)
+    }
+
+    fn check_at(&self, path: &Path, clip: &Clip, key: &CacheKey) -> Result<(), CacheMiss> {
+        let mut file = match fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CacheMiss::Absent),
             Err(e) => return Err(CacheMiss::Corrupt(format!("cannot read: {e}"))),
@@ -236,6 +316,19 @@ impl FeatureCache {
         &self,
         clip: &Clip,
         key: &CacheKey,
+        features: &Tensor,
+        timestamps: &[f64],
+    ) -> anyhow::Result<PathBuf> {
+        self.put_sampling(clip, key, 0, features, timestamps)
+    }
+
+    /// Like [`put`](Self::put) for sampling `k` (0: the uniform one; `k` ≥ 1: a jittered
+    /// one, whose `key.sampling` comes from [`CacheKey::jittered`]).
+    pub fn put_sampling(
+        &self,
+        clip: &Clip,
+        key: &CacheKey,
+        k: usize,
         features: &Tensor,
         timestamps: &[f64],
     ) -> anyhow::Result<PathBuf> {
@@ -278,10 +371,115 @@ impl FeatureCache {
             ),
         ];
         let bytes = safetensors::serialize(views, Some(entry_metadata(clip, key, &stamp)))?;
-        let path = self.path_for(clip);
+        let path = self.path_for_sampling(clip, k);
         crate::atomic::write_atomic(&path, &bytes)
             .with_context(|| format!("clip {}: cannot write {}", clip.id, path.display()))?;
         Ok(path)
+    }
+}
+
+/// Separates the uniform sampling from a jittered one's index in `sampling` metadata.
+const JITTER_MARK: &str = "+jitter:";
+
+impl CacheKey {
+    /// The key of jittered sampling `k` (≥ 1) drawn with `seed`.
+    pub fn jittered(&self, k: usize, seed: u64) -> CacheKey {
+        CacheKey {
+            sampling: format!("{}{JITTER_MARK}{k}:seed:{seed}", self.sampling),
+            ..self.clone()
+        }
+    }
+}
+
+/// File stem of a clip's entry: sha256 of the absolute video path, the window and (for a
+/// jittered sampling) its index.
+fn entry_stem(clip: &Clip, sampling: usize) -> String {
+    let video = std::path::absolute(&clip.video).unwrap_or_else(|_| clip.video.clone());
+    let mut h = Sha256::new();
+    h.update(video.as_os_str().as_encoded_bytes());
+    h.update([0u8]);
+    h.update(window_string(clip.start).as_bytes());
+    h.update([0u8]);
+    h.update(window_string(clip.end).as_bytes());
+    if sampling > 0 {
+        h.update([0u8]);
+        h.update(format!("jitter:{sampling}").as_bytes());
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The features of a cache file already checked by [`FeatureCache::entries`], cut to the
+/// first `regions` items of every frame (region 0 is the global pool in both layouts).
+pub fn read_clip_features(path: &Path, regions: usize) -> anyhow::Result<ClipFeatures> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let f = tensors
+        .tensor(FEATURES)
+        .with_context(|| format!("{}: no features tensor", path.display()))?;
+    let &[t, r, d] = f.shape() else {
+        bail!("{}: features have shape {:?}", path.display(), f.shape());
+    };
+    if f.dtype() != Dtype::F32 || regions > r || regions == 0 {
+        bail!(
+            "{}: features are {:?} {:?}, need f32 with at least {regions} regions",
+            path.display(),
+            f.dtype(),
+            f.shape()
+        );
+    }
+    let data = f.data();
+    let mut features = Vec::with_capacity(t * regions * d);
+    for frame in 0..t {
+        let start = frame * r * d * 4;
+        let row = &data[start..start + regions * d * 4];
+        features.extend(
+            row.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+    Ok(ClipFeatures {
+        features,
+        frames: t,
+        regions,
+        dim: d,
+    })
+}
+
+/// A split's clips whose entries are valid, read one clip at a time while training.
+pub struct CachedExamples {
+    pub clips: Vec<Clip>,
+    /// Per clip its entry files: the uniform sampling, then jittered ones.
+    pub files: Vec<Vec<PathBuf>>,
+    pub regions: usize,
+}
+
+impl CachedExamples {
+    /// Every clip's features in memory (evaluation sets).
+    pub fn load_all(&self) -> anyhow::Result<Vec<ClipFeatures>> {
+        use rayon::prelude::*;
+        self.files
+            .par_iter()
+            .map(|f| read_clip_features(&f[0], self.regions))
+            .collect()
+    }
+}
+
+impl Examples for CachedExamples {
+    fn len(&self) -> usize {
+        self.clips.len()
+    }
+    fn id(&self, i: usize) -> &str {
+        &self.clips[i].id
+    }
+    fn captions(&self, i: usize) -> &[String] {
+        &self.clips[i].captions
+    }
+    fn samplings(&self, i: usize) -> usize {
+        self.files[i].len()
+    }
+    fn features(&self, i: usize, sampling: usize) -> anyhow::Result<ClipFeatures> {
+        read_clip_features(&self.files[i][sampling], self.regions)
     }
 }
 
@@ -515,35 +713,46 @@ pub fn encoder_weights_sha256(model_dir: &Path) -> anyhow::Result<String> {
         .collect())
 }
 
-/// A split's clips sorted by whether the cache holds valid features for them.
+/// A split's clips sorted by whether the cache holds valid entries for them.
 #[derive(Debug, Default)]
-pub struct SplitFeatures {
-    /// Clips with features, in dataset order.
-    pub found: Vec<(Clip, CachedFeatures)>,
+pub struct SplitEntries {
+    /// Clips with entries (uniform sampling first, then jittered ones), in dataset order.
+    pub found: Vec<(Clip, Vec<PathBuf>)>,
+    /// (clip id, why) of clips extract skipped (window after the end of the video).
+    pub skipped: Vec<(String, String)>,
     /// (clip id, why not) for the others, in dataset order.
     pub uncached: Vec<(String, CacheMiss)>,
 }
 
-/// Looks up every clip of `split` (in parallel: a corpus has thousands of small files).
-/// Unlike [`load_split_features`] nothing is skipped silently; the caller decides whether
-/// an uncached clip is fatal.
-pub fn split_features(
+/// Checks every clip of `split` by its entries' headers (in parallel: a corpus has
+/// thousands of small files); nothing is read beyond the headers. Unlike
+/// [`load_split_features`] nothing is dropped silently; the caller decides whether an
+/// uncached clip is fatal.
+pub fn split_entries(
     ds: &Dataset,
     cache: &FeatureCache,
     key: &CacheKey,
     split: Split,
-) -> SplitFeatures {
+) -> SplitEntries {
     use rayon::prelude::*;
     let clips: Vec<&Clip> = ds.split(split).collect();
     let results: Vec<_> = clips
         .par_iter()
-        .map(|clip| cache.lookup(clip, key))
+        .map(|clip| match cache.entries(clip, key) {
+            Err(CacheMiss::Absent) => match cache.skipped(clip) {
+                Some(why) => Err(Ok(why)),
+                None => Err(Err(CacheMiss::Absent)),
+            },
+            Err(miss) => Err(Err(miss)),
+            Ok(files) => Ok(files),
+        })
         .collect();
-    let mut out = SplitFeatures::default();
+    let mut out = SplitEntries::default();
     for (clip, result) in clips.into_iter().zip(results) {
         match result {
-            Ok(features) => out.found.push((clip.clone(), features)),
-            Err(miss) => out.uncached.push((clip.id.clone(), miss)),
+            Ok(files) => out.found.push((clip.clone(), files)),
+            Err(Ok(why)) => out.skipped.push((clip.id.clone(), why)),
+            Err(Err(miss)) => out.uncached.push((clip.id.clone(), miss)),
         }
     }
     out

@@ -153,6 +153,8 @@ pub struct Dataset {
     /// Annotated videos not found on disk (the first path looked at for each).
     pub missing: Vec<PathBuf>,
     pub format: DatasetFormat,
+    /// Captions left out because they were empty or only whitespace.
+    pub empty_captions: usize,
 }
 
 impl Dataset {
@@ -172,8 +174,7 @@ pub fn load_dataset(path: &Path, opts: &DatasetOptions) -> anyhow::Result<Datase
     let search = VideoSearch::new(&base, opts.videos.as_deref())?;
     let mut entries = Vec::new();
     for file in &files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read annotation file {}", file.display()))?;
+        let text = read_utf8(file)?;
         let parsed = match format {
             DatasetFormat::Jsonl => parse_jsonl(&text),
             DatasetFormat::MsrVtt => parse_msrvtt(&text),
@@ -182,19 +183,25 @@ pub fn load_dataset(path: &Path, opts: &DatasetOptions) -> anyhow::Result<Datase
             DatasetFormat::Vatex => parse_vatex(&text, file),
         }
         .with_context(|| format!("{}: malformed {format} annotations", file.display()))?;
-        entries.extend(parsed);
+        entries.extend(parsed.into_iter().map(|mut e| {
+            e.file = file.clone();
+            e
+        }));
     }
+    let empty_captions = drop_empty_captions(&mut entries);
     if matches!(format, DatasetFormat::MsvdTxt | DatasetFormat::MsvdCsv) {
         assign_msvd_splits(&mut entries);
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         if let Some(first) = seen.insert(e.id.clone(), i) {
+            let first = &entries[first];
             bail!(
-                "{}: clip id {:?} appears twice ({} and {})",
-                files[0].display(),
+                "clip id {:?} appears twice: {}: {} and {}: {}",
                 e.id,
-                entries[first].origin,
+                first.file.display(),
+                first.origin,
+                e.file.display(),
                 e.origin
             );
         }
@@ -243,7 +250,49 @@ pub fn load_dataset(path: &Path, opts: &DatasetOptions) -> anyhow::Result<Datase
         clips,
         missing,
         format,
+        empty_captions,
     })
+}
+
+/// An annotation file's text, or an error naming the line of its first invalid UTF-8 byte.
+fn read_utf8(file: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read annotation file {}", file.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        let column = 1 + at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        anyhow::anyhow!(
+            "{}: line {line}, column {column}: not valid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
+            file.display(),
+            bytes[at]
+        )
+    })
+}
+
+/// Removes empty and whitespace-only captions, warning with the file and line of each (the
+/// first few), and returns how many there were.
+fn drop_empty_captions(entries: &mut [Entry]) -> usize {
+    let mut dropped = 0;
+    for e in entries.iter_mut() {
+        let before = e.captions.len();
+        e.captions.retain(|c| !c.trim().is_empty());
+        let n = before - e.captions.len();
+        if n > 0 && dropped < MISSING_NAMED {
+            tracing::warn!(
+                "{}: {}: clip {:?}: {n} empty caption(s) skipped",
+                e.file.display(),
+                e.origin,
+                e.id
+            );
+        }
+        dropped += n;
+    }
+    if dropped > MISSING_NAMED {
+        tracing::warn!("{dropped} empty captions skipped in all");
+    }
+    dropped
 }
 
 /// How a clip names its video before it is looked up on disk.
@@ -269,6 +318,8 @@ struct Entry {
     split: Split,
     /// Where it was read, for error messages ("line 7").
     origin: String,
+    /// The annotation file it was read from.
+    file: PathBuf,
 }
 
 fn annotation_files(
@@ -450,6 +501,7 @@ fn parse_jsonl(text: &str) -> anyhow::Result<Vec<Entry>> {
             captions,
             split: r.split.unwrap_or(Split::Train),
             origin: format!("line {lineno}"),
+            file: PathBuf::new(),
         });
     }
     Ok(out)
@@ -481,10 +533,11 @@ struct MsrVttFile {
 #[derive(Deserialize)]
 struct MsrVttVideo {
     video_id: String,
-    #[serde(rename = "start time")]
-    start: f64,
-    #[serde(rename = "end time")]
-    end: f64,
+    /// Absent in some redistributions: the clip is then the whole video.
+    #[serde(rename = "start time", default)]
+    start: Option<f64>,
+    #[serde(rename = "end time", default)]
+    end: Option<f64>,
     split: Split,
     #[serde(default)]
     url: Option<String>,
@@ -521,7 +574,7 @@ fn parse_msrvtt(text: &str) -> anyhow::Result<Vec<Entry>> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let (start, end) = check_window(Some(v.start), Some(v.end))
+            let (start, end) = check_window(v.start, v.end)
                 .with_context(|| format!("videos[{i}] ({})", v.video_id))?;
             Ok(Entry {
                 id: v.video_id.clone(),
@@ -534,6 +587,7 @@ fn parse_msrvtt(text: &str) -> anyhow::Result<Vec<Entry>> {
                 captions: captions.remove(v.video_id.as_str()).unwrap_or_default(),
                 split: v.split,
                 origin: format!("videos[{i}]"),
+                file: PathBuf::new(),
             })
         })
         .collect()
@@ -587,6 +641,7 @@ impl MsvdClips {
             captions: vec![caption],
             split: Split::Train, // assigned once all clips are known
             origin,
+            file: PathBuf::new(),
         });
         Ok(())
     }
@@ -600,14 +655,9 @@ fn parse_msvd_txt(text: &str) -> anyhow::Result<Vec<Entry>> {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((clip, caption)) = line.split_once(char::is_whitespace) else {
-            bail!("line {lineno}: expected \"VIDEOID_START_END caption\", got {line:?}");
-        };
-        let caption = caption.trim();
-        if caption.is_empty() {
-            bail!("line {lineno}: clip {clip:?} has an empty caption");
-        }
-        clips.add(clip, caption.to_string(), format!("line {lineno}"))?;
+        // An empty caption is kept here and dropped, counted, with the others.
+        let (clip, caption) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        clips.add(clip, caption.trim().to_string(), format!("line {lineno}"))?;
     }
     Ok(clips.order)
 }
@@ -780,6 +830,7 @@ fn parse_vatex(text: &str, file: &Path) -> anyhow::Result<Vec<Entry>> {
                 captions: r.en_cap,
                 split,
                 origin,
+                file: PathBuf::new(),
             })
         })
         .collect()

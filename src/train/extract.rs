@@ -14,7 +14,8 @@ use super::cache::{CacheKey, FeatureCache};
 use super::data::Clip;
 use crate::encoder::FrameEncoder;
 use crate::video::motion::{MOTION_DIM, motion_features};
-use crate::video::{Frame, Resize, SampleSpec, Sampling, sample_frames};
+use crate::video::{Frame, Resize, SampleSpec, Sampling, VideoError, sample_frames};
+use sha2::{Digest, Sha256};
 
 /// Frames encoded in one forward pass (bounds the memory of long clips).
 const ENCODE_BATCH: usize = 16;
@@ -49,6 +50,9 @@ impl ExtractSpec {
 pub enum ClipOutcome {
     Extracted,
     UpToDate,
+    /// The clip cannot be sampled from its video (its window starts after the video ends);
+    /// recorded in the cache so that `train` skips it too.
+    Skipped(String),
     Failed(String),
 }
 
@@ -57,7 +61,19 @@ pub struct ExtractReport {
     pub extracted: usize,
     pub up_to_date: usize,
     /// (clip id, video, reason), in dataset order.
+    pub skipped: Vec<(String, std::path::PathBuf, String)>,
+    /// (clip id, video, reason), in dataset order.
     pub failed: Vec<(String, std::path::PathBuf, String)>,
+}
+
+/// The seed of clip `id`'s jittered sampling `k`: the run's seed mixed with both, so each
+/// clip gets its own draws and a run repeats with the same `--seed`.
+pub fn jitter_seed(seed: u64, id: &str, k: usize) -> u64 {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(id.as_bytes());
+    h.update((k as u64).to_le_bytes());
+    u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
 }
 
 /// One clip's features `[T, R, D]` and frame timestamps.
@@ -66,8 +82,18 @@ pub fn encode_clip(
     clip: &Clip,
     spec: &ExtractSpec,
 ) -> anyhow::Result<(Tensor, Vec<f64>)> {
+    encode_clip_sampled(encoder, clip, spec, Sampling::Uniform { count: spec.frames })
+}
+
+/// [`encode_clip`] with another frame sampling (a jittered one).
+pub fn encode_clip_sampled(
+    encoder: &dyn FrameEncoder,
+    clip: &Clip,
+    spec: &ExtractSpec,
+    sampling: Sampling,
+) -> anyhow::Result<(Tensor, Vec<f64>)> {
     let sample = SampleSpec {
-        sampling: Sampling::Uniform { count: spec.frames },
+        sampling,
         start: clip.start,
         end: clip.end,
         resize: Resize::ShortSide(encoder.resize_shorter()),
@@ -126,13 +152,72 @@ pub fn append_motion(items: &Tensor, frames: &[Frame]) -> anyhow::Result<Tensor>
     Ok(Tensor::cat(&[items, &motion], 2)?)
 }
 
-/// How an extraction runs (nothing here changes the features).
+/// How an extraction runs.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     /// Clips decoded and encoded at the same time.
     pub jobs: usize,
     /// Re-extract even clips whose entry is still valid.
     pub force: bool,
+    /// Samplings stored per clip: the uniform one, plus `samplings - 1` jittered ones.
+    pub samplings: usize,
+    /// Seeds the jittered samplings.
+    pub seed: u64,
+}
+
+/// Extracts one clip: every sampling whose entry is missing or stale.
+fn extract_clip(
+    clip: &Clip,
+    cache: &FeatureCache,
+    encoder: &dyn FrameEncoder,
+    spec: &ExtractSpec,
+    key: &CacheKey,
+    run: RunOptions,
+) -> ClipOutcome {
+    let mut extracted = false;
+    for k in 0..run.samplings.max(1) {
+        let (key_k, sampling) = if k == 0 {
+            (key.clone(), Sampling::Uniform { count: spec.frames })
+        } else {
+            let seed = jitter_seed(run.seed, &clip.id, k);
+            (
+                key.jittered(k, seed),
+                Sampling::Jittered {
+                    count: spec.frames,
+                    seed,
+                },
+            )
+        };
+        let fresh = !run.force
+            && cache
+                .check_sampling(clip, &key_k, k)
+                .inspect_err(|miss| tracing::debug!("clip {} sampling {k}: {miss}", clip.id))
+                .is_ok();
+        if fresh {
+            continue;
+        }
+        let result = encode_clip_sampled(encoder, clip, spec, sampling)
+            .and_then(|(f, ts)| cache.put_sampling(clip, &key_k, k, &f, &ts));
+        match result {
+            Ok(_) => extracted = true,
+            Err(e) => {
+                if let Some(VideoError::WindowPastEnd { .. }) = e.downcast_ref::<VideoError>() {
+                    let why = format!("{e:#}");
+                    if let Err(mark) = cache.mark_skipped(clip, &why) {
+                        return ClipOutcome::Failed(format!("{why}; {mark:#}"));
+                    }
+                    return ClipOutcome::Skipped(why);
+                }
+                return ClipOutcome::Failed(format!("{e:#}"));
+            }
+        }
+    }
+    cache.clear_skipped(clip);
+    if extracted {
+        ClipOutcome::Extracted
+    } else {
+        ClipOutcome::UpToDate
+    }
 }
 
 /// Encodes every clip whose cache entry is missing or stale (all of them with `force`),
@@ -146,7 +231,6 @@ pub fn extract_dataset(
     run: RunOptions,
     progress: &(dyn Fn(&Clip, &ClipOutcome) + Sync),
 ) -> anyhow::Result<ExtractReport> {
-    let force = run.force;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(run.jobs.max(1))
         .build()
@@ -155,21 +239,7 @@ pub fn extract_dataset(
         clips
             .par_iter()
             .map(|clip| {
-                let fresh = !force
-                    && cache
-                        .check(clip, key)
-                        .inspect_err(|miss| tracing::debug!("clip {}: {miss}", clip.id))
-                        .is_ok();
-                let outcome = if fresh {
-                    ClipOutcome::UpToDate
-                } else {
-                    match encode_clip(encoder, clip, spec)
-                        .and_then(|(f, ts)| cache.put(clip, key, &f, &ts))
-                    {
-                        Ok(_) => ClipOutcome::Extracted,
-                        Err(e) => ClipOutcome::Failed(format!("{e:#}")),
-                    }
-                };
+                let outcome = extract_clip(clip, cache, encoder, spec, key, run);
                 progress(clip, &outcome);
                 outcome
             })
@@ -180,6 +250,11 @@ pub fn extract_dataset(
         match outcome {
             ClipOutcome::Extracted => report.extracted += 1,
             ClipOutcome::UpToDate => report.up_to_date += 1,
+            ClipOutcome::Skipped(why) => {
+                report
+                    .skipped
+                    .push((clip.id.clone(), clip.video.clone(), why))
+            }
             ClipOutcome::Failed(why) => {
                 report
                     .failed

@@ -81,6 +81,12 @@ pub enum VideoError {
     Stalled { path: PathBuf, reason: String },
     #[error("{}: invalid sampling request: {reason}", .path.display())]
     InvalidSpec { path: PathBuf, reason: String },
+    #[error("{}: the window starts at {start}s, after the video ends ({duration:.3}s)", .path.display())]
+    WindowPastEnd {
+        path: PathBuf,
+        start: f64,
+        duration: f64,
+    },
     #[error("{}: {reason}", .path.display())]
     Consumer { path: PathBuf, reason: String },
 }

@@ -19,6 +19,9 @@ use super::{Frame, VideoError, VideoInfo};
 pub enum Sampling {
     /// N frames at t_i = start + (i + 0.5) * (end - start) / N.
     Uniform { count: usize },
+    /// N frames, one drawn uniformly inside each of the N equal slots of the window
+    /// (seeded): a temporally jittered version of `Uniform`, for training augmentation.
+    Jittered { count: usize, seed: u64 },
     /// Frames at t_k = start + k / fps while t_k < end.
     Fps { fps: f64 },
     /// Every decoded frame with start <= pts < end.
@@ -150,6 +153,14 @@ fn sample_with(
         Sampling::Uniform { count } => {
             let step = (hi - lo) / count as f64;
             (0..count).map(|i| lo + (i as f64 + 0.5) * step).collect()
+        }
+        Sampling::Jittered { count, seed } => {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let step = (hi - lo) / count as f64;
+            (0..count)
+                .map(|i| lo + (i as f64 + rng.random::<f64>()) * step)
+                .collect()
         }
         Sampling::Fps { fps } => {
             let n = ((hi - lo) * fps - 1e-9).ceil().max(0.0) as usize;
@@ -297,7 +308,9 @@ fn window(path: &Path, spec: &SampleSpec, info: &VideoInfo) -> Result<(f64, f64)
         reason,
     };
     match spec.sampling {
-        Sampling::Uniform { count: 0 } => return Err(bad("frame count must be at least 1".into())),
+        Sampling::Uniform { count: 0 } | Sampling::Jittered { count: 0, .. } => {
+            return Err(bad("frame count must be at least 1".into()));
+        }
         Sampling::Fps { fps } if !(fps.is_finite() && fps > 0.0) => {
             return Err(bad(format!("fps must be a positive number, got {fps}")));
         }
@@ -324,11 +337,23 @@ fn window(path: &Path, spec: &SampleSpec, info: &VideoInfo) -> Result<(f64, f64)
         return Err(bad(format!("end ({end}) must be after start ({start})")));
     }
     if info.duration_s > 0.0 && start >= info.duration_s {
-        return Err(bad(format!(
-            "start {start}s is not before the end of the video ({:.3}s)",
-            info.duration_s
-        )));
+        return Err(VideoError::WindowPastEnd {
+            path: path.to_path_buf(),
+            start,
+            duration: info.duration_s,
+        });
     }
+    // A window that runs past the end is sampled over the part that exists.
+    let end = if info.duration_s > 0.0 && end.is_finite() && end > info.duration_s + 1e-3 {
+        tracing::warn!(
+            "{}: window end {end}s is past the end of the video ({:.3}s); sampling up to the end",
+            path.display(),
+            info.duration_s
+        );
+        info.duration_s
+    } else {
+        end
+    };
     Ok((info.start_time_s + start, info.start_time_s + end))
 }
 
