@@ -347,6 +347,7 @@ fn split_features_come_only_from_the_cache() {
         clips: clips.clone(),
         missing: vec![],
         format: DatasetFormat::Jsonl,
+        empty_captions: 0,
     };
     let err = format!(
         "{:#}",

@@ -106,6 +106,8 @@ fn extract_fills_resumes_and_reextracts_only_what_changed() {
     let run = RunOptions {
         jobs: 3,
         force: false,
+        samplings: 1,
+        seed: 0,
     };
     let seen = Mutex::new(Vec::new());
     let progress = |clip: &vidcap::train::data::Clip, outcome: &ClipOutcome| {
@@ -220,4 +222,105 @@ fn extract_fills_resumes_and_reextracts_only_what_changed() {
     assert_eq!(val[0].1.features.dims(), &[8, 1, 3]);
     // …and the old key's entries were replaced (one file per clip window).
     assert!(load_split_features(&ds, &cache, &key, Split::Val).is_err());
+}
+
+/// Frame timestamps stored in a cache file.
+fn stored_timestamps(path: &Path) -> Vec<f64> {
+    let bytes = fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor("timestamps")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn jittered_samplings_are_reproducible_and_late_windows_are_skipped() {
+    use vidcap::train::cache::{read_clip_features, split_entries};
+    let tmp = tempfile::tempdir().unwrap();
+    make_video(&tmp.path().join("v.mp4"), 0, 3);
+    fs::write(
+        tmp.path().join("annotations.jsonl"),
+        [
+            r#"{"id": "whole", "video": "v.mp4", "captions": ["a"], "split": "train"}"#,
+            r#"{"id": "late", "video": "v.mp4", "start": 5.0, "end": 6.0, "captions": ["b"], "split": "train"}"#,
+            r#"{"id": "overrun", "video": "v.mp4", "start": 2.0, "end": 4.0, "captions": ["c"], "split": "train"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let ds = load_dataset(tmp.path(), &DatasetOptions::default()).unwrap();
+    let encoder = QuadrantMeans;
+    let spec = ExtractSpec {
+        frames: 4,
+        grid: true,
+        motion: false,
+    };
+    let key = spec.key(&encoder, "weights-sha");
+    let run = |seed: u64, dir: &str| {
+        let cache = FeatureCache::open(tmp.path().join(dir)).unwrap();
+        let opts = RunOptions {
+            jobs: 2,
+            force: false,
+            samplings: 3,
+            seed,
+        };
+        let report = extract_dataset(&ds.clips, &cache, &encoder, &spec, &key, opts, &|_, _| {})
+            .unwrap();
+        (cache, report)
+    };
+    let (cache, report) = run(7, "a");
+    assert_eq!(report.extracted, 2);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.skipped.len(), 1);
+    let (id, _, why) = &report.skipped[0];
+    assert_eq!(id, "late");
+    assert!(why.contains("v.mp4") && why.contains("after the video ends"), "{why}");
+
+    // Train sees the skip recorded in the cache, not a clip waiting for extraction.
+    let found = split_entries(&ds, &cache, &key, Split::Train);
+    assert!(found.uncached.is_empty(), "{:?}", found.uncached);
+    assert_eq!(found.skipped.len(), 1);
+    assert_eq!(found.found.len(), 2);
+    let whole = &found.found.iter().find(|(c, _)| c.id == "whole").unwrap().1;
+    assert_eq!(whole.len(), 3, "uniform + 2 jittered samplings");
+    let times: Vec<Vec<f64>> = whole.iter().map(|p| stored_timestamps(p)).collect();
+    // Uniform targets are slot centres; jittered ones fall anywhere in their slot (the
+    // first frame at or after the target, 25 fps).
+    let slot = 3.0 / 4.0;
+    for (k, t) in times.iter().enumerate() {
+        assert_eq!(t.len(), 4);
+        for (i, &ts) in t.iter().enumerate() {
+            assert!(
+                ts >= i as f64 * slot - 1e-6 && ts < (i + 1) as f64 * slot + 0.04 + 1e-6,
+                "sampling {k} frame {i} at {ts}"
+            );
+        }
+    }
+    assert!(times[1] != times[0] && times[2] != times[0] && times[1] != times[2]);
+    for path in whole {
+        assert_eq!(read_clip_features(path, 5).unwrap().frames, 4);
+    }
+    // A window past the end is clamped to the video.
+    let overrun = &found.found.iter().find(|(c, _)| c.id == "overrun").unwrap().1;
+    let t = stored_timestamps(&overrun[0]);
+    assert!(t.iter().all(|&x| (2.0..3.0).contains(&x)), "{t:?}");
+
+    // The same seed gives the same samplings; another seed others.
+    let (same, _) = run(7, "b");
+    let (other, _) = run(8, "c");
+    let files = |c: &FeatureCache| split_entries(&ds, c, &key, Split::Train).found;
+    for ((a, b), c) in files(&cache).iter().zip(files(&same)).zip(files(&other)) {
+        for k in 0..3 {
+            assert_eq!(stored_timestamps(&a.1[k]), stored_timestamps(&b.1[k]));
+            if k > 0 {
+                assert_ne!(stored_timestamps(&a.1[k]), stored_timestamps(&c.1[k]));
+            }
+        }
+    }
+    // A second run finds everything up to date, the skip included.
+    let (_, again) = run(7, "a");
+    assert_eq!((again.extracted, again.up_to_date, again.skipped.len()), (0, 2, 1));
 }

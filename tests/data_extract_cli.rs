@@ -113,3 +113,65 @@ fn extract_cli_fills_the_cache_and_resumes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn shards_fill_one_cache_that_equals_a_one_machine_run() {
+    use vidcap::train::cache::{CacheKey, FeatureCache, read_clip_features, split_entries};
+    use vidcap::train::data::{DatasetOptions, Split, load_dataset};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    for i in 0..6 {
+        make_video(&tmp.path().join(format!("c{i}.mp4")), i * 60);
+        lines.push(format!(
+            r#"{{"id": "clip{i}", "video": "c{i}.mp4", "captions": ["x"], "split": "train"}}"#
+        ));
+    }
+    let ann = tmp.path().join("annotations.jsonl");
+    fs::write(&ann, lines.join("\n")).unwrap();
+    let (whole, shared) = (tmp.path().join("whole"), tmp.path().join("shared"));
+    let (code, json, stderr) = extract(&ann, &whole, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["extracted"], 6);
+    // Machine 0 by flag, machine 1 as a Slurm array task with ids from 1.
+    let (code, first, stderr) = extract(&ann, &shared, &["--shard", "0/2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vidcap"))
+        .args(["extract", ann.to_str().unwrap(), "--out", shared.to_str().unwrap()])
+        .args(["--frames", "4", "--json"])
+        .env("VIDCAP_MODELS", models_dir())
+        .env("SLURM_ARRAY_TASK_ID", "2")
+        .env("SLURM_ARRAY_TASK_MIN", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((first["shard"].as_str(), second["shard"].as_str()), (Some("0/2"), Some("1/2")));
+    let (a, b) = (first["clips"].as_u64().unwrap(), second["clips"].as_u64().unwrap());
+    assert_eq!(a + b, 6);
+    assert!(a > 0 && b > 0, "both shards get clips: {a} + {b}");
+    assert_eq!(
+        first["extracted"].as_u64().unwrap() + second["extracted"].as_u64().unwrap(),
+        6
+    );
+
+    // The union holds the same entries, with the same features.
+    let ds = load_dataset(&ann, &DatasetOptions::default()).unwrap();
+    let sha = first["encoder_sha256"].as_str().unwrap();
+    let key = CacheKey::new("efficientnet-lite0", sha, 4, true, true);
+    let one = split_entries(&ds, &FeatureCache::open(&whole).unwrap(), &key, Split::Train);
+    let many = split_entries(&ds, &FeatureCache::open(&shared).unwrap(), &key, Split::Train);
+    assert_eq!((one.found.len(), many.found.len()), (6, 6));
+    for ((c1, f1), (c2, f2)) in one.found.iter().zip(&many.found) {
+        assert_eq!(c1.id, c2.id);
+        assert_eq!(
+            read_clip_features(&f1[0], 5).unwrap(),
+            read_clip_features(&f2[0], 5).unwrap()
+        );
+    }
+    // Shards that cannot exist are usage errors.
+    for bad in ["2/2", "0/0", "1"] {
+        let (code, _, stderr) = extract(&ann, &shared, &["--shard", bad]);
+        assert_eq!(code, 2, "--shard {bad}: {stderr}");
+    }
+}

@@ -418,3 +418,92 @@ fn annotations_jsonl_wins_and_extra_fields_are_ignored() {
         (Some(0.0), Some(4.0))
     );
 }
+
+#[test]
+fn empty_captions_are_skipped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    for v in ["a.mp4", "b.mp4"] {
+        fs::write(tmp.path().join(v), b"x").unwrap();
+    }
+    let ann = tmp.path().join("annotations.jsonl");
+    fs::write(
+        &ann,
+        concat!(
+            r#"{"video": "a.mp4", "captions": ["a dog runs", "", "   "]}"#,
+            "\n",
+            r#"{"video": "b.mp4", "caption": "\t", "split": "val"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let ds = load_dataset(&ann, &DatasetOptions::default()).unwrap();
+    assert_eq!(ds.empty_captions, 3);
+    assert_eq!(clip(&ds.clips, "a.mp4").captions, ["a dog runs"]);
+    assert!(clip(&ds.clips, "b.mp4").captions.is_empty());
+    // MSVD's text format: an id with nothing after it is an empty caption, not an error.
+    let txt = tmp.path().join("AllVideoDescriptions.txt");
+    fs::write(&txt, "vid_1_2 a cat sits\nvid_1_2   \nvid_1_2\n").unwrap();
+    let opts = DatasetOptions {
+        videos: Some(tmp.path().to_path_buf()),
+        ..DatasetOptions::default()
+    };
+    fs::write(tmp.path().join("vid_1_2.mp4"), b"x").unwrap();
+    let ds = load_dataset(&txt, &opts).unwrap();
+    assert_eq!(ds.empty_captions, 2);
+    assert_eq!(clip(&ds.clips, "vid_1_2").captions, ["a cat sits"]);
+}
+
+#[test]
+fn non_utf8_annotations_name_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ann = tmp.path().join("annotations.jsonl");
+    let mut bytes = br#"{"video": "a.mp4", "caption": "fine"}"#.to_vec();
+    bytes.extend_from_slice(b"\n{\"video\": \"b.mp4\", \"caption\": \"caf\xe9\"}\n");
+    fs::write(&ann, bytes).unwrap();
+    let err = err_text(&ann, &DatasetOptions::default());
+    for needle in ["annotations.jsonl", "line 2", "not valid UTF-8", "0xe9"] {
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn a_clip_id_found_twice_names_both_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("video7.mp4"), b"x").unwrap();
+    let record = |split: &str| {
+        serde_json::json!({
+            "videos": [{"video_id": "video7", "split": split}],
+            "sentences": [{"video_id": "video7", "caption": "a man sings"}],
+        })
+        .to_string()
+    };
+    fs::write(tmp.path().join("train_val_videodatainfo.json"), record("train")).unwrap();
+    fs::write(tmp.path().join("test_videodatainfo.json"), record("test")).unwrap();
+    let err = err_text(tmp.path(), &DatasetOptions::default());
+    for needle in [
+        "\"video7\" appears twice",
+        "test_videodatainfo.json: videos[0]",
+        "train_val_videodatainfo.json: videos[0]",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn msrvtt_without_times_reads_whole_clips() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("video7.mp4"), b"x").unwrap();
+    fs::write(
+        tmp.path().join("videodatainfo.json"),
+        serde_json::json!({
+            "videos": [{"video_id": "video7", "split": "validate", "id": 7}],
+            "sentences": [{"video_id": "video7", "caption": "a man sings", "sen_id": 1}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ds = load_dataset(tmp.path(), &DatasetOptions::default()).unwrap();
+    let c = clip(&ds.clips, "video7");
+    assert_eq!((c.start, c.end, c.split), (None, None, Split::Val));
+    assert_eq!(c.captions, ["a man sings"]);
+}

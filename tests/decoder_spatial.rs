@@ -86,6 +86,7 @@ fn held_out_accuracy(regions: usize) -> f64 {
         patience: 0,
         seed: 1,
         stop_after_epochs: None,
+        init_from: None,
     };
     let score = |pairs: &[(String, String)]| {
         let hits = pairs

@@ -64,6 +64,7 @@ fn small_config(arch: Arch, epochs: usize) -> TrainConfig {
         patience: 0,
         seed: 3,
         stop_after_epochs: None,
+        init_from: None,
     }
 }
 
