@@ -539,11 +539,13 @@ pub fn train_examples(
                 let step = progress.step;
                 let step_started = Instant::now();
                 let mut rng = rng_for(cfg.seed, epoch as u64, step);
-                let mut tokens_in = Vec::with_capacity(chunk.len() * cfg.max_len);
-                let mut targets = Vec::with_capacity(chunk.len() * cfg.max_len);
+                // Positions past the batch's longest caption are all padding: cut them.
+                let len = batch_len(chunk.iter().map(|&p| pairs[p].2.as_slice()));
+                let mut tokens_in = Vec::with_capacity(chunk.len() * len);
+                let mut targets = Vec::with_capacity(chunk.len() * len);
                 for &p in chunk.iter() {
-                    tokens_in.extend_from_slice(&pairs[p].1);
-                    targets.extend_from_slice(&pairs[p].2);
+                    tokens_in.extend_from_slice(&pairs[p].1[..len]);
+                    targets.extend_from_slice(&pairs[p].2[..len]);
                 }
                 let clips: Vec<&[f32]> = loaded
                     .slot
@@ -555,12 +557,12 @@ pub fn train_examples(
                         clips: clips.clone(),
                         tokens_in: &tokens_in,
                         targets: &targets,
-                        len: cfg.max_len,
+                        len,
                     };
                     let preds = teacher_forced_argmax(&model.weights, &dims, &batch);
                     for b in 0..chunk.len() {
-                        for t in 1..cfg.max_len {
-                            let k = b * cfg.max_len + t;
+                        for t in 1..len {
+                            let k = b * len + t;
                             if tokens_in[k] != PAD && rng.random::<f64>() < sampling_prob {
                                 tokens_in[k] = preds[k - 1];
                             }
@@ -571,7 +573,7 @@ pub fn train_examples(
                     clips,
                     tokens_in: &tokens_in,
                     targets: &targets,
-                    len: cfg.max_len,
+                    len,
                 };
                 let opts = PassOptions {
                     dropout: cfg.dropout,
@@ -704,6 +706,14 @@ pub fn train_examples(
     })
 }
 
+/// Positions a batch needs: up to its longest target sequence (`<eos>` included).
+fn batch_len<'a>(targets: impl Iterator<Item = &'a [u32]>) -> usize {
+    targets
+        .map(|t| t.iter().rposition(|&w| w != PAD).map_or(1, |i| i + 1))
+        .max()
+        .unwrap_or(1)
+}
+
 /// One batch's clip features, each distinct clip read once.
 struct BatchFeatures {
     clips: Vec<ClipFeatures>,
@@ -757,8 +767,9 @@ fn mean_loss(
     let dims = model.config.dims();
     let (mut sum, mut count) = (0.0f64, 0usize);
     for chunk in pairs.chunks(batch_size.max(1)) {
-        let tokens_in: Vec<u32> = chunk.iter().flat_map(|p| p.1.iter().copied()).collect();
-        let targets: Vec<u32> = chunk.iter().flat_map(|p| p.2.iter().copied()).collect();
+        let len = batch_len(chunk.iter().map(|p| p.2.as_slice()));
+        let tokens_in: Vec<u32> = chunk.iter().flat_map(|p| p.1[..len].iter().copied()).collect();
+        let targets: Vec<u32> = chunk.iter().flat_map(|p| p.2[..len].iter().copied()).collect();
         let n = targets.iter().filter(|&&t| t != PAD).count();
         let batch = Batch {
             clips: chunk
@@ -767,7 +778,7 @@ fn mean_loss(
                 .collect(),
             tokens_in: &tokens_in,
             targets: &targets,
-            len: chunk[0].1.len(),
+            len,
         };
         let loss = loss_and_grad(&model.weights, &dims, &batch, &PassOptions::default(), None);
         sum += loss as f64 * n as f64;
