@@ -69,7 +69,7 @@ train() {
   "$VIDCAP" -v --threads "$THREADS" --seed 1 train "$MERGED/annotations.jsonl" --out "$MODEL" \
     --cache "$CACHE" --arch attention --regions 5 --hidden 256 --embed 128 --att-dim 128 \
     --max-len 28 --epochs 10 --batch-size 64 --lr 2e-3 --warmup-steps 200 --dropout 0.3 \
-    --label-smoothing 0.1 --min-count 2 --patience 3 --json
+    --label-smoothing 0.1 --min-count 2 --patience 3 --overwrite --json
 }
 
 evaluate() {

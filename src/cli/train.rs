@@ -74,6 +74,10 @@ pub struct Args {
     pub init_from: Option<String>,
     #[command(flatten)]
     pub features: FeatureArgs,
+    /// Feature samplings per clip to draw from, at most (extract --samplings stores
+    /// several) [default: all cached].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub samplings: Option<u64>,
     /// Decoder: temporal attention over the frame features, or their mean only
     /// [default: attention, or the --init-from model's].
     #[arg(long, value_parser = ["attention", "meanpool"])]
@@ -542,7 +546,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             if c.motion { "" } else { " and --no-motion" }
         );
     }
-    let (train_set, train_skipped) = source.entries(Split::Train, regions)?;
+    let (mut train_set, train_skipped) = source.entries(Split::Train, regions)?;
+    if let Some(n) = args.samplings {
+        for files in &mut train_set.files {
+            files.truncate(n as usize);
+        }
+    }
+    let samplings_used = train_set.files.iter().map(Vec::len).max().unwrap_or(0);
     if train_set.is_empty() {
         bail!("{}: the dataset has no usable train clips", args.dataset.display());
     }
@@ -658,7 +668,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             e.epoch + 1,
             cfg.epochs,
             e.train_loss,
-            if e.improved { " *" } else { "" },
+            if e.improved { " *" } else { "  " },
             e.lr,
             human_seconds(e.seconds),
             human_seconds(left)
@@ -724,6 +734,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
                 "test": count(Split::Test),
             },
             "train_captions": captions,
+            "samplings_per_clip": samplings_used,
             "skipped_clips": {"train": train_skipped, "val": val_skipped},
             "empty_captions_skipped": source.dataset.empty_captions,
             "missing_videos": source.dataset.missing.len(),
