@@ -175,3 +175,64 @@ fn shards_fill_one_cache_that_equals_a_one_machine_run() {
         assert_eq!(code, 2, "--shard {bad}: {stderr}");
     }
 }
+
+/// What a new user does with a dozen captioned clips of their own: `extract`, then `train`
+/// with no tuning flag at all, then `eval` of the held-out test clips.
+#[test]
+fn a_dozen_real_clips_train_with_no_flags_and_caption_their_test_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Four kinds of real decoded footage (FFmpeg's test sources), varied in size and phase.
+    let kinds = [
+        ("testsrc2", "a colourful test pattern with a moving counter"),
+        ("mandelbrot", "a zoom into a glowing fractal"),
+        ("smptebars", "colour bars on a screen"),
+        ("life=mold=10:ratio=0.3", "cells grow and die on a dark field"),
+    ];
+    let mut lines = Vec::new();
+    for (k, (source, caption)) in kinds.iter().enumerate() {
+        let (name, opts) = source.split_once('=').unwrap_or((source, ""));
+        for i in 0..5 {
+            let file = format!("k{k}_{i}.mp4");
+            let size = format!("{}x{}", 128 + 16 * i, 96 + 12 * i);
+            let input = format!(
+                "{name}=size={size}:rate=25{}{opts}",
+                if opts.is_empty() { "" } else { ":" }
+            );
+            let status = Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", &input])
+                .args(["-ss", &i.to_string(), "-t", "2", "-pix_fmt", "yuv420p"])
+                .args(["-c:v", "mpeg4", "-q:v", "4"])
+                .arg(tmp.path().join(&file))
+                .status()
+                .expect("ffmpeg CLI");
+            assert!(status.success());
+            let split = ["train", "train", "train", "val", "test"][i];
+            lines.push(
+                serde_json::json!({"video": file, "captions": [caption], "split": split})
+                    .to_string(),
+            );
+        }
+    }
+    let ann = tmp.path().join("annotations.jsonl");
+    fs::write(&ann, lines.join("\n")).unwrap();
+    let vidcap = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vidcap"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("VIDCAP_MODELS", models_dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    vidcap(&["-q", "extract", "annotations.jsonl", "--out", "features"]);
+    let summary = vidcap(&["train", "annotations.jsonl", "--out", "model"]);
+    assert!(summary.contains("on 12 clips"), "{summary}");
+    let metrics: serde_json::Value = serde_json::from_str(&vidcap(&[
+        "-q", "eval", "annotations.jsonl", "--model", "model", "--no-meteor", "--json",
+    ]))
+    .unwrap();
+    assert_eq!(metrics["ids"], 4);
+    let bleu4 = metrics["bleu"][3].as_f64().unwrap();
+    assert!(bleu4 >= 0.9, "test BLEU-4 {bleu4}: {metrics}");
+}
