@@ -553,6 +553,9 @@ fn nonsense_sizes_are_usage_errors() {
         &["--min-count", "0"],
         &["--max-len", "1"],
         &["--stop-after-epochs", "0"],
+        &["--lr", "0"],
+        &["--dropout", "1"],
+        &["--label-smoothing", "-0.1"],
     ] {
         let out = train_plain(&fx, &fx.dataset, &model, bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));

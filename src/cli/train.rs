@@ -95,7 +95,7 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: Option<u64>,
     /// Peak learning rate (AdamW).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     pub lr: f32,
     /// GRU hidden units [default: 512, or the --init-from model's].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -108,7 +108,7 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub att_dim: Option<u64>,
     /// Dropout probability on word embeddings and GRU outputs.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, value_parser = probability)]
     pub dropout: f64,
     /// Words seen fewer times in the training captions become <unk> [default: 1 below
     /// 200 training clips, else 2].
@@ -121,7 +121,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f32,
     /// Learning-rate warm-up as a fraction of all planned steps (capped at 500 steps).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = probability)]
     pub warmup: f64,
     /// Warm-up in steps, instead of --warmup.
     #[arg(long)]
@@ -133,10 +133,10 @@ pub struct Args {
     #[arg(long, default_value_t = 5.0)]
     pub clip_norm: f32,
     /// Label smoothing of the training cross-entropy (0 to 1).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = probability)]
     pub label_smoothing: f64,
     /// Final probability of feeding the model's own word (ramped from 0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
     pub scheduled_sampling: f64,
     /// Stop after this many epochs past the warm-up without a better validation signal
     /// (0: never); at least 60 steps' worth of epochs.
@@ -151,6 +151,22 @@ pub struct Args {
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A finite number above 0 (a usage error otherwise).
+fn positive(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a number above 0")),
+    }
+}
+
+/// A number in [0, 1) (a usage error otherwise).
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a number in [0, 1)")),
+    }
 }
 
 /// Validation clips below which CIDEr-D says nothing: its IDF weights of n-grams found in
