@@ -187,6 +187,11 @@ pub fn train(
         vocab_size: vocab.len(),
         max_len: cfg.max_len,
         dropout: cfg.dropout,
+        longest_caption: crate::familiarity::longest_caption(
+            &vocab,
+            train.iter().flat_map(|e| e.captions.iter().map(String::as_str)),
+            cfg.max_len,
+        ),
     };
     for e in train.iter().chain(val) {
         e.clip
