@@ -6,10 +6,12 @@
 //! encoder's pooled vector (region 0) and, when the model has it, the motion descriptor.
 //! Each part is modelled as a Gaussian over standardised values whose covariance keeps the
 //! top `RANK` principal directions and one residual variance for the rest, shrunk towards
-//! a multiple of the identity by the Ledoit–Wolf estimate; a clip's Mahalanobis distance in
-//! each part is divided by that part's median over the validation clips, and the largest
-//! of the parts is the clip's distance. The sorted validation distances are the
-//! calibration.
+//! a multiple of the identity by the Ledoit–Wolf estimate. Calibration on held-out clips
+//! turns a part's Mahalanobis distance into a tail fraction (how many calibration clips lie
+//! farther); the least familiar part decides, and the calibration clips' own least tail
+//! fractions rank a new clip among them. Per-part tails keep one part's heavy tail (the
+//! motion descriptor's, on fast synthetic clips) from hiding another's outliers.
+
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -150,9 +152,9 @@ impl FamiliarityBuilder {
             pooled.len()
         );
         for part in &mut parts {
-            let mut d: Vec<f64> = pooled.iter().map(|x| part.raw_distance(x)).collect();
-            d.sort_by(f64::total_cmp);
-            part.median = d[d.len() / 2].max(f64::MIN_POSITIVE) as f32;
+            let mut d: Vec<f32> = pooled.iter().map(|x| part.distance(x) as f32).collect();
+            d.sort_by(f32::total_cmp);
+            part.calibration = d;
         }
         let mut fam = Familiarity {
             layout: self.layout,
@@ -160,7 +162,7 @@ impl FamiliarityBuilder {
             calibration: vec![],
             fit_clips: self.seen,
         };
-        let mut cal: Vec<f32> = pooled.iter().map(|x| fam.pooled_distance(x) as f32).collect();
+        let mut cal: Vec<f32> = pooled.iter().map(|x| fam.tail(x) as f32).collect();
         cal.sort_by(f32::total_cmp);
         fam.calibration = cal;
         Ok(fam)
@@ -180,8 +182,8 @@ struct Part {
     /// Shrunk variances along the rows of `basis`.
     variance: Vec<f32>,
     residual: f32,
-    /// Median raw distance of the calibration clips.
-    median: f32,
+    /// Distances of the calibration clips, ascending.
+    calibration: Vec<f32>,
 }
 
 impl Part {
@@ -246,12 +248,17 @@ impl Part {
             basis: basis.iter().flatten().map(|&x| x as f32).collect(),
             variance: eig.iter().map(|&l| shrink(l).max(1e-6 * m) as f32).collect(),
             residual: shrink(residual_raw).max(1e-6 * m) as f32,
-            median: 1.0,
+            calibration: vec![],
         }
     }
 
+    /// Fraction of calibration clips farther than the pooled clip `x` in this part.
+    fn tail(&self, x: &[f64]) -> f64 {
+        fraction_above(&self.calibration, self.distance(x) as f32)
+    }
+
     /// Squared Mahalanobis distance of the pooled clip `x` (its whole item) under this part.
-    fn raw_distance(&self, x: &[f64]) -> f64 {
+    fn distance(&self, x: &[f64]) -> f64 {
         let z: Vec<f64> = x[self.range.clone()]
             .iter()
             .zip(&self.mean)
@@ -318,6 +325,12 @@ fn top_eigen(a: &[Vec<f64>], k: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
         })
         .collect();
     (basis, order.iter().map(|&j| vals[j].max(0.0)).collect())
+}
+
+/// Fraction of the ascending `sorted` that lies above `value`.
+fn fraction_above(sorted: &[f32], value: f32) -> f64 {
+    let above = sorted.len() - sorted.partition_point(|&c| c <= value);
+    above as f64 / sorted.len().max(1) as f64
 }
 
 /// A standard normal draw (Box–Muller).
@@ -395,7 +408,7 @@ fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
 pub struct Familiarity {
     layout: DimLayout,
     parts: Vec<Part>,
-    /// Distances of the calibration clips, ascending.
+    /// The calibration clips' least per-part tail fractions, ascending.
     calibration: Vec<f32>,
     fit_clips: usize,
 }
@@ -413,23 +426,24 @@ impl Familiarity {
         self.fit_clips
     }
 
-    fn pooled_distance(&self, x: &[f64]) -> f64 {
-        self.parts
-            .iter()
-            .map(|p| p.raw_distance(x) / p.median as f64)
-            .fold(0.0, f64::max)
+    /// The least familiar part decides: the smallest per-part tail fraction.
+    fn tail(&self, x: &[f64]) -> f64 {
+        self.parts.iter().map(|p| p.tail(x)).fold(1.0, f64::min)
     }
 
-    /// The clip's distance from the training clips (larger: less familiar).
-    pub fn distance(&self, clip: &ClipFeatures) -> Result<f64> {
-        Ok(self.pooled_distance(&self.layout.pool(clip)?))
+    /// Each part's squared Mahalanobis distance of the clip, in part order (appearance,
+    /// then motion when the model has it).
+    pub fn distances(&self, clip: &ClipFeatures) -> Result<Vec<f64>> {
+        let x = self.layout.pool(clip)?;
+        Ok(self.parts.iter().map(|p| p.distance(&x)).collect())
     }
 
-    /// Fraction of calibration clips farther from the training clips than this one (0–1).
+    /// Fraction of calibration clips less familiar than this one (0–1): those whose least
+    /// familiar part lies further in its tail.
     pub fn score(&self, clip: &ClipFeatures) -> Result<f64> {
-        let d = self.distance(clip)? as f32;
-        let farther = self.calibration.len() - self.calibration.partition_point(|&c| c <= d);
-        Ok(farther as f64 / self.calibration.len() as f64)
+        let s = self.tail(&self.layout.pool(clip)?) as f32;
+        let less = self.calibration.partition_point(|&c| c < s);
+        Ok(less as f64 / self.calibration.len() as f64)
     }
 
     pub fn save(&self, model_dir: &Path) -> Result<()> {
@@ -444,10 +458,11 @@ impl Familiarity {
             put(format!("{}.inv_std", part.name), vec![p], &part.inv_std);
             put(format!("{}.basis", part.name), vec![k, p], &part.basis);
             put(format!("{}.variance", part.name), vec![k], &part.variance);
+            put(format!("{}.residual", part.name), vec![1], &[part.residual]);
             put(
-                format!("{}.scalars", part.name),
-                vec![2],
-                &[part.residual, part.median],
+                format!("{}.calibration", part.name),
+                vec![part.calibration.len()],
+                &part.calibration,
             );
         }
         put(
@@ -536,35 +551,6 @@ impl Familiarity {
         if field("parts")?.split(',').collect::<Vec<_>>() != expected {
             bail!("parts {:?}, expected {expected:?}", field("parts")?);
         }
-        let mut parts = Vec::new();
-        for (name, range) in layout.parts() {
-            let p = range.len();
-            let k = st
-                .tensor(&format!("{name}.variance"))
-                .with_context(|| format!("no tensor \"{name}.variance\""))?
-                .shape()
-                .first()
-                .copied()
-                .unwrap_or(0);
-            let scalars = read(&format!("{name}.scalars"), &[2])?;
-            let part = Part {
-                name: name.to_string(),
-                range,
-                mean: read(&format!("{name}.mean"), &[p])?,
-                inv_std: read(&format!("{name}.inv_std"), &[p])?,
-                basis: read(&format!("{name}.basis"), &[k, p])?,
-                variance: read(&format!("{name}.variance"), &[k])?,
-                residual: scalars[0],
-                median: scalars[1],
-            };
-            ensure!(
-                part.residual > 0.0
-                    && part.median > 0.0
-                    && part.variance.iter().all(|&v| v > 0.0),
-                "part {name}: variances must be positive"
-            );
-            parts.push(part);
-        }
         let n = st
             .tensor("calibration")
             .context("no tensor \"calibration\"")?
@@ -578,6 +564,37 @@ impl Familiarity {
             calibration.windows(2).all(|w| w[0] <= w[1]),
             "calibration distances are not sorted"
         );
+        let mut parts = Vec::new();
+        for (name, range) in layout.parts() {
+            let p = range.len();
+            let k = st
+                .tensor(&format!("{name}.variance"))
+                .with_context(|| format!("no tensor \"{name}.variance\""))?
+                .shape()
+                .first()
+                .copied()
+                .unwrap_or(0);
+            let n = calibration.len();
+            let part = Part {
+                name: name.to_string(),
+                range,
+                mean: read(&format!("{name}.mean"), &[p])?,
+                inv_std: read(&format!("{name}.inv_std"), &[p])?,
+                basis: read(&format!("{name}.basis"), &[k, p])?,
+                variance: read(&format!("{name}.variance"), &[k])?,
+                residual: read(&format!("{name}.residual"), &[1])?[0],
+                calibration: read(&format!("{name}.calibration"), &[n])?,
+            };
+            ensure!(
+                part.residual > 0.0 && part.variance.iter().all(|&v| v > 0.0),
+                "part {name}: variances must be positive"
+            );
+            ensure!(
+                part.calibration.windows(2).all(|w| w[0] <= w[1]),
+                "part {name}: calibration distances are not sorted"
+            );
+            parts.push(part);
+        }
         Ok(Self {
             layout,
             parts,
