@@ -617,19 +617,36 @@ pub fn longest_caption<'a>(
         .max()
 }
 
-/// Fits a summary on `train` and calibrates it on `validation`, for a model whose config
-/// is `config`, and saves it into `model_dir`.
-pub fn fit_and_save<'a>(
+/// Fits a summary of a trained model's `train` clips, calibrates it on `validation`, and
+/// saves it into `model_dir` (whose config.json says the item layout). What training
+/// calls last; a summary that cannot be made is a warning, not a failed training.
+pub fn fit_model_dir<'a>(
     model_dir: &Path,
-    config: &DecoderConfig,
     train: impl IntoIterator<Item = &'a ClipFeatures>,
     validation: impl IntoIterator<Item = &'a ClipFeatures>,
-) -> Result<Familiarity> {
-    let mut builder = FamiliarityBuilder::new(DimLayout::of(config));
-    for clip in train {
-        builder.add_clip(clip)?;
+) {
+    let fit = || -> Result<Familiarity> {
+        let path = model_dir.join(crate::decoder::model::CONFIG_FILE);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let config: DecoderConfig = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a decoder config", path.display()))?;
+        let mut builder = FamiliarityBuilder::new(DimLayout::of(&config));
+        for clip in train {
+            builder.add_clip(clip)?;
+        }
+        let fam = builder.finish(validation)?;
+        fam.save(model_dir)?;
+        Ok(fam)
+    };
+    match fit() {
+        Ok(fam) => tracing::info!(
+            "familiarity summary: {} training clips, calibrated on {} validation clips",
+            fam.fit_clips(),
+            fam.calibration_clips()
+        ),
+        Err(e) => tracing::warn!(
+            "{}: no familiarity summary written ({e:#}); captions will say they cannot tell familiar footage from unfamiliar",
+            model_dir.join(FILE).display()
+        ),
     }
-    let fam = builder.finish(validation)?;
-    fam.save(model_dir)?;
-    Ok(fam)
 }

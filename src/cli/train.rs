@@ -394,6 +394,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         &score_val,
         args.resume,
     )?;
+    // Issue 11: what the training clips look like, so captions can flag unlike footage.
+    crate::familiarity::fit_model_dir(
+        &args.out,
+        train_split.features.iter(),
+        val_split.features.iter(),
+    );
     let seconds = clock.elapsed().as_secs_f64();
     // A resumed run adds its wall time to the earlier runs' recorded in the report.
     let report_path = args.out.join(REPORT_FILE);

@@ -21,7 +21,7 @@ fn tag_list(tags: &[Tag]) -> String {
     tags.iter()
         .map(|t| format!("{} {:.3}", t.label, t.score))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 /// Whether any caption of `results` carries the unfamiliar mark.
