@@ -191,7 +191,9 @@ impl Part {
         let (n, p) = (rows.len(), range.len());
         let mut mean = vec![0.0; p];
         for r in rows {
-            mean.iter_mut().zip(*r).for_each(|(m, &x)| *m += x / n as f64);
+            mean.iter_mut()
+                .zip(*r)
+                .for_each(|(m, &x)| *m += x / n as f64);
         }
         let mut var = vec![0.0; p];
         for r in rows {
@@ -246,7 +248,10 @@ impl Part {
             mean: mean.iter().map(|&x| x as f32).collect(),
             inv_std: inv_std.iter().map(|&x| x as f32).collect(),
             basis: basis.iter().flatten().map(|&x| x as f32).collect(),
-            variance: eig.iter().map(|&l| shrink(l).max(1e-6 * m) as f32).collect(),
+            variance: eig
+                .iter()
+                .map(|&l| shrink(l).max(1e-6 * m) as f32)
+                .collect(),
             residual: shrink(residual_raw).max(1e-6 * m) as f32,
             calibration: vec![],
         }
@@ -473,7 +478,10 @@ impl Familiarity {
         let views = tensors
             .iter()
             .map(|(name, shape, bytes)| {
-                Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?))
+                Ok((
+                    name.clone(),
+                    TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         let metadata = HashMap::from([

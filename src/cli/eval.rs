@@ -191,7 +191,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     doc.insert("length_penalty".into(), json!(args.length_penalty));
     doc.insert("no_repeat_ngram".into(), json!(args.no_repeat_ngram));
     doc.insert("max_word_repeats".into(), json!(args.max_word_repeats));
-    let flagged = familiarities.iter().flatten().filter(|&&f| f < args.min_familiarity);
+    let flagged = familiarities
+        .iter()
+        .flatten()
+        .filter(|&&f| f < args.min_familiarity);
     doc.insert(
         "flagged_unfamiliar".into(),
         json!(familiarity.as_ref().map(|_| flagged.count())),

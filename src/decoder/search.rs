@@ -221,9 +221,8 @@ fn normalised(logp: f32, len: usize, penalty: f32) -> f32 {
 
 /// Words that say nothing about the clip by themselves; every other word is a content word.
 pub const FUNCTION_WORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "of", "in", "on", "at", "to", "from", "by", "with",
-    "as", "for", "into", "onto", "is", "are", "it", "its", "then", "than", "that", "this",
-    "while",
+    "a", "an", "the", "and", "or", "but", "of", "in", "on", "at", "to", "from", "by", "with", "as",
+    "for", "into", "onto", "is", "are", "it", "its", "then", "than", "that", "this", "while",
 ];
 
 /// Beam search without a limit on repeated content words (see [`search_bounded`]).

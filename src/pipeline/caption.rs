@@ -132,7 +132,10 @@ impl Captioner {
         );
         let labels = if opts.tags > 0 {
             Some(self.encoder.labels().with_context(|| {
-                format!("--tags: encoder {} has no class labels", self.encoder.name())
+                format!(
+                    "--tags: encoder {} has no class labels",
+                    self.encoder.name()
+                )
             })?)
         } else {
             None
@@ -204,7 +207,10 @@ impl Captioner {
         let probs = match (classes, out.logits) {
             (true, Some(logits)) => {
                 let (t, n) = logits.dims2()?;
-                let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let logits = logits
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
                 let mut probs = Vec::with_capacity(t * n);
                 for row in logits.chunks_exact(n) {
                     probs.extend(softmax(row));
@@ -255,7 +261,10 @@ fn top_tags(windows: &[&EncodedWindow], labels: &[String], k: usize) -> Vec<Tag>
         .into_iter()
         .take(k)
         .map(|i| Tag {
-            label: labels.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
+            label: labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("class {i}")),
             score: mean[i] / frames.max(1) as f64,
         })
         .collect()

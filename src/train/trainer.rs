@@ -189,7 +189,9 @@ pub fn train(
         dropout: cfg.dropout,
         longest_caption: crate::familiarity::longest_caption(
             &vocab,
-            train.iter().flat_map(|e| e.captions.iter().map(String::as_str)),
+            train
+                .iter()
+                .flat_map(|e| e.captions.iter().map(String::as_str)),
             cfg.max_len,
         ),
     };
