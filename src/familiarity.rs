@@ -52,7 +52,12 @@ pub struct DimLayout {
 
 impl DimLayout {
     pub fn of(config: &DecoderConfig) -> Self {
-        let motion_dim = if config.motion { MOTION_DIM } else { 0 };
+        // An item too narrow to hold a motion descriptor (test models) is one part.
+        let motion_dim = if config.motion && config.feat_dim > MOTION_DIM {
+            MOTION_DIM
+        } else {
+            0
+        };
         Self {
             encoder_dim: config.feat_dim - motion_dim,
             motion_dim,
