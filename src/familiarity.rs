@@ -35,6 +35,7 @@ pub const DEFAULT_MIN_FAMILIARITY: f64 = 0.02;
 /// Fewest clips a summary is fitted or calibrated on.
 pub const MIN_CLIPS: usize = 20;
 const FORMAT: &str = "vidcap-familiarity 1";
+const METADATA_KEY: &str = "familiarity";
 /// Principal directions kept per part (the rest share one variance).
 const RANK: usize = 48;
 /// Fit clips kept (a uniform reservoir sample of those added), which bounds memory.
@@ -413,6 +414,16 @@ fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
     ((0..n).map(|i| a[i][i]).collect(), q)
 }
 
+/// What the file's metadata says.
+#[derive(serde::Deserialize)]
+struct Metadata {
+    format: String,
+    encoder_dim: usize,
+    motion_dim: usize,
+    fit_clips: usize,
+    parts: Vec<String>,
+}
+
 /// A fitted and calibrated summary of a model's training clips.
 #[derive(Debug, Clone)]
 pub struct Familiarity {
@@ -489,20 +500,16 @@ impl Familiarity {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([
-            ("format".to_string(), FORMAT.to_string()),
-            ("encoder_dim".into(), self.layout.encoder_dim.to_string()),
-            ("motion_dim".into(), self.layout.motion_dim.to_string()),
-            ("fit_clips".into(), self.fit_clips.to_string()),
-            (
-                "parts".into(),
-                self.parts
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        ]);
+        // One metadata entry holding sorted JSON: safetensors writes a map's entries in
+        // hash order, and the same summary should always be the same bytes.
+        let about = serde_json::json!({
+            "format": FORMAT,
+            "encoder_dim": self.layout.encoder_dim,
+            "motion_dim": self.layout.motion_dim,
+            "fit_clips": self.fit_clips,
+            "parts": self.parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        });
+        let metadata = HashMap::from([(METADATA_KEY.to_string(), about.to_string())]);
         let bytes = safetensors::serialize(views, Some(metadata))?;
         std::fs::create_dir_all(model_dir)
             .with_context(|| format!("creating {}", model_dir.display()))?;
@@ -525,24 +532,20 @@ impl Familiarity {
 
     fn parse(data: &[u8]) -> Result<Self> {
         let (_, meta) = SafeTensors::read_metadata(data)?;
-        let meta = meta.metadata().clone().unwrap_or_default();
-        let field = |key: &str| -> Result<&String> {
-            meta.get(key)
-                .with_context(|| format!("metadata has no {key:?}"))
-        };
+        let about: Metadata = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY))
+            .with_context(|| format!("no {METADATA_KEY:?} metadata"))
+            .and_then(|text| serde_json::from_str(text).context("metadata"))?;
         ensure!(
-            field("format")? == FORMAT,
+            about.format == FORMAT,
             "format {:?}, expected {FORMAT:?}",
-            field("format")?
+            about.format
         );
-        let number = |key: &str| -> Result<usize> {
-            field(key)?
-                .parse()
-                .with_context(|| format!("metadata {key:?} is not a number"))
-        };
         let layout = DimLayout {
-            encoder_dim: number("encoder_dim")?,
-            motion_dim: number("motion_dim")?,
+            encoder_dim: about.encoder_dim,
+            motion_dim: about.motion_dim,
         };
         let st = SafeTensors::deserialize(data)?;
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
@@ -561,8 +564,8 @@ impl Familiarity {
                 .collect())
         };
         let expected: Vec<&str> = layout.parts().iter().map(|(n, _)| *n).collect();
-        if field("parts")?.split(',').collect::<Vec<_>>() != expected {
-            bail!("parts {:?}, expected {expected:?}", field("parts")?);
+        if about.parts != expected {
+            bail!("parts {:?}, expected {expected:?}", about.parts);
         }
         let n = st
             .tensor("calibration")
@@ -612,7 +615,7 @@ impl Familiarity {
             layout,
             parts,
             calibration,
-            fit_clips: number("fit_clips")?,
+            fit_clips: about.fit_clips,
         })
     }
 }
