@@ -4,13 +4,17 @@
 //!
 //! Each clip is summarised by its features averaged over the sampled frames, in parts: the
 //! encoder's pooled vector (region 0) and, when the model has it, the motion descriptor.
-//! Each part is modelled as a Gaussian over standardised values whose covariance keeps the
-//! top `RANK` principal directions and one residual variance for the rest, shrunk towards
-//! a multiple of the identity by the Ledoit–Wolf estimate. Calibration on held-out clips
-//! turns a part's Mahalanobis distance into a tail fraction (how many calibration clips lie
-//! farther); the least familiar part decides, and the calibration clips' own least tail
-//! fractions rank a new clip among them. Per-part tails keep one part's heavy tail (the
-//! motion descriptor's, on fast synthetic clips) from hiding another's outliers.
+//! Each part is modelled over standardised values by its top `RANK` principal directions
+//! (covariance shrunk towards a multiple of the identity by the Ledoit–Wolf estimate) and
+//! one residual variance for the rest. A clip's distance in a part is its whitened distance
+//! along those directions to the nearest fitted clip (the fitted clips' coordinates are
+//! kept: a k-nearest-neighbour coreset with k = 1), plus its residual energy over the
+//! residual variance. The synthetic world is clusters (seven backgrounds, seventy kinds of
+//! sprite), and real footage can sit between them, inside one broad Gaussian's ellipsoid.
+//! Calibration on held-out clips turns a part's distance into a tail fraction (how many
+//! calibration clips lie farther); the least familiar part decides, and the calibration
+//! clips' own least tail fractions rank a new clip among them, so one part's heavy tail (the
+//! motion descriptor's, on fast synthetic clips) does not hide another's outliers.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -69,10 +73,12 @@ impl DimLayout {
         self.encoder_dim + self.motion_dim
     }
 
+    /// Where each part lies in a pooled clip ([`Self::pool`]).
     fn parts(&self) -> Vec<(&'static str, Range<usize>)> {
-        let mut parts = vec![("appearance", 0..self.encoder_dim)];
+        let (e, w) = (self.encoder_dim, self.width());
+        let mut parts = vec![("appearance", 0..e)];
         if self.motion_dim > 0 {
-            parts.push(("motion", self.encoder_dim..self.width()));
+            parts.push(("motion", e..w));
         }
         parts
     }
@@ -90,14 +96,16 @@ impl DimLayout {
         let mut mean = vec![0.0; clip.dim];
         for t in 0..clip.frames {
             let item = &clip.features[t * clip.regions * clip.dim..][..clip.dim];
-            mean.iter_mut().zip(item).for_each(|(m, &x)| *m += x as f64);
+            mean.iter_mut()
+                .zip(item)
+                .for_each(|(m, &x)| *m += x as f64 / clip.frames as f64);
         }
-        mean.iter_mut().for_each(|m| *m /= clip.frames as f64);
         Ok(mean)
     }
 }
 
-/// Collects training clips one at a time (the training loop streams them).
+/// Collects training clips one at a time (the training loop streams them); a uniform
+/// sample of at most `MAX_KEPT` pooled clips is kept.
 pub struct FamiliarityBuilder {
     layout: DimLayout,
     kept: Vec<Vec<f64>>,
@@ -188,6 +196,9 @@ struct Part {
     /// Shrunk variances along the rows of `basis`.
     variance: Vec<f32>,
     residual: f32,
+    /// `[n, k]`: the fitted clips' coordinates along `basis`, in units of its standard
+    /// deviations; a clip's distance along the basis is to the nearest of them.
+    coreset: Vec<f32>,
     /// Distances of the calibration clips, ascending.
     calibration: Vec<f32>,
 }
@@ -248,17 +259,24 @@ impl Part {
         let (basis, eig) = top_eigen(&cov, k);
         let residual_raw = (trace - eig.iter().sum::<f64>()).max(0.0) / (p - k).max(1) as f64;
         let shrink = |l: f64| (1.0 - alpha) * l + alpha * m;
+        let variance: Vec<f64> = eig.iter().map(|&l| shrink(l).max(1e-6 * m)).collect();
+        let coreset = z
+            .iter()
+            .flat_map(|zr| {
+                basis.iter().zip(&variance).map(move |(b, v)| {
+                    (b.iter().zip(zr).map(|(x, y)| x * y).sum::<f64>() / v.sqrt()) as f32
+                })
+            })
+            .collect();
         Self {
             name: name.to_string(),
             range,
             mean: mean.iter().map(|&x| x as f32).collect(),
             inv_std: inv_std.iter().map(|&x| x as f32).collect(),
             basis: basis.iter().flatten().map(|&x| x as f32).collect(),
-            variance: eig
-                .iter()
-                .map(|&l| shrink(l).max(1e-6 * m) as f32)
-                .collect(),
+            variance: variance.iter().map(|&v| v as f32).collect(),
             residual: shrink(residual_raw).max(1e-6 * m) as f32,
+            coreset,
             calibration: vec![],
         }
     }
@@ -278,12 +296,29 @@ impl Part {
             .collect();
         let total: f64 = z.iter().map(|v| v * v).sum();
         let p = z.len();
-        let (mut along, mut explained) = (0.0, 0.0);
+        let mut white = Vec::with_capacity(self.variance.len());
+        let mut explained = 0.0;
         for (row, &var) in self.basis.chunks_exact(p).zip(&self.variance) {
             let proj: f64 = row.iter().zip(&z).map(|(&b, &v)| b as f64 * v).sum();
-            along += proj * proj / var as f64;
+            white.push(proj / (var as f64).sqrt());
             explained += proj * proj;
         }
+        let k = white.len().max(1);
+        let along = self
+            .coreset
+            .chunks_exact(k)
+            .map(|c| {
+                c.iter()
+                    .zip(&white)
+                    .map(|(&c, &w)| (w - c as f64).powi(2))
+                    .sum::<f64>()
+            })
+            .fold(f64::INFINITY, f64::min);
+        let along = if along.is_finite() {
+            along
+        } else {
+            white.iter().map(|w| w * w).sum()
+        };
         along + (total - explained).max(0.0) / self.residual as f64
     }
 }
@@ -462,7 +497,8 @@ impl Familiarity {
     /// Fraction of calibration clips less familiar than this one (0–1): those whose least
     /// familiar part lies further in its tail.
     pub fn score(&self, clip: &ClipFeatures) -> Result<f64> {
-        let s = self.tail(&self.layout.pool(clip)?) as f32;
+        let x = self.layout.pool(clip)?;
+        let s = self.tail(&x) as f32;
         let less = self.calibration.partition_point(|&c| c < s);
         Ok(less as f64 / self.calibration.len() as f64)
     }
@@ -480,6 +516,11 @@ impl Familiarity {
             put(format!("{}.basis", part.name), vec![k, p], &part.basis);
             put(format!("{}.variance", part.name), vec![k], &part.variance);
             put(format!("{}.residual", part.name), vec![1], &[part.residual]);
+            put(
+                format!("{}.coreset", part.name),
+                vec![part.coreset.len() / k.max(1), k],
+                &part.coreset,
+            );
             put(
                 format!("{}.calibration", part.name),
                 vec![part.calibration.len()],
@@ -599,6 +640,16 @@ impl Familiarity {
                 basis: read(&format!("{name}.basis"), &[k, p])?,
                 variance: read(&format!("{name}.variance"), &[k])?,
                 residual: read(&format!("{name}.residual"), &[1])?[0],
+                coreset: {
+                    let rows = st
+                        .tensor(&format!("{name}.coreset"))
+                        .with_context(|| format!("no tensor \"{name}.coreset\""))?
+                        .shape()
+                        .first()
+                        .copied()
+                        .unwrap_or(0);
+                    read(&format!("{name}.coreset"), &[rows, k])?
+                },
                 calibration: read(&format!("{name}.calibration"), &[n])?,
             };
             ensure!(
