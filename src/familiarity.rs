@@ -433,10 +433,9 @@ fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
                     row[p] = c * x - s * y;
                     row[r] = s * x + c * y;
                 }
-                for j in 0..n {
-                    let (x, y) = (a[p][j], a[r][j]);
-                    a[p][j] = c * x - s * y;
-                    a[r][j] = s * x + c * y;
+                let (low, high) = a.split_at_mut(r);
+                for (x, y) in low[p].iter_mut().zip(high[0].iter_mut()) {
+                    (*x, *y) = (c * *x - s * *y, s * *x + c * *y);
                 }
                 for row in q.iter_mut() {
                     let (x, y) = (row[p], row[r]);
