@@ -6,7 +6,8 @@
 # ratio, peak RSS (GNU time) and seconds per epoch. A benchmark, not a test.
 # The model: TRAIN_FLAGS (default the README's smaller decoder on the global pool, which
 # still reads every clip's whole cache file). Env: CLIPS (10000), CAPTIONS (20), VOCAB
-# (12000), SUBSET (500), EPOCHS (2), WORK (dir).
+# (12000), SUBSET (500), EPOCHS (2), WORK (dir; an existing set there is reused), RUNS
+# ("subset full": which trainings to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIPS=${CLIPS:-10000}; CAPTIONS=${CAPTIONS:-20}; VOCAB=${VOCAB:-12000}
@@ -43,6 +44,6 @@ print(f"{name}: {r['dataset']['clips']['train']} train clips, {r['dataset']['tra
 open(f"{work}/tps-{name}", "w").write(str(r["tokens_per_s"]))
 PY
 }
-run subset "$WORK/subset"
-run full "$WORK/full"
-python3 -c "import sys; f=float(open('$WORK/tps-full').read()); s=float(open('$WORK/tps-subset').read()); print(f'tokens/s full / subset: {f/s:.3f}')"
+RUNS=${RUNS:-subset full}
+for name in $RUNS; do run "$name" "$WORK/$name"; done
+[ -f "$WORK/tps-full" ] && [ -f "$WORK/tps-subset" ] && python3 -c "import sys; f=float(open('$WORK/tps-full').read()); s=float(open('$WORK/tps-subset').read()); print(f'tokens/s full / subset: {f/s:.3f}')"

@@ -9,6 +9,10 @@
 #   eval     test scores on seed 1's test split and on the compositional split
 #   fresh    a corpus of a seed used nowhere else (FRESH_SEED), every clip of it scored as
 #            unseen test data
+#   familiarity  the model's familiarity summary (no retraining): fitted on 600 clips of
+#            seed 2 (all of them decoder training clips), calibrated on seed 1's first 400
+#   flagging the fraction flagged unfamiliar on a seed used nowhere else (UNSEEN_SEED: 300
+#            clips + 30 compositional) and on 4 s windows of real footage (`make fetch`)
 # Scores and timings go into the model's training_report.json.
 #   WORK=/work scripts/train_synth_decoder.sh [STAGE...]
 set -euo pipefail
@@ -26,6 +30,9 @@ METEOR_JAR=${METEOR_JAR:-}
 FRESH_SEED=${FRESH_SEED:-20261127}
 FRESH=${FRESH:-/tmp/vidcap-fresh-$FRESH_SEED}
 FRESH_CLIPS=${FRESH_CLIPS:-1000}
+FAM=${FAM:-$WORK/familiarity}
+UNSEEN_SEED=${UNSEEN_SEED:-20261205}
+SAMPLES=${SAMPLES:-${VIDCAP_CACHE:-$HOME/.cache/vidcap}/samples}
 
 synth() {
   "$VIDCAP" --threads "$THREADS" --seed 1 synth --out "$CORPUS" --clips 3000 --json >/dev/null
@@ -123,8 +130,85 @@ for line in open(sys.argv[1]):
     "{\"seed\": $FRESH_SEED, \"note\": \"every clip of a corpus rendered with this seed, scored as test data\"}"
 }
 
+familiarity() {
+  [ -f "$FAM/s2/corpus.json" ] ||
+    "$VIDCAP" --threads "$THREADS" --seed 2 synth --out "$FAM/s2" --clips 600 --compositional 0 --json >/dev/null
+  [ -f "$FAM/s1/corpus.json" ] ||
+    "$VIDCAP" --threads "$THREADS" --seed 1 synth --out "$FAM/s1" --clips 400 --compositional 0 --json >/dev/null
+  # One dataset: seed 2's clips are the fit ("train"), seed 1's the calibration ("val").
+  python3 - "$FAM" <<'EOF'
+import json, os, sys
+fam = os.path.abspath(sys.argv[1])
+with open(os.path.join(fam, "merged.jsonl"), "w") as out:
+    for corpus, split in (("s2", "train"), ("s1", "val")):
+        for line in open(os.path.join(fam, corpus, "annotations.jsonl")):
+            clip = json.loads(line)
+            clip["video"] = os.path.join(fam, corpus, clip["video"])
+            clip["id"] = corpus + "_" + clip["id"]
+            clip["split"] = split
+            out.write(json.dumps(clip) + "\n")
+EOF
+  "$VIDCAP" --threads "$THREADS" extract "$FAM/merged.jsonl" --out "$FAM/cache" --frames 16 --json >/dev/null
+  "$VIDCAP" --threads "$THREADS" familiarity fit "$MODEL" "$FAM/merged.jsonl" --cache "$FAM/cache"
+}
+
+flagging() {
+  [ -f "$FAM/unseen/corpus.json" ] ||
+    "$VIDCAP" --threads "$THREADS" --seed "$UNSEEN_SEED" synth --out "$FAM/unseen" --clips 300 --json >/dev/null
+  # Every unseen clip as a test clip; real footage as 4 s windows (a last part under 1 s
+  # joins the window before it).
+  python3 - "$FAM" "$SAMPLES" <<'EOF'
+import json, os, subprocess, sys
+fam, samples = os.path.abspath(sys.argv[1]), sys.argv[2]
+with open(os.path.join(fam, "unseen-all.jsonl"), "w") as out:
+    for name in ("annotations", "compositional"):
+        for line in open(os.path.join(fam, "unseen", name + ".jsonl")):
+            clip = json.loads(line)
+            clip["video"] = os.path.join(fam, "unseen", clip["video"])
+            clip["split"] = "test"
+            out.write(json.dumps(clip) + "\n")
+with open(os.path.join(fam, "real.jsonl"), "w") as out:
+    for name in ("vtest.avi", "tree.avi", "bikes.mp4", "carphone_pristine.mp4"):
+        video = os.path.join(samples, name)
+        duration = float(subprocess.check_output(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", video]))
+        start, i = 0.0, 0
+        while start < duration - 2.0:
+            end = min(start + 4.0, duration)
+            if duration - end < 1.0:
+                end = duration
+            out.write(json.dumps({"id": f"{name}_{i}", "video": video, "start": start, "end": end,
+                                  "captions": ["real footage"], "split": "test"}) + "\n")
+            start, i = end, i + 1
+EOF
+  for set in unseen-all real; do
+    "$VIDCAP" --threads "$THREADS" extract "$FAM/$set.jsonl" --out "$FAM/cache" --frames 16 --json >/dev/null
+    "$VIDCAP" --threads "$THREADS" familiarity score "$FAM/$set.jsonl" --model "$MODEL" --cache "$FAM/cache" \
+      --json >"$FAM/flagged-$set.json"
+  done
+  python3 - "$MODEL" "$FAM" "$UNSEEN_SEED" <<'EOF'
+import json, os, sys
+model, fam, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path = os.path.join(model, "training_report.json")
+report = json.load(open(path))
+report["familiarity"] = {"fit": "600 clips of seed 2 (decoder training clips)",
+                         "calibration": "clips 0-399 of seed 1", "flagged": {}}
+for name, what in (("unseen-all", f"seed {seed}: 300 clips + 30 compositional"),
+                   ("real", "4 s windows of vtest.avi, tree.avi, bikes.mp4, carphone_pristine.mp4")):
+    doc = json.load(open(os.path.join(fam, f"flagged-{name}.json")))
+    report["familiarity"]["flagged"][name] = {"what": what, "clips": doc["clips"],
+                                              "flagged": doc["flagged"], "fraction": doc["flagged_fraction"]}
+    print(f"{name}: {doc['flagged']} of {doc['clips']} clips flagged unfamiliar")
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(report, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+EOF
+}
+
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(synth merge extract train eval fresh)
+[ ${#stages[@]} -eq 0 ] && stages=(synth merge extract train eval fresh familiarity flagging)
 for stage in "${stages[@]}"; do
   case "$stage" in
     synth) synth ;;
@@ -133,6 +217,8 @@ for stage in "${stages[@]}"; do
     train) train ;;
     eval) evaluate ;;
     fresh) fresh ;;
-    *) echo "train_synth_decoder.sh: unknown stage $stage (synth, merge, extract, train, eval, fresh)" >&2; exit 2 ;;
+    familiarity) familiarity ;;
+    flagging) flagging ;;
+    *) echo "train_synth_decoder.sh: unknown stage $stage (synth, merge, extract, train, eval, fresh, familiarity, flagging)" >&2; exit 2 ;;
   esac
 done

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod decoder;
 pub mod encoder;
+pub mod familiarity;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

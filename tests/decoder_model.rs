@@ -15,6 +15,7 @@ fn config(vocab: usize) -> DecoderConfig {
         vocab_size: vocab,
         max_len: 7,
         dropout: 0.1,
+        longest_caption: None,
     }
 }
 

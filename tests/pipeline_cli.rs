@@ -57,6 +57,7 @@ fn random_decoder(dir: &Path) -> PathBuf {
         vocab_size: vocab.len(),
         max_len: 6,
         dropout: 0.0,
+        longest_caption: None,
     };
     let model_dir = dir.join("decoder");
     CaptionModel::new(config, vocab, 7)

@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail, ensure};
 use super::{EXIT_OK, EXIT_PARTIAL, Global};
 use crate::decoder::{CaptionModel, SearchOptions};
 use crate::encoder::registry::{load_encoder, models_dir};
+use crate::familiarity::{DEFAULT_MIN_FAMILIARITY, Familiarity};
 use crate::output::sheet::{self, SheetLayout, Thumb};
-use crate::output::{Format, VideoCaptions, timestamp};
+use crate::output::{Format, UNFAMILIAR_MARK, VideoCaptions, any_unfamiliar, timestamp};
 use crate::pipeline::batch::collect_inputs;
 use crate::pipeline::caption::{CaptionOptions, Captioner, SegmentMode};
 use crate::pipeline::run::{RunOptions, run as run_pipeline};
@@ -36,6 +37,18 @@ pub struct ModelArgs {
     /// Never repeat an n-gram of this length within a caption (0: off).
     #[arg(long, default_value_t = 5)]
     pub no_repeat_ngram: usize,
+    /// No content word (anything but a, the, of, … see FUNCTION_WORDS) more often than
+    /// this in a caption (0: no limit).
+    #[arg(long, default_value_t = 2)]
+    pub max_word_repeats: usize,
+    /// Captions of spans whose familiarity (the fraction of the model's validation clips
+    /// that look less like its training clips) is below this are marked unfamiliar.
+    #[arg(long, default_value_t = DEFAULT_MIN_FAMILIARITY)]
+    pub min_familiarity: f64,
+    /// List the encoder's K most probable ImageNet classes (mean over the sampled frames)
+    /// with every caption.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub tags: usize,
     /// Frames sampled uniformly per captioned window.
     #[arg(long, default_value_t = 16)]
     pub frames: usize,
@@ -96,9 +109,21 @@ impl ModelArgs {
                 ),
             },
         };
+        ensure!(
+            (0.0..=1.0).contains(&self.min_familiarity),
+            "--min-familiarity must be between 0 and 1"
+        );
+        let familiarity = Familiarity::load(&dir)?;
+        if familiarity.is_none() {
+            tracing::warn!(
+                "{}: no familiarity summary ({}), so vidcap cannot tell whether footage is like the clips this decoder was trained on; `vidcap familiarity fit` makes one",
+                dir.display(),
+                crate::familiarity::FILE
+            );
+        }
         let search = SearchOptions {
             beam: self.beam,
-            max_len: self.max_len.unwrap_or(model.config.max_len),
+            max_len: model.config.caption_limit(self.max_len),
             no_repeat_ngram: self.no_repeat_ngram,
             ..SearchOptions::default()
         };
@@ -106,13 +131,24 @@ impl ModelArgs {
             frames: self.frames,
             keyframes: self.keyframes,
             search,
+            max_word_repeats: self.max_word_repeats,
             segments,
+            min_familiarity: self.min_familiarity,
+            tags: self.tags,
         };
         let run = RunOptions {
             jobs: self.jobs.max(1),
             timeout: Duration::from_secs_f64(self.timeout),
         };
-        Ok((Captioner { encoder, model }, caption, run))
+        Ok((
+            Captioner {
+                encoder,
+                model,
+                familiarity,
+            },
+            caption,
+            run,
+        ))
     }
 }
 
@@ -213,6 +249,12 @@ pub fn run(args: Args, _global: &Global) -> Result<u8> {
     })?;
     if !many && let Some(error) = results.first().and_then(|r| r.error.clone()) {
         bail!("{error}");
+    }
+    if matches!(format, Format::Text | Format::Srt | Format::Vtt) && any_unfamiliar(&results) {
+        tracing::warn!(
+            "{UNFAMILIAR_MARK} marks a caption of footage unlike the clips the decoder was trained on (familiarity below --min-familiarity {}): it is probably wrong; --tags K lists what the encoder sees",
+            caption.min_familiarity
+        );
     }
     if args.output_dir.is_none() {
         // Results come in completion order; print them in input order.

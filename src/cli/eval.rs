@@ -11,6 +11,7 @@ use super::train::{FeatureArgs, FeatureSource, command_line, references};
 use super::{EXIT_OK, Global};
 use crate::atomic::write_atomic;
 use crate::decoder::{CaptionModel, SearchOptions};
+use crate::familiarity::{DEFAULT_MIN_FAMILIARITY, Familiarity};
 use crate::train::data::Split;
 
 pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
@@ -36,6 +37,12 @@ pub struct Args {
     /// Never repeat an n-gram of this length within a caption (0: off).
     #[arg(long, default_value_t = 5)]
     pub no_repeat_ngram: usize,
+    /// No content word more often than this in a caption (0: no limit).
+    #[arg(long, default_value_t = 2)]
+    pub max_word_repeats: usize,
+    /// Clips whose familiarity is below this are `"familiar": false` in the predictions.
+    #[arg(long, default_value_t = DEFAULT_MIN_FAMILIARITY)]
+    pub min_familiarity: f64,
     /// Output directory (default: MODEL/eval-SPLIT/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -88,12 +95,25 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     }
     let opts = SearchOptions {
         beam: args.beam as usize,
-        max_len: model.config.max_len,
+        max_len: model.config.caption_limit(None),
         length_penalty: args.length_penalty,
         no_repeat_ngram: args.no_repeat_ngram,
     };
     let caption_clock = Instant::now();
-    let hyps = model.caption(&split.features, &opts)?;
+    let hyps = model.caption_bounded(&split.features, &opts, args.max_word_repeats)?;
+    let familiarity = Familiarity::load(&args.model)?;
+    if familiarity.is_none() {
+        tracing::warn!(
+            "{}: no familiarity summary ({}): predictions cannot say whether a clip is like the training clips",
+            args.model.display(),
+            crate::familiarity::FILE
+        );
+    }
+    let familiarities = split
+        .features
+        .iter()
+        .map(|f| familiarity.as_ref().map(|fam| fam.score(f)).transpose())
+        .collect::<anyhow::Result<Vec<Option<f64>>>>()?;
     let caption_seconds = caption_clock.elapsed().as_secs_f64();
 
     let refs = references(&split.clips);
@@ -109,7 +129,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         .unwrap_or_else(|| args.model.join(format!("eval-{}", args.split)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut predictions = String::new();
-    for (clip, hyp) in split.clips.iter().zip(&hyps) {
+    for ((clip, hyp), familiarity) in split.clips.iter().zip(&hyps).zip(&familiarities) {
         let line = json!({
             "id": clip.id,
             "video": clip.video.display().to_string(),
@@ -117,6 +137,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             "end": clip.end,
             "hypothesis": hyp.text,
             "references": clip.captions,
+            "familiarity": familiarity,
+            "familiar": familiarity.map(|f| f >= args.min_familiarity),
         });
         predictions.push_str(&serde_json::to_string(&line)?);
         predictions.push('\n');
@@ -168,6 +190,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     doc.insert("beam".into(), json!(args.beam));
     doc.insert("length_penalty".into(), json!(args.length_penalty));
     doc.insert("no_repeat_ngram".into(), json!(args.no_repeat_ngram));
+    doc.insert("max_word_repeats".into(), json!(args.max_word_repeats));
+    let flagged = familiarities
+        .iter()
+        .flatten()
+        .filter(|&&f| f < args.min_familiarity);
+    doc.insert(
+        "flagged_unfamiliar".into(),
+        json!(familiarity.as_ref().map(|_| flagged.count())),
+    );
     doc.insert("command".into(), json!(command_line()));
     doc.insert("caption_seconds".into(), json!(caption_seconds));
     doc.insert("seconds".into(), json!(clock.elapsed().as_secs_f64()));

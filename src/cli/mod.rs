@@ -10,6 +10,7 @@ mod classify;
 mod embed;
 mod eval;
 mod extract;
+mod familiarity;
 mod frames;
 mod models;
 mod probe;
@@ -79,6 +80,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Encoder features of every clip of a dataset, cached for training (resumable).
     Extract(extract::Args),
+    /// A model's summary of its training clips: fit it, or score a split against it.
+    Familiarity(familiarity::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args, &cli.global),
         Command::Eval(args) => eval::run(args, &cli.global),
         Command::Extract(args) => extract::run(args, &cli.global),
+        Command::Familiarity(args) => familiarity::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -704,6 +704,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         },
     )?;
     bar.finish_and_clear();
+    // What the training clips look like, so captions can flag footage unlike them; read
+    // one clip at a time like training.
+    let val_features = val_set.load_all()?;
+    crate::familiarity::fit_model_dir(
+        &args.out,
+        (0..train_set.len()).filter_map(|i| {
+            train_set
+                .features(i, 0)
+                .inspect_err(|e| tracing::warn!("familiarity summary: {e:#}"))
+                .ok()
+        }),
+        val_features.iter(),
+    );
     let seconds = clock.elapsed().as_secs_f64();
     let signal_reason = match summary.signal {
         Signal::ValScore => format!("{} validation clips", val_set.len()),

@@ -42,6 +42,10 @@ pub struct DecoderConfig {
     /// Longest caption (tokens, `<eos>` included) the search produces by default.
     pub max_len: usize,
     pub dropout: f64,
+    /// Words in the longest training caption (after the cut to `max_len`); search never
+    /// goes past it. Absent in models from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_caption: Option<usize>,
 }
 
 impl DecoderConfig {
@@ -55,6 +59,13 @@ impl DecoderConfig {
             att: self.att_dim,
             attention: self.arch == Arch::Attention,
         }
+    }
+
+    /// The most words a caption may have: `requested` (default `max_len`), never more than
+    /// the longest training caption, so a decoder lost on unfamiliar footage cannot run on.
+    pub fn caption_limit(&self, requested: Option<usize>) -> usize {
+        let limit = requested.unwrap_or(self.max_len);
+        self.longest_caption.map_or(limit, |l| limit.min(l.max(1)))
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -210,10 +221,26 @@ impl CaptionModel {
         clips: &[ClipFeatures],
         opts: &super::search::SearchOptions,
     ) -> anyhow::Result<Vec<super::search::Hypothesis>> {
+        self.caption_bounded(clips, opts, 0)
+    }
+
+    /// [`Self::caption`] with no content word more than `max_word_repeats` times (0: no
+    /// limit).
+    pub fn caption_bounded(
+        &self,
+        clips: &[ClipFeatures],
+        opts: &super::search::SearchOptions,
+        max_word_repeats: usize,
+    ) -> anyhow::Result<Vec<super::search::Hypothesis>> {
         for (i, clip) in clips.iter().enumerate() {
             clip.check(&self.config)
                 .with_context(|| format!("clip {i}"))?;
         }
-        Ok(super::search::search(self, clips, opts))
+        Ok(super::search::search_bounded(
+            self,
+            clips,
+            opts,
+            max_word_repeats,
+        ))
     }
 }

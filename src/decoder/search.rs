@@ -9,7 +9,7 @@ use super::linalg::{
 };
 use super::model::{CaptionModel, ClipFeatures};
 use super::params::{Dims, Weights};
-use crate::text::vocab::{BOS, EOS};
+use crate::text::vocab::{BOS, EOS, PAD};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchOptions {
@@ -219,16 +219,50 @@ fn normalised(logp: f32, len: usize, penalty: f32) -> f32 {
     logp / (len.max(1) as f32).powf(penalty)
 }
 
-/// Beam search of width `opts.beam` for every clip at once. At each step the 2K best
-/// extensions of a clip's beams are ranked; an `<eos>` among the first K finishes a
-/// hypothesis, the best K others stay alive. A clip is done when K hypotheses finished
-/// or `max_len` is reached (live ones then count as finished). With K = 1 this is greedy.
+/// Words that say nothing about the clip by themselves; every other word is a content word.
+pub const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "of", "in", "on", "at", "to", "from", "by", "with", "as",
+    "for", "into", "onto", "is", "are", "it", "its", "then", "than", "that", "this", "while",
+];
+
+/// Beam search without a limit on repeated content words (see [`search_bounded`]).
 pub fn search(
     model: &CaptionModel,
     clips: &[ClipFeatures],
     opts: &SearchOptions,
 ) -> Vec<Hypothesis> {
+    search_bounded(model, clips, opts, 0)
+}
+
+/// Which vocabulary ids are content words (not special tokens, not [`FUNCTION_WORDS`]).
+pub fn content_words(model: &CaptionModel) -> Vec<bool> {
+    (0..model.vocab.len() as u32)
+        .map(|id| {
+            let word = model.vocab.word(id);
+            id != BOS && id != EOS && id != PAD && !FUNCTION_WORDS.contains(&word)
+        })
+        .collect()
+}
+
+/// Beam search of width `opts.beam` for every clip at once. At each step the 2K best
+/// extensions of a clip's beams are ranked; an `<eos>` among the first K finishes a
+/// hypothesis, the best K others stay alive. A clip is done when K hypotheses finished
+/// or `max_len` is reached (live ones then count as finished). With K = 1 this is greedy.
+/// With `max_word_repeats` > 0 no content word appears more often than that in a caption:
+/// a decoder lost on unfamiliar footage otherwise strings one verb along ("a chases chases
+/// a chases"), which no n-gram block stops.
+pub fn search_bounded(
+    model: &CaptionModel,
+    clips: &[ClipFeatures],
+    opts: &SearchOptions,
+    max_word_repeats: usize,
+) -> Vec<Hypothesis> {
     let (w, d) = (&model.weights, model.config.dims());
+    let content = if max_word_repeats > 0 {
+        content_words(model)
+    } else {
+        vec![]
+    };
     let k = opts.beam.max(1);
     let mems: Vec<ClipMemory> = clips.iter().map(|c| ClipMemory::new(w, &d, c)).collect();
     let mut alive: Vec<Vec<Beam>> = mems
@@ -263,7 +297,10 @@ pub fn search(
             let mut cands: Vec<(f32, usize, u32)> = vec![];
             for (bi, b) in beams.iter().enumerate() {
                 let mut lp = &logp[(row + bi) * d.vocab..(row + bi + 1) * d.vocab];
-                let banned = repeating_tokens(&b.tokens, opts.no_repeat_ngram);
+                let mut banned = repeating_tokens(&b.tokens, opts.no_repeat_ngram);
+                if max_word_repeats > 0 {
+                    banned.extend(overused_words(&b.tokens, &content, max_word_repeats));
+                }
                 let mut allowed;
                 if !banned.is_empty() {
                     allowed = lp.to_vec();
@@ -336,6 +373,21 @@ pub fn repeating_tokens(tokens: &[u32], n: usize) -> Vec<u32> {
         .windows(n)
         .filter(|gram| gram[..n - 1] == *prefix)
         .map(|gram| gram[n - 1])
+        .collect()
+}
+
+/// Content words (`content[id]`) that already appear `limit` times in `tokens`.
+pub fn overused_words(tokens: &[u32], content: &[bool], limit: usize) -> Vec<u32> {
+    let mut counts: std::collections::HashMap<u32, usize> = Default::default();
+    for &t in tokens {
+        if content.get(t as usize).copied().unwrap_or(false) {
+            *counts.entry(t).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|&(_, n)| n >= limit)
+        .map(|(t, _)| t)
         .collect()
 }
 

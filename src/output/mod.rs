@@ -4,7 +4,33 @@ pub mod sheet;
 
 use std::io::{self, Write};
 
-pub use crate::pipeline::{Segment, VideoCaptions};
+pub use crate::pipeline::{Segment, Tag, VideoCaptions};
+
+/// Put before captions of unfamiliar footage in text and subtitles.
+pub const UNFAMILIAR_MARK: &str = "[unfamiliar]";
+
+/// The caption as printed: marked when its footage is unfamiliar.
+fn marked(caption: &str, familiar: Option<bool>) -> String {
+    match familiar {
+        Some(false) => format!("{UNFAMILIAR_MARK} {caption}"),
+        _ => caption.to_string(),
+    }
+}
+
+fn tag_list(tags: &[Tag]) -> String {
+    tags.iter()
+        .map(|t| format!("{} {:.3}", t.label, t.score))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whether any caption of `results` carries the unfamiliar mark.
+pub fn any_unfamiliar(results: &[VideoCaptions]) -> bool {
+    results
+        .iter()
+        .flat_map(|r| &r.segments)
+        .any(|s| s.familiar == Some(false))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -57,7 +83,8 @@ pub fn write_jsonl_line(out: &mut dyn Write, result: &VideoCaptions) -> io::Resu
 }
 
 /// The caption alone for one video; `path: caption` lines for several; segments indented
-/// beneath with their time span.
+/// beneath with their time span. Unfamiliar captions carry [`UNFAMILIAR_MARK`]; with
+/// `--tags` an indented `tags:` line follows each caption.
 fn write_text(out: &mut dyn Write, results: &[VideoCaptions]) -> io::Result<()> {
     let many = results.len() > 1;
     for r in results {
@@ -66,20 +93,30 @@ fn write_text(out: &mut dyn Write, results: &[VideoCaptions]) -> io::Result<()> 
         } else {
             String::new()
         };
+        let tags = |out: &mut dyn Write, tags: &Option<Vec<Tag>>, indent: &str| match tags {
+            Some(tags) => writeln!(out, "{indent}tags: {}", tag_list(tags)),
+            None => Ok(()),
+        };
         match (&r.error, r.segments.len()) {
             (Some(err), _) => writeln!(out, "{prefix}error: {err}")?,
-            (None, 0 | 1) => writeln!(out, "{prefix}{}", r.caption.as_deref().unwrap_or(""))?,
+            (None, 0 | 1) => {
+                let caption = marked(r.caption.as_deref().unwrap_or(""), r.familiar);
+                writeln!(out, "{prefix}{caption}")?;
+                tags(out, &r.tags, "  ")?;
+            }
             (None, _) => {
                 if many {
                     writeln!(out, "{}:", r.video)?;
                 }
+                let indent = if many { "  " } else { "" };
                 for s in &r.segments {
                     let span = format!(
                         "[{} --> {}]",
                         timestamp(s.start, '.', false),
                         timestamp(s.end, '.', false)
                     );
-                    writeln!(out, "{}{span} {}", if many { "  " } else { "" }, s.caption)?;
+                    writeln!(out, "{indent}{span} {}", marked(&s.caption, s.familiar))?;
+                    tags(out, &s.tags, &format!("{indent}  "))?;
                 }
             }
         }
@@ -93,27 +130,47 @@ enum Subtitle {
     Vtt,
 }
 
+/// SRT has no comments, so an unfamiliar cue says so in its text; WebVTT also gets a NOTE
+/// block before it with the familiarity (and the tags, when listed).
 fn write_subtitles(out: &mut dyn Write, result: &VideoCaptions, kind: Subtitle) -> io::Result<()> {
     if let Subtitle::Vtt = kind {
         writeln!(out, "WEBVTT\n")?;
     }
     for (i, s) in result.segments.iter().enumerate() {
+        let text = cue_text(&marked(&s.caption, s.familiar));
         match kind {
             Subtitle::Srt => writeln!(
                 out,
-                "{}\n{} --> {}\n{}\n",
+                "{}\n{} --> {}\n{text}\n",
                 i + 1,
                 timestamp(s.start, ',', true),
                 timestamp(s.end, ',', true),
-                cue_text(&s.caption)
             )?,
-            Subtitle::Vtt => writeln!(
-                out,
-                "{} --> {}\n{}\n",
-                timestamp(s.start, '.', true),
-                timestamp(s.end, '.', true),
-                cue_text(&s.caption)
-            )?,
+            Subtitle::Vtt => {
+                let mut note = Vec::new();
+                if let (Some(f), Some(familiar)) = (s.familiarity, s.familiar) {
+                    note.push(format!(
+                        "familiarity {f:.3}: {}",
+                        if familiar {
+                            "footage like the decoder's training clips"
+                        } else {
+                            "unfamiliar footage, unlike the decoder's training clips; the caption is probably wrong"
+                        }
+                    ));
+                }
+                if let Some(tags) = &s.tags {
+                    note.push(format!("tags: {}", tag_list(tags)));
+                }
+                if !note.is_empty() {
+                    writeln!(out, "NOTE {}\n", cue_text(&note.join(" / ")))?;
+                }
+                writeln!(
+                    out,
+                    "{} --> {}\n{text}\n",
+                    timestamp(s.start, '.', true),
+                    timestamp(s.end, '.', true),
+                )?
+            }
         }
     }
     Ok(())

@@ -3,12 +3,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use candle_core::{DType, Tensor};
 
-use super::{Segment, VideoCaptions};
+use super::{Segment, Tag, VideoCaptions};
 use crate::decoder::{CaptionModel, ClipFeatures, SearchOptions};
 use crate::encoder::FrameEncoder;
-use crate::train::extract::{append_motion, encode_items};
+use crate::familiarity::Familiarity;
+use crate::train::extract::append_motion;
 use crate::video::{self, Frame, Resize, SampleSpec, Sampling};
 
 /// How a video is split into captioned spans.
@@ -29,7 +31,13 @@ pub struct CaptionOptions {
     /// Keyframe sampling (see [`crate::video::SampleSpec::keyframes`]).
     pub keyframes: bool,
     pub search: SearchOptions,
+    /// No content word more often than this in a caption (0: no limit).
+    pub max_word_repeats: usize,
     pub segments: SegmentMode,
+    /// A span is familiar when its familiarity reaches this.
+    pub min_familiarity: f64,
+    /// ImageNet classes listed per span (0: none).
+    pub tags: usize,
 }
 
 /// Frames of one window, decoded and scaled for the encoder.
@@ -43,6 +51,15 @@ pub struct WindowFrames {
 pub struct Captioner {
     pub encoder: Box<dyn FrameEncoder>,
     pub model: CaptionModel,
+    /// The model's summary of its training clips; `None` for models without one.
+    pub familiarity: Option<Familiarity>,
+}
+
+/// One window's decoder items and, when the encoder classifies, its per-frame class
+/// probabilities `[T, classes]`.
+pub struct EncodedWindow {
+    pub clip: ClipFeatures,
+    pub probs: Option<(Vec<f64>, usize)>,
 }
 
 /// Decode what one video needs: its windows and their frames. This is the part that runs
@@ -95,34 +112,64 @@ impl Captioner {
         &self,
         video: &str,
         windows: &[WindowFrames],
-        search: &SearchOptions,
+        opts: &CaptionOptions,
     ) -> Result<VideoCaptions> {
         let started = Instant::now();
-        let clips = windows
+        let encoded = windows
             .iter()
-            .map(|w| self.encode(&w.frames))
+            .map(|w| self.encode_window(&w.frames, opts.tags > 0))
             .collect::<Result<Vec<_>>>()?;
-        let encoded = Instant::now();
-        let hyps = self.model.caption(&clips, search)?;
+        let clips: Vec<ClipFeatures> = encoded.iter().map(|e| e.clip.clone()).collect();
+        let encoded_at = Instant::now();
+        let hyps = self
+            .model
+            .caption_bounded(&clips, &opts.search, opts.max_word_repeats)?;
         // Stage times at -v: the benchmark's breakdown reads them.
         tracing::info!(
             "{video}: timing encode_s={:.4} caption_s={:.4}",
-            (encoded - started).as_secs_f64(),
-            encoded.elapsed().as_secs_f64()
+            (encoded_at - started).as_secs_f64(),
+            encoded_at.elapsed().as_secs_f64()
         );
-        let segments: Vec<Segment> = windows
+        let labels = if opts.tags > 0 {
+            Some(self.encoder.labels().with_context(|| {
+                format!(
+                    "--tags: encoder {} has no class labels",
+                    self.encoder.name()
+                )
+            })?)
+        } else {
+            None
+        };
+        let tags_of = |windows: &[&EncodedWindow]| -> Option<Vec<Tag>> {
+            labels.map(|labels| top_tags(windows, labels, opts.tags))
+        };
+        let segments = windows
             .iter()
+            .zip(&encoded)
             .zip(hyps)
-            .map(|(w, h)| Segment {
-                start: w.start,
-                end: w.end,
-                caption: h.text,
-                score: h.score,
+            .map(|((w, e), h)| {
+                let familiarity = match &self.familiarity {
+                    Some(f) => Some(f.score(&e.clip)?),
+                    None => None,
+                };
+                Ok(Segment {
+                    start: w.start,
+                    end: w.end,
+                    caption: h.text,
+                    score: h.score,
+                    familiarity,
+                    familiar: familiarity.map(|f| f >= opts.min_familiarity),
+                    tags: tags_of(&[e]),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Segment>>>()?;
+        let first = segments.first();
         Ok(VideoCaptions {
             video: video.to_string(),
-            caption: segments.first().map(|s| s.caption.clone()),
+            caption: first.map(|s| s.caption.clone()),
+            familiarity: first.and_then(|s| s.familiarity),
+            familiar: first.and_then(|s| s.familiar),
+            tags: tags_of(&encoded.iter().collect::<Vec<_>>()),
             segments,
             error: None,
         })
@@ -132,19 +179,95 @@ impl Captioner {
     /// the pooled vector, the 2×2 grid when it was trained with regions, the motion
     /// descriptor when it was trained with motion.
     pub fn encode(&self, frames: &[Frame]) -> Result<ClipFeatures> {
+        Ok(self.encode_window(frames, false)?.clip)
+    }
+
+    /// [`Self::encode`], plus the class probabilities of the same forward pass when
+    /// `classes` is set.
+    pub fn encode_window(&self, frames: &[Frame], classes: bool) -> Result<EncodedWindow> {
         let config = &self.model.config;
-        let mut items = encode_items(self.encoder.as_ref(), frames, config.regions > 1)?;
+        let inputs = frames
+            .iter()
+            .map(|f| self.encoder.preprocess(&f.rgb, f.width, f.height))
+            .collect::<Result<Vec<_>>>()?;
+        let out = self.encoder.forward(&Tensor::stack(&inputs, 0)?)?;
+        let global = out.features.unsqueeze(1)?;
+        let mut items = if config.regions > 1 {
+            let grid = out.grid.with_context(|| {
+                format!("encoder {} gives no spatial grid", self.encoder.name())
+            })?;
+            Tensor::cat(&[&global, &grid], 1)?
+        } else {
+            global
+        }
+        .to_dtype(DType::F32)?;
         if config.motion {
             items = append_motion(&items, frames)?;
         }
+        let probs = match (classes, out.logits) {
+            (true, Some(logits)) => {
+                let (t, n) = logits.dims2()?;
+                let logits = logits
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                let mut probs = Vec::with_capacity(t * n);
+                for row in logits.chunks_exact(n) {
+                    probs.extend(softmax(row));
+                }
+                Some((probs, n))
+            }
+            (true, None) => anyhow::bail!(
+                "--tags: encoder {} has no classifier head",
+                self.encoder.name()
+            ),
+            (false, _) => None,
+        };
         let (frames, regions, dim) = items.dims3()?;
-        Ok(ClipFeatures {
-            features: items.flatten_all()?.to_vec1::<f32>()?,
-            frames,
-            regions,
-            dim,
+        Ok(EncodedWindow {
+            clip: ClipFeatures {
+                features: items.flatten_all()?.to_vec1::<f32>()?,
+                frames,
+                regions,
+                dim,
+            },
+            probs,
         })
     }
+}
+
+/// Softmax of one row of logits, in f64.
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// The `k` classes of highest mean probability over all frames of `windows`.
+fn top_tags(windows: &[&EncodedWindow], labels: &[String], k: usize) -> Vec<Tag> {
+    let mut mean: Vec<f64> = vec![];
+    let mut frames = 0usize;
+    for (probs, n) in windows.iter().filter_map(|w| w.probs.as_ref()) {
+        mean.resize(*n, 0.0);
+        for row in probs.chunks_exact(*n) {
+            mean.iter_mut().zip(row).for_each(|(m, p)| *m += p);
+            frames += 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..mean.len()).collect();
+    order.sort_by(|&a, &b| mean[b].total_cmp(&mean[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|i| Tag {
+            label: labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("class {i}")),
+            score: mean[i] / frames.max(1) as f64,
+        })
+        .collect()
 }
 
 /// Consecutive windows of `seconds`; a last sliver shorter than a quarter window joins

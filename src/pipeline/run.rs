@@ -77,7 +77,7 @@ pub fn run(
     for (input, decoded) in rx {
         let captioned = decoded.and_then(|windows| {
             catch_unwind(AssertUnwindSafe(|| {
-                captioner.caption_windows(&input.display, &windows, &caption.search)
+                captioner.caption_windows(&input.display, &windows, caption)
             }))
             .map_err(|panic| format!("internal error while captioning: {}", panic_message(&panic)))?
             .map(|captions| (captions, windows))

@@ -353,6 +353,11 @@ pub fn train_examples(
         vocab_size: vocab.len(),
         max_len: cfg.max_len,
         dropout: cfg.dropout,
+        longest_caption: crate::familiarity::longest_caption(
+            &vocab,
+            (0..train.len()).flat_map(|i| train.captions(i).iter().map(String::as_str)),
+            cfg.max_len,
+        ),
     };
     if let Some(init) = &run.init {
         let same = |a: &DecoderConfig| {
