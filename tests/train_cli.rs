@@ -463,7 +463,13 @@ fn a_small_set_trains_with_no_flags_and_says_why_it_stopped() {
     let out = train_plain(&fx, &fx.dataset, &model, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Piped, stderr holds only warnings (3 validation clips are too few to calibrate a
+    // familiarity summary), never progress.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().all(|l| l.contains("WARN") && l.contains("familiarity")),
+        "{stderr}"
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("trained ") && lines[0].contains("on 24 clips (48 captions"));
