@@ -267,8 +267,8 @@ fn jittered_samplings_are_reproducible_and_late_windows_are_skipped() {
             samplings: 3,
             seed,
         };
-        let report = extract_dataset(&ds.clips, &cache, &encoder, &spec, &key, opts, &|_, _| {})
-            .unwrap();
+        let report =
+            extract_dataset(&ds.clips, &cache, &encoder, &spec, &key, opts, &|_, _| {}).unwrap();
         (cache, report)
     };
     let (cache, report) = run(7, "a");
@@ -277,7 +277,10 @@ fn jittered_samplings_are_reproducible_and_late_windows_are_skipped() {
     assert_eq!(report.skipped.len(), 1);
     let (id, _, why) = &report.skipped[0];
     assert_eq!(id, "late");
-    assert!(why.contains("v.mp4") && why.contains("after the video ends"), "{why}");
+    assert!(
+        why.contains("v.mp4") && why.contains("after the video ends"),
+        "{why}"
+    );
 
     // Train sees the skip recorded in the cache, not a clip waiting for extraction.
     let found = split_entries(&ds, &cache, &key, Split::Train);
@@ -304,7 +307,12 @@ fn jittered_samplings_are_reproducible_and_late_windows_are_skipped() {
         assert_eq!(read_clip_features(path, 5).unwrap().frames, 4);
     }
     // A window past the end is clamped to the video.
-    let overrun = &found.found.iter().find(|(c, _)| c.id == "overrun").unwrap().1;
+    let overrun = &found
+        .found
+        .iter()
+        .find(|(c, _)| c.id == "overrun")
+        .unwrap()
+        .1;
     let t = stored_timestamps(&overrun[0]);
     assert!(t.iter().all(|&x| (2.0..3.0).contains(&x)), "{t:?}");
 
@@ -322,5 +330,8 @@ fn jittered_samplings_are_reproducible_and_late_windows_are_skipped() {
     }
     // A second run finds everything up to date, the skip included.
     let (_, again) = run(7, "a");
-    assert_eq!((again.extracted, again.up_to_date, again.skipped.len()), (0, 2, 1));
+    assert_eq!(
+        (again.extracted, again.up_to_date, again.skipped.len()),
+        (0, 2, 1)
+    );
 }

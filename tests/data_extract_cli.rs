@@ -136,7 +136,12 @@ fn shards_fill_one_cache_that_equals_a_one_machine_run() {
     let (code, first, stderr) = extract(&ann, &shared, &["--shard", "0/2"]);
     assert_eq!(code, 0, "{stderr}");
     let out = Command::new(env!("CARGO_BIN_EXE_vidcap"))
-        .args(["extract", ann.to_str().unwrap(), "--out", shared.to_str().unwrap()])
+        .args([
+            "extract",
+            ann.to_str().unwrap(),
+            "--out",
+            shared.to_str().unwrap(),
+        ])
         .args(["--frames", "4", "--json"])
         .env("VIDCAP_MODELS", models_dir())
         .env("SLURM_ARRAY_TASK_ID", "2")
@@ -144,10 +149,20 @@ fn shards_fill_one_cache_that_equals_a_one_machine_run() {
         .env("SLURM_ARRAY_TASK_COUNT", "2")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let second: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((first["shard"].as_str(), second["shard"].as_str()), (Some("0/2"), Some("1/2")));
-    let (a, b) = (first["clips"].as_u64().unwrap(), second["clips"].as_u64().unwrap());
+    assert_eq!(
+        (first["shard"].as_str(), second["shard"].as_str()),
+        (Some("0/2"), Some("1/2"))
+    );
+    let (a, b) = (
+        first["clips"].as_u64().unwrap(),
+        second["clips"].as_u64().unwrap(),
+    );
     assert_eq!(a + b, 6);
     assert!(a > 0 && b > 0, "both shards get clips: {a} + {b}");
     assert_eq!(
@@ -159,8 +174,18 @@ fn shards_fill_one_cache_that_equals_a_one_machine_run() {
     let ds = load_dataset(&ann, &DatasetOptions::default()).unwrap();
     let sha = first["encoder_sha256"].as_str().unwrap();
     let key = CacheKey::new("efficientnet-lite0", sha, 4, true, true);
-    let one = split_entries(&ds, &FeatureCache::open(&whole).unwrap(), &key, Split::Train);
-    let many = split_entries(&ds, &FeatureCache::open(&shared).unwrap(), &key, Split::Train);
+    let one = split_entries(
+        &ds,
+        &FeatureCache::open(&whole).unwrap(),
+        &key,
+        Split::Train,
+    );
+    let many = split_entries(
+        &ds,
+        &FeatureCache::open(&shared).unwrap(),
+        &key,
+        Split::Train,
+    );
     assert_eq!((one.found.len(), many.found.len()), (6, 6));
     for ((c1, f1), (c2, f2)) in one.found.iter().zip(&many.found) {
         assert_eq!(c1.id, c2.id);
@@ -186,7 +211,10 @@ fn a_dozen_real_clips_train_with_no_flags_and_caption_their_test_split() {
         ("testsrc2", "a colourful test pattern with a moving counter"),
         ("mandelbrot", "a zoom into a glowing fractal"),
         ("smptebars", "colour bars on a screen"),
-        ("life=mold=10:ratio=0.3", "cells grow and die on a dark field"),
+        (
+            "life=mold=10:ratio=0.3",
+            "cells grow and die on a dark field",
+        ),
     ];
     let mut lines = Vec::new();
     for (k, (source, caption)) in kinds.iter().enumerate() {
@@ -222,14 +250,24 @@ fn a_dozen_real_clips_train_with_no_flags_and_caption_their_test_split() {
             .env("VIDCAP_MODELS", models_dir())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     vidcap(&["-q", "extract", "annotations.jsonl", "--out", "features"]);
     let summary = vidcap(&["train", "annotations.jsonl", "--out", "model"]);
     assert!(summary.contains("on 12 clips"), "{summary}");
     let metrics: serde_json::Value = serde_json::from_str(&vidcap(&[
-        "-q", "eval", "annotations.jsonl", "--model", "model", "--no-meteor", "--json",
+        "-q",
+        "eval",
+        "annotations.jsonl",
+        "--model",
+        "model",
+        "--no-meteor",
+        "--json",
     ]))
     .unwrap();
     assert_eq!(metrics["ids"], 4);

@@ -477,7 +477,11 @@ fn a_clip_id_found_twice_names_both_files() {
         })
         .to_string()
     };
-    fs::write(tmp.path().join("train_val_videodatainfo.json"), record("train")).unwrap();
+    fs::write(
+        tmp.path().join("train_val_videodatainfo.json"),
+        record("train"),
+    )
+    .unwrap();
     fs::write(tmp.path().join("test_videodatainfo.json"), record("test")).unwrap();
     let err = err_text(tmp.path(), &DatasetOptions::default());
     for needle in [

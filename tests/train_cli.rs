@@ -462,12 +462,18 @@ fn a_small_set_trains_with_no_flags_and_says_why_it_stopped() {
     // Piped: nothing but the summary.
     let out = train_plain(&fx, &fx.dataset, &model, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Piped, stderr holds only warnings (3 validation clips are too few to calibrate a
     // familiarity summary), never progress.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.lines().all(|l| l.contains("WARN") && l.contains("familiarity")),
+        stderr
+            .lines()
+            .all(|l| l.contains("WARN") && l.contains("familiarity")),
         "{stderr}"
     );
     let lines: Vec<&str> = stdout.lines().collect();
@@ -492,12 +498,16 @@ fn a_small_set_trains_with_no_flags_and_says_why_it_stopped() {
     // 48 captions: at least 4 steps an epoch, at least 300 steps planned, warm-up a
     // small part of them, patience at least 60 steps.
     assert!(batch <= 12 && steps >= 4 && steps * epochs >= 300, "{plan}");
-    assert!(plan["warmup_steps"].as_u64().unwrap() * 10 < steps * epochs, "{plan}");
+    assert!(
+        plan["warmup_steps"].as_u64().unwrap() * 10 < steps * epochs,
+        "{plan}"
+    );
     assert!(plan["patience"].as_u64().unwrap() * steps >= 60, "{plan}");
     assert_eq!(plan["min_count"], 1);
     let reason = r["stop"]["reason"].as_str().unwrap();
     assert!(["patience", "epochs-done"].contains(&reason), "{reason}");
-    let vocab: Value = serde_json::from_slice(&fs::read(model.join("vocab.json")).unwrap()).unwrap();
+    let vocab: Value =
+        serde_json::from_slice(&fs::read(model.join("vocab.json")).unwrap()).unwrap();
     assert_eq!(vocab["min_count"], 1);
     let bleu4 = test_bleu4(&fx, &fx.dataset, &model);
     assert!(bleu4 >= 0.9, "test BLEU-4 {bleu4}");
@@ -506,12 +516,19 @@ fn a_small_set_trains_with_no_flags_and_says_why_it_stopped() {
 #[test]
 fn tiny_sets_with_one_or_no_validation_clip_still_learn() {
     let fx = fixture();
-    for (name, val, signal) in [("one-val", true, "val-loss"), ("no-val", false, "last-epoch")] {
+    for (name, val, signal) in [
+        ("one-val", true, "val-loss"),
+        ("no-val", false, "last-epoch"),
+    ] {
         // 3 train clips per kind: 9 clips, 18 captions.
         let dataset = subset(&fx, &format!("{name}.jsonl"), 3, val);
         let model = fx.root.join(name);
         let out = train_plain(&fx, &dataset, &model, &["-q"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let r = report(&model);
         assert_eq!(r["signal"], signal, "{name}");
         assert_eq!(r["dataset"]["clips"]["train"], 9);
@@ -541,12 +558,18 @@ fn an_existing_model_is_replaced_only_with_overwrite() {
     let other = fx.root.join("notes");
     fs::create_dir_all(&other).unwrap();
     fs::write(other.join("todo.txt"), "keep me").unwrap();
-    fails_with(&train(&fx, &other, &["--epochs", "1"]), &["not empty", "todo.txt"]);
+    fails_with(
+        &train(&fx, &other, &["--epochs", "1"]),
+        &["not empty", "todo.txt"],
+    );
     fails_with(
         &train(&fx, &other, &["--epochs", "1", "--overwrite"]),
         &["nothing was deleted"],
     );
-    assert_eq!(fs::read_to_string(other.join("todo.txt")).unwrap(), "keep me");
+    assert_eq!(
+        fs::read_to_string(other.join("todo.txt")).unwrap(),
+        "keep me"
+    );
 }
 
 #[test]
@@ -564,7 +587,12 @@ fn nonsense_sizes_are_usage_errors() {
         &["--label-smoothing", "-0.1"],
     ] {
         let out = train_plain(&fx, &fx.dataset, &model, bad);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(!model.exists());
 }
@@ -577,9 +605,21 @@ fn a_diverging_run_stops_and_says_so() {
         &fx,
         &fx.dataset,
         &model,
-        &["--epochs", "3", "--lr", "1e38", "--clip-norm", "0", "--hidden", "16"],
+        &[
+            "--epochs",
+            "3",
+            "--lr",
+            "1e38",
+            "--clip-norm",
+            "0",
+            "--hidden",
+            "16",
+        ],
     );
-    fails_with(&out, &["training diverged", "NaN or infinite", "lower --lr"]);
+    fails_with(
+        &out,
+        &["training diverged", "NaN or infinite", "lower --lr"],
+    );
     let r = report(&model);
     assert_eq!(r["stop"]["reason"], "diverged");
 }
@@ -592,18 +632,48 @@ fn fine_tuning_extends_the_vocabulary_and_learns_new_words() {
     // The same clips, kind 2 now described with words the base model never saw.
     let text = fs::read_to_string(&fx.dataset).unwrap();
     let renamed = text
-        .replace("a green cat jumps over a fence", "a purple pyramid spins slowly")
-        .replace("a green cat leaps over a fence", "a purple pyramid slowly spins");
+        .replace(
+            "a green cat jumps over a fence",
+            "a purple pyramid spins slowly",
+        )
+        .replace(
+            "a green cat leaps over a fence",
+            "a purple pyramid slowly spins",
+        );
     let dataset = fx.root.join("renamed.jsonl");
     fs::write(&dataset, renamed).unwrap();
     let tuned = fx.root.join("tuned");
     let out = vidcap(
         &fx,
         &[
-            "-q", "--seed", "2", "train", s(&dataset), "--out", s(&tuned), "--cache",
-            s(&fx.cache), "--frames", "4", "--init-from", s(&base), "--epochs", "30",
-            "--batch-size", "8", "--lr", "0.01", "--warmup-steps", "5", "--dropout", "0",
-            "--label-smoothing", "0", "--patience", "0", "--json",
+            "-q",
+            "--seed",
+            "2",
+            "train",
+            s(&dataset),
+            "--out",
+            s(&tuned),
+            "--cache",
+            s(&fx.cache),
+            "--frames",
+            "4",
+            "--init-from",
+            s(&base),
+            "--epochs",
+            "30",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.01",
+            "--warmup-steps",
+            "5",
+            "--dropout",
+            "0",
+            "--label-smoothing",
+            "0",
+            "--patience",
+            "0",
+            "--json",
         ],
     );
     let r = ok(&out);
@@ -624,15 +694,29 @@ fn fine_tuning_extends_the_vocabulary_and_learns_new_words() {
     ok(&vidcap(
         &fx,
         &[
-            "-q", "eval", s(&dataset), "--model", s(&tuned), "--cache", s(&fx.cache),
-            "--frames", "4", "--no-meteor", "--out", s(&eval_dir), "--json",
+            "-q",
+            "eval",
+            s(&dataset),
+            "--model",
+            s(&tuned),
+            "--cache",
+            s(&fx.cache),
+            "--frames",
+            "4",
+            "--no-meteor",
+            "--out",
+            s(&eval_dir),
+            "--json",
         ],
     ));
     let predictions = fs::read_to_string(eval_dir.join("predictions.jsonl")).unwrap();
     for line in predictions.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         if v["id"].as_str().unwrap().starts_with("k2") {
-            assert!(v["hypothesis"].as_str().unwrap().contains("purple pyramid"), "{line}");
+            assert!(
+                v["hypothesis"].as_str().unwrap().contains("purple pyramid"),
+                "{line}"
+            );
         }
     }
 
@@ -640,16 +724,38 @@ fn fine_tuning_extends_the_vocabulary_and_learns_new_words() {
     let out = vidcap(
         &fx,
         &[
-            "train", s(&dataset), "--out", s(&fx.root.join("x")), "--cache", s(&fx.cache),
-            "--frames", "4", "--init-from", s(&base), "--hidden", "64",
+            "train",
+            s(&dataset),
+            "--out",
+            s(&fx.root.join("x")),
+            "--cache",
+            s(&fx.cache),
+            "--frames",
+            "4",
+            "--init-from",
+            s(&base),
+            "--hidden",
+            "64",
         ],
     );
-    fails_with(&out, &["--hidden 64 contradicts the --init-from model, which has 32"]);
+    fails_with(
+        &out,
+        &["--hidden 64 contradicts the --init-from model, which has 32"],
+    );
     let out = vidcap(
         &fx,
         &[
-            "train", s(&dataset), "--out", s(&fx.root.join("y")), "--cache", s(&fx.cache),
-            "--frames", "4", "--init-from", s(&base), "--no-motion",
+            "train",
+            s(&dataset),
+            "--out",
+            s(&fx.root.join("y")),
+            "--cache",
+            s(&fx.cache),
+            "--frames",
+            "4",
+            "--init-from",
+            s(&base),
+            "--no-motion",
         ],
     );
     fails_with(&out, &["--init-from", "with the motion descriptor"]);

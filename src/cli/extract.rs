@@ -97,7 +97,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             clips.len()
         );
         if clips.is_empty() {
-            println!("shard {}/{}: no clips of the {all} fall in this shard", shard.index, shard.count);
+            println!(
+                "shard {}/{}: no clips of the {all} fall in this shard",
+                shard.index, shard.count
+            );
             return Ok(EXIT_OK);
         }
     }

@@ -214,10 +214,11 @@ pub fn plan(args: &Args, clips: usize, captions: usize) -> Plan {
         args.patience
             .max(MIN_PATIENCE_STEPS.div_ceil(steps_per_epoch) as usize)
     };
-    let min_count = args.min_count.map_or(
-        if clips < SMALL_CORPUS_CLIPS { 1 } else { 2 },
-        |m| m as usize,
-    );
+    let min_count = args
+        .min_count
+        .map_or(if clips < SMALL_CORPUS_CLIPS { 1 } else { 2 }, |m| {
+            m as usize
+        });
     Plan {
         epochs: epochs as usize,
         batch_size: batch_size as usize,
@@ -570,7 +571,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     }
     let samplings_used = train_set.files.iter().map(Vec::len).max().unwrap_or(0);
     if train_set.is_empty() {
-        bail!("{}: the dataset has no usable train clips", args.dataset.display());
+        bail!(
+            "{}: the dataset has no usable train clips",
+            args.dataset.display()
+        );
     }
     let (mut val_set, val_skipped) = source.entries(Split::Val, regions)?;
     // Validation clips without references cannot be scored.
@@ -583,7 +587,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     val_set.clips = clips;
     val_set.files = files;
     let captions: usize = train_set.clips.iter().map(|c| c.captions.len()).sum();
-    let uncaptioned = train_set.clips.iter().filter(|c| c.captions.is_empty()).count();
+    let uncaptioned = train_set
+        .clips
+        .iter()
+        .filter(|c| c.captions.is_empty())
+        .count();
     if uncaptioned > 0 {
         tracing::warn!(
             "{}: {uncaptioned} train clip(s) have no caption and teach nothing",
@@ -602,11 +610,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
             }
         }
     };
-    let arch = match args
-        .arch
-        .as_deref()
-        .map(|a| if a == "meanpool" { Arch::Meanpool } else { Arch::Attention })
-    {
+    let arch = match args.arch.as_deref().map(|a| {
+        if a == "meanpool" {
+            Arch::Meanpool
+        } else {
+            Arch::Attention
+        }
+    }) {
         Some(a) if init_cfg.as_ref().is_some_and(|c| c.arch != a) => {
             bail!("--arch contradicts the --init-from model")
         }
@@ -618,9 +628,24 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         arch,
         encoder: source.key.encoder.clone(),
         motion: source.key.motion,
-        hidden: pick_size("hidden", args.hidden, init_cfg.as_ref().map(|c| c.hidden), defaults.hidden)?,
-        embed: pick_size("embed", args.embed, init_cfg.as_ref().map(|c| c.embed), defaults.embed)?,
-        att_dim: pick_size("att-dim", args.att_dim, init_cfg.as_ref().map(|c| c.att_dim), defaults.att_dim)?,
+        hidden: pick_size(
+            "hidden",
+            args.hidden,
+            init_cfg.as_ref().map(|c| c.hidden),
+            defaults.hidden,
+        )?,
+        embed: pick_size(
+            "embed",
+            args.embed,
+            init_cfg.as_ref().map(|c| c.embed),
+            defaults.embed,
+        )?,
+        att_dim: pick_size(
+            "att-dim",
+            args.att_dim,
+            init_cfg.as_ref().map(|c| c.att_dim),
+            defaults.att_dim,
+        )?,
         dropout: args.dropout,
         min_count: plan.min_count,
         max_len: args.max_len as usize,
@@ -672,7 +697,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     let on_epoch = |e: &EpochLog| {
         let (sum, n) = epoch_seconds.get();
         epoch_seconds.set((sum + e.seconds, n + 1));
-        let left = cfg.epochs.saturating_sub(e.epoch + 1) as f64 * (sum + e.seconds) / (n + 1) as f64;
+        let left =
+            cfg.epochs.saturating_sub(e.epoch + 1) as f64 * (sum + e.seconds) / (n + 1) as f64;
         let val = match (e.val_score, e.val_loss) {
             (Some(s), _) => format!("val CIDEr-D {s:.4}"),
             (None, Some(l)) => format!("val loss {l:.4}"),
@@ -828,7 +854,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         bail!(
             "training diverged: {stop}; {} (try a lower --lr)",
             match summary.best_epoch {
-                Some(e) => format!("the best model so far (epoch {}) is in {}", e + 1, args.out.display()),
+                Some(e) => format!(
+                    "the best model so far (epoch {}) is in {}",
+                    e + 1,
+                    args.out.display()
+                ),
                 None => "no model was saved".to_string(),
             }
         );

@@ -156,18 +156,21 @@ impl FeatureCache {
     /// The file that holds (or would hold) a clip's features: sha256 of the absolute
     /// video path and the window.
     pub fn path_for(&self, clip: &Clip) -> PathBuf {
-        self.dir.join(format!("{}.safetensors", entry_stem(clip, 0)))
+        self.dir
+            .join(format!("{}.safetensors", entry_stem(clip, 0)))
     }
 
     /// The file of a clip's jittered sampling `k` (`k` ≥ 1; 0 is [`path_for`](Self::path_for)).
     pub fn path_for_sampling(&self, clip: &Clip, k: usize) -> PathBuf {
-        self.dir.join(format!("{}.safetensors", entry_stem(clip, k)))
+        self.dir
+            .join(format!("{}.safetensors", entry_stem(clip, k)))
     }
 
     /// Where extract records that a clip cannot be sampled (its window starts after the
     /// video ends), so train skips it instead of asking for it to be extracted.
     fn skip_marker(&self, clip: &Clip) -> PathBuf {
-        self.dir.join(format!("{}.skipped.json", entry_stem(clip, 0)))
+        self.dir
+            .join(format!("{}.skipped.json", entry_stem(clip, 0)))
     }
 
     /// Records why `clip` cannot be extracted from its video as it is now.
@@ -405,7 +408,10 @@ fn entry_stem(clip: &Clip, sampling: usize) -> String {
         h.update([0u8]);
         h.update(format!("jitter:{sampling}").as_bytes());
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The features of a cache file already checked by [`FeatureCache::entries`], cut to the

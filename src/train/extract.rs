@@ -82,7 +82,12 @@ pub fn encode_clip(
     clip: &Clip,
     spec: &ExtractSpec,
 ) -> anyhow::Result<(Tensor, Vec<f64>)> {
-    encode_clip_sampled(encoder, clip, spec, Sampling::Uniform { count: spec.frames })
+    encode_clip_sampled(
+        encoder,
+        clip,
+        spec,
+        Sampling::Uniform { count: spec.frames },
+    )
 }
 
 /// [`encode_clip`] with another frame sampling (a jittered one).

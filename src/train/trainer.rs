@@ -325,7 +325,9 @@ pub fn train_examples(
         cfg.batch_size >= 1 && cfg.max_len >= 2 && cfg.epochs >= 1,
         "batch_size >= 1, epochs >= 1 and max_len >= 2 needed"
     );
-    let first = train.features(0, 0).context("reading the first training clip")?;
+    let first = train
+        .features(0, 0)
+        .context("reading the first training clip")?;
     let (regions, dim) = (first.regions, first.dim);
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let ckpt_path = out_dir.join(CHECKPOINT_FILE);
@@ -538,9 +540,7 @@ pub fn train_examples(
                 }
             });
             for chunk in chunks.iter() {
-                let loaded = rx
-                    .recv()
-                    .context("the feature loader stopped")??;
+                let loaded = rx.recv().context("the feature loader stopped")??;
                 let step = progress.step;
                 let step_started = Instant::now();
                 let mut rng = rng_for(cfg.seed, epoch as u64, step);
@@ -744,7 +744,10 @@ fn load_batch(
                     .features(clip, picks[clip])
                     .with_context(|| format!("training clip {}", train.id(clip)))?;
                 ensure!(
-                    f.regions == clips.first().map_or(f.regions, |c: &ClipFeatures| c.regions)
+                    f.regions
+                        == clips
+                            .first()
+                            .map_or(f.regions, |c: &ClipFeatures| c.regions)
                         && f.dim == clips.first().map_or(f.dim, |c: &ClipFeatures| c.dim),
                     "training clip {}: features [T, {}, {}] differ from the batch's",
                     train.id(clip),
@@ -773,8 +776,14 @@ fn mean_loss(
     let (mut sum, mut count) = (0.0f64, 0usize);
     for chunk in pairs.chunks(batch_size.max(1)) {
         let len = batch_len(chunk.iter().map(|p| p.2.as_slice()));
-        let tokens_in: Vec<u32> = chunk.iter().flat_map(|p| p.1[..len].iter().copied()).collect();
-        let targets: Vec<u32> = chunk.iter().flat_map(|p| p.2[..len].iter().copied()).collect();
+        let tokens_in: Vec<u32> = chunk
+            .iter()
+            .flat_map(|p| p.1[..len].iter().copied())
+            .collect();
+        let targets: Vec<u32> = chunk
+            .iter()
+            .flat_map(|p| p.2[..len].iter().copied())
+            .collect();
         let n = targets.iter().filter(|&&t| t != PAD).count();
         let batch = Batch {
             clips: chunk
