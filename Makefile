@@ -2,7 +2,7 @@
 # Both do the whole set-up on a fresh Debian 12 machine first.
 CARGO ?= cargo
 
-.PHONY: setup fetch build models demo test bench corpus
+.PHONY: setup fetch build models demo test bench corpus install uninstall
 # System packages (apt-get as root, otherwise the exact command is printed).
 setup:
 	scripts/setup_system.sh
@@ -23,6 +23,14 @@ demo: models
 
 test: models
 	$(CARGO) test --release --locked
+
+# Binary, bundled models, shell completions and man pages under PREFIX (scripts/install.sh).
+PREFIX ?= /usr/local
+install: models
+	scripts/install.sh install "$(PREFIX)"
+
+uninstall:
+	scripts/install.sh uninstall "$(PREFIX)"
 
 bench: models
 	scripts/bench.sh

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use vidcap::encoder::efficientnet_lite::{Backend, EfficientNetLite};
-use vidcap::encoder::models_dir;
+use vidcap::encoder::encoder_dir;
 
 struct Options {
     threads: usize,
@@ -31,7 +31,7 @@ fn parse() -> anyhow::Result<Options> {
         runs: 50,
         backend: Backend::FastCpu,
         profile: false,
-        model: models_dir().join("efficientnet-lite0"),
+        model: encoder_dir("efficientnet-lite0").expect("run `make models`"),
     };
     let args: Vec<String> = std::env::args()
         .skip(1)

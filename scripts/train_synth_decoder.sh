@@ -103,7 +103,8 @@ report[key] = extra
 for name in ("annotations", "compositional"):
     metrics = json.load(open(f"{prefix}-{name}/metrics.json"))
     report[key][name] = {k: metrics[k] for k in
-                         ("dataset", "ids", "bleu", "rouge_l", "cider_d", "meteor", "beam", "command")
+                         ("dataset", "ids", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR",
+                          "ROUGE_L", "CIDEr", "beam", "command")
                          if k in metrics}
 tmp = path + ".tmp"
 with open(tmp, "w") as f:

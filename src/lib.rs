@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod familiarity;
 pub mod metrics;
+pub mod model_path;
 pub mod output;
 pub mod pipeline;
 pub mod simd;

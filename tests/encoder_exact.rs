@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use candle_core::{Device, Tensor};
 use vidcap::encoder::FrameEncoder;
 use vidcap::encoder::efficientnet_lite::{Backend, EfficientNetLite};
-use vidcap::encoder::models_dir;
+use vidcap::encoder::encoder_dir;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +22,7 @@ fn npy(name: &str) -> Tensor {
 fn encoder() -> &'static EfficientNetLite {
     static ENCODER: OnceLock<EfficientNetLite> = OnceLock::new();
     ENCODER.get_or_init(|| {
-        let dir = models_dir().join("efficientnet-lite0");
+        let dir = encoder_dir("efficientnet-lite0").expect("run `make models`");
         EfficientNetLite::load(&dir, &Device::Cpu)
             .unwrap_or_else(|e| panic!("{e:#}\n(run `make models` to create {})", dir.display()))
     })

@@ -1,10 +1,10 @@
 //! Model lookup and the errors of broken model directories.
 use std::path::Path;
 
-use vidcap::encoder::{load_encoder, models_dir};
+use vidcap::encoder::{encoder_dir, load_encoder};
 
 fn copy_model(to: &Path) {
-    let from = models_dir().join("efficientnet-lite0");
+    let from = encoder_dir("efficientnet-lite0").expect("run `make models`");
     std::fs::create_dir_all(to).unwrap();
     for f in ["config.json", "model.safetensors", "labels.txt"] {
         std::fs::copy(from.join(f), to.join(f))
@@ -30,7 +30,7 @@ fn models_are_found_by_name_and_broken_directories_are_refused_clearly() {
 
     // SAFETY: no other thread of this test binary reads the environment.
     unsafe { std::env::set_var("VIDCAP_MODELS", root.path()) };
-    assert_eq!(models_dir(), root.path());
+    assert_eq!(encoder_dir("efficientnet-lite0").unwrap(), dir);
     let enc = load_encoder("efficientnet-lite0").unwrap();
     assert_eq!(
         (
@@ -43,12 +43,17 @@ fn models_are_found_by_name_and_broken_directories_are_refused_clearly() {
     );
     assert_eq!(enc.labels().unwrap().len(), 1000);
     assert!(load_encoder(dir.to_str().unwrap()).is_ok());
-    assert!(err("resnet-9000").contains("unknown encoder `resnet-9000`"));
-
-    // Missing directory: names the path and the fix.
-    let empty = tempfile::tempdir().unwrap();
-    unsafe { std::env::set_var("VIDCAP_MODELS", empty.path()) };
-    assert!(err("efficientnet-lite0").contains("make models"));
+    // An unknown name lists every place it was looked for (tests/install.rs covers a
+    // missing bundled model, which only a binary outside the checkout can see).
+    let unknown = err("resnet-9000");
+    assert!(
+        unknown.contains("unknown encoder `resnet-9000`"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.contains(&root.path().join("resnet-9000").display().to_string()),
+        "{unknown}"
+    );
 
     // Wrong arch, truncated weights, a tensor of the wrong shape, too few labels.
     let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();

@@ -47,18 +47,24 @@ fn assert_close(ours: &Value, theirs: &Value, what: &str) {
 }
 
 fn assert_matches_reference(doc: &Value, expected: &Value) {
-    for (k, name) in ["bleu1", "bleu2", "bleu3", "bleu4"].iter().enumerate() {
-        assert_close(&doc["bleu"][k], &expected["corpus"][name], name);
+    // coco-caption's keys (pycocoevalcap's `CIDEr` is CIDEr-D); expected files use ours.
+    for (key, theirs) in [
+        ("Bleu_1", "bleu1"),
+        ("Bleu_2", "bleu2"),
+        ("Bleu_3", "bleu3"),
+        ("Bleu_4", "bleu4"),
+        ("ROUGE_L", "rouge_l"),
+        ("CIDEr", "cider_d"),
+    ] {
+        assert_close(&doc[key], &expected["corpus"][theirs], key);
     }
-    assert_close(&doc["rouge_l"], &expected["corpus"]["rouge_l"], "rouge_l");
-    assert_close(&doc["cider_d"], &expected["corpus"]["cider_d"], "cider_d");
     let per_id = expected["per_id"].as_object().unwrap();
     assert_eq!(doc["ids"].as_u64().unwrap() as usize, per_id.len());
     for (id, want) in per_id {
         let got = &doc["per_id"][id];
-        assert_close(&got["bleu"][3], &want["bleu4"], id);
-        assert_close(&got["rouge_l"], &want["rouge_l"], id);
-        assert_close(&got["cider_d"], &want["cider_d"], id);
+        assert_close(&got["Bleu_4"], &want["bleu4"], id);
+        assert_close(&got["ROUGE_L"], &want["rouge_l"], id);
+        assert_close(&got["CIDEr"], &want["cider_d"], id);
     }
 }
 
@@ -71,7 +77,7 @@ fn expected(set: &str) -> Value {
 fn score_prints_pycocoevalcap_numbers() {
     let doc = score_json(&data("edge_refs.json"), &data("edge_hyps.json"));
     assert_matches_reference(&doc, &expected("edge"));
-    assert!(doc.get("meteor").is_none(), "--no-meteor leaves METEOR out");
+    assert!(doc.get("METEOR").is_none(), "--no-meteor leaves METEOR out");
 }
 
 #[test]
@@ -94,6 +100,29 @@ fn score_accepts_coco_results_list() {
 }
 
 #[test]
+fn score_accepts_coco_annotation_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let refs: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(data("edge_refs.json")).unwrap()).unwrap();
+    let mut annotations = Vec::new();
+    for (id, captions) in &refs {
+        for caption in captions.as_array().unwrap() {
+            let n = annotations.len() + 1;
+            annotations.push(serde_json::json!({"id": n, "image_id": id, "caption": caption}));
+        }
+    }
+    let images: Vec<Value> = refs
+        .keys()
+        .map(|id| serde_json::json!({"id": id}))
+        .collect();
+    let coco = serde_json::json!({"info": {}, "images": images, "annotations": annotations});
+    let path = dir.path().join("captions_val.json");
+    std::fs::write(&path, serde_json::to_string(&coco).unwrap()).unwrap();
+    let doc = score_json(&path, &data("edge_hyps.json"));
+    assert_matches_reference(&doc, &expected("edge"));
+}
+
+#[test]
 fn numeric_ids_in_results_match_string_ids_in_references() {
     let dir = tempfile::tempdir().unwrap();
     let refs = dir.path().join("refs.json");
@@ -102,7 +131,7 @@ fn numeric_ids_in_results_match_string_ids_in_references() {
     std::fs::write(&hyps, r#"[{"image_id": 7, "caption": "a dog runs"}, {"image_id": 12, "caption": "a cat sleeps"}]"#).unwrap();
     let doc = score_json(&refs, &hyps);
     assert_eq!(doc["ids"], 2);
-    assert_close(&doc["bleu"][0], &Value::from(1.0), "identical captions");
+    assert_close(&doc["Bleu_1"], &Value::from(1.0), "identical captions");
 }
 
 /// Runs `score` on the given files' contents; returns (exit code, stderr).

@@ -238,7 +238,7 @@ fn train_eval_score_agree_and_learn() {
     assert_eq!(metrics["ids"], 6);
     // The right captions are learnable from the features: unseen test clips of each kind
     // get their kind's caption, which a model that ignored the features could not.
-    let cider = metrics["cider_d"].as_f64().unwrap();
+    let cider = metrics["CIDEr"].as_f64().unwrap();
     assert!(cider > 2.0, "test CIDEr-D {cider}: {metrics}");
     let predictions = fs::read_to_string(eval_dir.join("predictions.jsonl")).unwrap();
     let lines: Vec<Value> = predictions
@@ -276,13 +276,61 @@ fn train_eval_score_agree_and_learn() {
             "--json",
         ],
     ));
-    for field in ["ids", "bleu", "rouge_l", "cider_d"] {
+    for field in [
+        "ids", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr",
+    ] {
+        assert!(metrics[field].is_number(), "{field} in {metrics}");
         assert_eq!(scored[field], metrics[field], "{field}");
     }
-    let coco: Value =
-        serde_json::from_slice(&fs::read(eval_dir.join("coco_results.json")).unwrap()).unwrap();
-    assert_eq!(coco.as_array().unwrap().len(), 6);
-    assert!(coco[0]["video_id"].is_string() && coco[0]["caption"].is_string());
+    // pycocotools reads the references and loads the results against them, as the
+    // coco-caption evaluation does.
+    let loaded = pycocotools_load(
+        &eval_dir.join("coco_refs.json"),
+        &eval_dir.join("coco_results.json"),
+    );
+    assert_eq!(loaded["images"], 6, "{loaded}");
+    assert_eq!(loaded["results"], 6, "{loaded}");
+    assert_eq!(loaded["references"], 6 * 2, "{loaded}");
+    for line in &lines {
+        let id = line["id"].as_str().unwrap();
+        assert_eq!(loaded["captions"][id], line["hypothesis"], "{id}");
+    }
+}
+
+/// pycocotools' `COCO(refs).loadRes(results)`: counts and each id's loaded caption.
+fn pycocotools_load(refs: &Path, results: &Path) -> Value {
+    let cache = std::env::var_os("VIDCAP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/vidcap"));
+    let python = cache.join("test-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/fetch_test_python.sh (`make test` does)",
+        python.display()
+    );
+    let script = r#"
+import json, sys, contextlib, io
+from pycocotools.coco import COCO
+with contextlib.redirect_stdout(io.StringIO()):
+    gt = COCO(sys.argv[1])
+    res = gt.loadRes(sys.argv[2])
+print(json.dumps({
+    "images": len(gt.getImgIds()),
+    "references": len(gt.getAnnIds()),
+    "results": len(res.getAnnIds()),
+    "captions": {a["image_id"]: a["caption"] for a in res.dataset["annotations"]},
+}))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, s(refs), s(results)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pycocotools: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -431,7 +479,7 @@ fn test_bleu4(fx: &Fixture, dataset: &Path, model: &Path) -> f64 {
             "--json",
         ],
     ));
-    metrics["bleu"][3].as_f64().unwrap()
+    metrics["Bleu_4"].as_f64().unwrap()
 }
 
 /// The fixture's annotations cut to `per_kind` train clips and `val` val clips of each

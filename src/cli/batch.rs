@@ -1,15 +1,13 @@
 //! `vidcap batch INPUT... --out RESULTS.jsonl`: caption a library of footage, one JSON line
 //! per video, resumable, and split across machines by shard.
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::caption::ModelArgs;
 use super::{EXIT_OK, EXIT_PARTIAL, Global};
-use crate::pipeline::batch::{ResultsLog, Shard, collect_inputs};
+use crate::pipeline::batch::{ResultsLog, Shard, collect_inputs_counted};
 use crate::pipeline::run::run as run_pipeline;
 
 #[derive(clap::Args, Debug)]
@@ -31,18 +29,18 @@ pub struct Args {
     pub overwrite: bool,
     /// Take only shard I of N (0-based). Default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT,
     /// or JOB_COMPLETION_INDEX/VIDCAP_SHARD_COUNT, else everything.
-    #[arg(long)]
-    pub shard: Option<String>,
+    #[arg(long, value_name = "I/N", value_parser = super::shard)]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<u8> {
-    let shard = match &args.shard {
-        Some(text) => Some(Shard::parse(text)?),
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
         None => Shard::from_env(&|name| std::env::var(name).ok())?,
     };
-    let mut inputs = collect_inputs(&args.inputs)?;
+    let (mut inputs, not_video) = collect_inputs_counted(&args.inputs)?;
     let found = inputs.len();
     if let Some(shard) = shard {
         inputs.retain(|i| shard.contains(i));
@@ -59,22 +57,16 @@ pub fn run(args: Args, global: &Global) -> Result<u8> {
     ensure!(found > 0, "no video found in the inputs");
     let (captioner, caption, run_opts) = args.model.load()?;
 
-    let bar = if std::io::stderr().is_terminal() && !global.quiet {
-        let bar = ProgressBar::new(inputs.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{wide_bar}] {pos}/{len} videos, ETA {eta} {msg}",
-            )?
-            .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(250));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = super::progress::bar(
+        inputs.len() as u64,
+        !global.quiet,
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} videos, ETA {eta} {msg}",
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
     let mut failed = 0usize;
     let summary = run_pipeline(inputs, &captioner, &caption, &run_opts, &mut |outcome| {
-        if outcome.result.error.is_some() {
+        if let Some(error) = &outcome.result.error {
+            tracing::error!("{error}");
             failed += 1;
             bar.set_message(format!("({failed} failed)"));
         }
@@ -83,15 +75,30 @@ pub fn run(args: Args, global: &Global) -> Result<u8> {
         Ok(())
     })?;
     bar.finish_and_clear();
+    let recorded = log.finish()?;
+    // Failures recorded by an earlier run and not redone still count: the file holds them.
+    let failed_before = recorded.failed.saturating_sub(summary.failed);
     if !global.quiet {
-        eprintln!(
-            "{}: {} captioned, {} failed, {skipped} skipped (done before or in other shards)",
+        let mut line = format!(
+            "{}: {} captioned, {} failed",
             args.out.display(),
             summary.captioned,
             summary.failed
         );
+        if failed_before > 0 {
+            line.push_str(&format!(
+                ", {failed_before} failed in an earlier run (--retry-failed redoes them)"
+            ));
+        }
+        line.push_str(&format!(
+            ", {skipped} skipped (done before or in other shards)"
+        ));
+        if not_video > 0 {
+            line.push_str(&format!(", {not_video} non-video files ignored"));
+        }
+        eprintln!("{line}");
     }
-    Ok(if summary.failed > 0 {
+    Ok(if recorded.failed > 0 {
         EXIT_PARTIAL
     } else {
         EXIT_OK

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::{EXIT_OK, EXIT_PARTIAL, Global};
+use super::{EXIT_OK, EXIT_PARTIAL, Global, UsageError};
 use crate::decoder::{CaptionModel, SearchOptions};
-use crate::encoder::registry::{load_encoder, models_dir};
+use crate::encoder::registry::{load_encoder, load_encoder_beside};
 use crate::familiarity::{DEFAULT_MIN_FAMILIARITY, Familiarity};
+use crate::model_path;
 use crate::output::sheet::{self, SheetLayout, Thumb};
 use crate::output::{Format, UNFAMILIAR_MARK, VideoCaptions, any_unfamiliar, timestamp};
 use crate::pipeline::batch::collect_inputs;
@@ -22,97 +23,113 @@ pub const DEFAULT_DECODER: &str = "synth-decoder";
 /// Model and search options shared by `caption` and `batch`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Decoder model directory (default: the bundled decoder, models/synth-decoder).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Encoder name or directory (default: the one the decoder was trained on).
+    /// Decoder: a model directory, or the name of an installed one (default: the bundled
+    /// decoder, synth-decoder; README "Where models are found" gives the search order).
+    #[arg(long, value_name = "DIR|NAME")]
+    pub model: Option<String>,
+    /// Encoder name or directory (default: the one the decoder was trained on, looked up
+    /// beside the decoder first).
+    #[arg(long, value_name = "NAME|DIR")]
     #[arg(long)]
     pub encoder: Option<String>,
-    /// Beam width (1 = greedy).
-    #[arg(long, default_value_t = 3)]
+    /// Beam width, in hypotheses kept per step (1 = greedy).
+    #[arg(long, default_value_t = DEFAULT_BEAM, value_parser = super::at_least_one)]
     pub beam: usize,
-    /// Longest caption in tokens (default: the decoder's).
-    #[arg(long)]
+    /// Longest caption, in tokens (default: the decoder's).
+    #[arg(long, value_name = "TOKENS", value_parser = super::at_least_one)]
     pub max_len: Option<usize>,
-    /// Never repeat an n-gram of this length within a caption (0: off).
-    #[arg(long, default_value_t = 5)]
+    /// Never repeat an n-gram of this many words within a caption (0: off).
+    #[arg(long, default_value_t = 5, value_name = "WORDS")]
     pub no_repeat_ngram: usize,
-    /// No content word (anything but a, the, of, … see FUNCTION_WORDS) more often than
-    /// this in a caption (0: no limit).
-    #[arg(long, default_value_t = 2)]
+    /// Most times any content word (anything but a, the, of, … see FUNCTION_WORDS) may appear
+    /// in a caption (0: no limit).
+    #[arg(long, default_value_t = 2, value_name = "TIMES")]
     pub max_word_repeats: usize,
-    /// Captions of spans whose familiarity (the fraction of the model's validation clips
-    /// that look less like its training clips) is below this are marked unfamiliar.
-    #[arg(long, default_value_t = DEFAULT_MIN_FAMILIARITY)]
+    /// Captions of spans whose familiarity (a fraction in [0, 1]: the share of the model's
+    /// validation clips that look less like its training clips) is below this are marked
+    /// unfamiliar.
+    #[arg(long, default_value_t = DEFAULT_MIN_FAMILIARITY, value_name = "FRACTION", value_parser = super::fraction)]
     pub min_familiarity: f64,
     /// List the encoder's K most probable ImageNet classes (mean over the sampled frames)
-    /// with every caption.
+    /// with every caption (0: none).
     #[arg(long, default_value_t = 0, value_name = "K")]
     pub tags: usize,
-    /// Frames sampled uniformly per captioned window.
-    #[arg(long, default_value_t = 16)]
+    /// Frames sampled uniformly per captioned window, in frames.
+    #[arg(long, default_value_t = 16, value_parser = super::at_least_one)]
     pub frames: usize,
     /// Sample the keyframe nearest to each target instead of the exact frame: several times
     /// faster on long videos; frames repeat where keyframes are sparser than the targets.
     #[arg(long)]
     pub keyframes: bool,
-    /// `none` (one caption per video), `auto` (split at shot boundaries) or SECONDS (fixed windows).
-    #[arg(long, default_value = "none")]
-    pub segments: String,
-    /// Shortest segment for `--segments auto`, seconds.
-    #[arg(long, default_value_t = 2.0)]
+    /// `none` (one caption per video), `auto` (split at shot boundaries) or a window length
+    /// in seconds (fixed windows).
+    #[arg(long, default_value = "none", value_name = "none|auto|SECONDS", value_parser = parse_segments)]
+    pub segments: Segments,
+    /// Shortest segment for `--segments auto`, in seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS", value_parser = super::positive_seconds)]
     pub min_segment: f64,
-    /// Longest segment for `--segments auto`, seconds.
-    #[arg(long, default_value_t = 30.0)]
+    /// Longest segment for `--segments auto`, in seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS", value_parser = super::positive_seconds)]
     pub max_segment: f64,
-    /// Files decoded at once.
-    #[arg(long, default_value_t = 2)]
+    /// Files decoded at once, in files.
+    #[arg(long, default_value_t = 2, value_name = "FILES", value_parser = super::at_least_one)]
     pub jobs: usize,
-    /// Give up on a file whose frames take longer than this to decode, seconds.
-    #[arg(long, default_value_t = 300.0)]
+    /// Give up on a file whose frames take longer than this to decode, in seconds.
+    #[arg(long, default_value_t = 300.0, value_name = "SECONDS", value_parser = super::positive_seconds)]
     pub timeout: f64,
+}
+
+/// Beam width of `caption`, `batch` and `eval` unless told otherwise.
+pub const DEFAULT_BEAM: usize = 3;
+
+/// `--segments`: one window per video, shot-bounded windows, or fixed windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Segments {
+    None,
+    Auto,
+    Seconds(f64),
+}
+
+fn parse_segments(text: &str) -> Result<Segments, String> {
+    match text {
+        "none" => Ok(Segments::None),
+        "auto" => Ok(Segments::Auto),
+        seconds => match seconds.parse::<f64>() {
+            Ok(s) if s > 0.0 && s.is_finite() => Ok(Segments::Seconds(s)),
+            _ => Err(format!(
+                "{seconds:?}: expected none, auto or a number of seconds above 0"
+            )),
+        },
+    }
 }
 
 impl ModelArgs {
     pub fn load(&self) -> Result<(Captioner, CaptionOptions, RunOptions)> {
-        let dir = self
-            .model
-            .clone()
-            .unwrap_or_else(|| models_dir().join(DEFAULT_DECODER));
+        let dir = model_path::locate(self.model.as_deref().unwrap_or(DEFAULT_DECODER), None)?.dir;
         let model = CaptionModel::load(&dir)
             .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
-        let encoder_name = self
-            .encoder
-            .clone()
-            .unwrap_or_else(|| model.config.encoder.clone());
-        let encoder = load_encoder(&encoder_name)?;
+        let encoder = match &self.encoder {
+            Some(name) => load_encoder(name)?,
+            None => load_encoder_beside(&model.config.encoder, &dir)?,
+        };
         model.expect_encoder(encoder.name(), encoder.feature_dim())?;
-        ensure!(self.frames >= 1, "--frames must be at least 1");
-        ensure!(self.beam >= 1, "--beam must be at least 1");
-        ensure!(self.timeout > 0.0, "--timeout must be positive");
-        let segments = match self.segments.as_str() {
-            "none" => SegmentMode::Whole,
-            "auto" => {
-                ensure!(
-                    self.min_segment > 0.0 && self.max_segment >= self.min_segment,
-                    "need 0 < --min-segment <= --max-segment"
-                );
+        let segments = match self.segments {
+            Segments::None => SegmentMode::Whole,
+            Segments::Auto => {
+                if self.max_segment < self.min_segment {
+                    return Err(UsageError(format!(
+                        "--max-segment {} is shorter than --min-segment {}",
+                        self.max_segment, self.min_segment
+                    ))
+                    .into());
+                }
                 SegmentMode::Auto {
                     min_s: self.min_segment,
                     max_s: self.max_segment,
                 }
             }
-            seconds => match seconds.parse::<f64>() {
-                Ok(s) if s > 0.0 && s.is_finite() => SegmentMode::Fixed(s),
-                _ => bail!(
-                    "--segments {seconds:?}: expected auto, none or a positive number of seconds"
-                ),
-            },
+            Segments::Seconds(s) => SegmentMode::Fixed(s),
         };
-        ensure!(
-            (0.0..=1.0).contains(&self.min_familiarity),
-            "--min-familiarity must be between 0 and 1"
-        );
         let familiarity = Familiarity::load(&dir)?;
         if familiarity.is_none() {
             tracing::warn!(
@@ -167,11 +184,11 @@ pub struct Args {
     pub json: bool,
     /// Write one file per video (VIDEO_STEM.<format>) into this directory instead of stdout;
     /// required for srt/vtt with several videos.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Contact sheet PNG: the sampled frames with timestamps and the caption(s) beneath
-    /// (a directory when several videos are captioned).
-    #[arg(long)]
+    /// (a directory, one VIDEO_STEM.png each, when several videos are captioned).
+    #[arg(long, value_name = "FILE.png|DIR")]
     pub sheet: Option<PathBuf>,
 }
 
@@ -181,10 +198,21 @@ pub fn run(args: Args, _global: &Global) -> Result<u8> {
     ensure!(!inputs.is_empty(), "no video found in the inputs");
     let many = inputs.len() > 1;
     if format.is_subtitle() && many && args.output_dir.is_none() {
-        bail!(
+        return Err(UsageError(format!(
             "{} holds one video's timeline: pass --output-dir DIR to write one file per video",
             format.extension()
-        );
+        ))
+        .into());
+    }
+    if let Some(sheet) = args.sheet.as_ref().filter(|s| many && !s.is_dir())
+        && (sheet.extension().is_some() || sheet.exists())
+    {
+        return Err(UsageError(format!(
+            "--sheet {} names one file, but {} videos are captioned: give a directory (one VIDEO_STEM.png each)",
+            sheet.display(),
+            inputs.len()
+        ))
+        .into());
     }
     for dir in args
         .output_dir
@@ -243,6 +271,9 @@ pub fn run(args: Args, _global: &Global) -> Result<u8> {
             let mut bytes = Vec::new();
             format.write(&mut bytes, std::slice::from_ref(&outcome.result))?;
             crate::atomic::write_atomic(&path, &bytes)?;
+        }
+        if many && let Some(error) = &outcome.result.error {
+            tracing::error!("{error}");
         }
         results.push(outcome.result);
         Ok(())

@@ -18,6 +18,9 @@ pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
 pub const METRICS_FILE: &str = "metrics.json";
 pub const COCO_RESULTS_FILE: &str = "coco_results.json";
 pub const REFS_FILE: &str = "refs.json";
+/// The references as a COCO captions annotation file: pycocotools' `COCO(..)` reads it and
+/// `loadRes(coco_results.json)` against it, as pycocoevalcap's examples do.
+pub const COCO_REFS_FILE: &str = "coco_refs.json";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,10 +29,11 @@ pub struct Args {
     /// Decoder model directory (config.json, model.safetensors, vocab.json).
     #[arg(long)]
     pub model: PathBuf,
+    /// Split of the dataset to caption and score.
     #[arg(long, default_value = "test")]
     pub split: Split,
-    /// Beam width (1: greedy).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Beam width, in hypotheses kept per step (1: greedy; the default is `caption`'s).
+    #[arg(long, default_value_t = super::caption::DEFAULT_BEAM as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub beam: u64,
     /// Score = log-prob / length^penalty when ranking beams.
     #[arg(long, default_value_t = 1.0)]
@@ -148,13 +152,17 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         .clips
         .iter()
         .zip(&hyps)
-        .map(|(c, h)| json!({"video_id": c.id, "caption": h.text}))
+        .map(|(c, h)| json!({"image_id": c.id, "caption": h.text}))
         .collect();
     write_atomic(
         &out.join(COCO_RESULTS_FILE),
         &serde_json::to_vec_pretty(&coco)?,
     )?;
     write_atomic(&out.join(REFS_FILE), &serde_json::to_vec_pretty(&refs)?)?;
+    write_atomic(
+        &out.join(COCO_REFS_FILE),
+        &serde_json::to_vec_pretty(&coco_annotations(&refs))?,
+    )?;
     // A report from an earlier run must not sit beside these predictions.
     let _ = std::fs::remove_file(out.join(METRICS_FILE));
 
@@ -221,4 +229,22 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// `refs` as a COCO captions annotation file (`images`, `annotations` with unique ids).
+fn coco_annotations(refs: &BTreeMap<String, Vec<String>>) -> Value {
+    let images: Vec<Value> = refs.keys().map(|id| json!({"id": id})).collect();
+    let annotations: Vec<Value> = refs
+        .iter()
+        .flat_map(|(id, captions)| captions.iter().map(move |c| (id, c)))
+        .enumerate()
+        .map(|(n, (id, caption))| json!({"id": n + 1, "image_id": id, "caption": caption}))
+        .collect();
+    json!({
+        "info": {"description": "vidcap eval references"},
+        "licenses": [],
+        "type": "captions",
+        "images": images,
+        "annotations": annotations,
+    })
 }

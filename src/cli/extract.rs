@@ -1,14 +1,12 @@
 //! `vidcap extract DATASET --out CACHE`: encoder features of every clip, cached, so
 //! training never decodes video. Resumable: valid entries are skipped.
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::{EXIT_OK, EXIT_PARTIAL, Global};
-use crate::encoder::{load_encoder, models_dir};
+use crate::encoder::{encoder_dir, load_encoder};
 use crate::pipeline::batch::Shard;
 use crate::train::cache::FeatureCache;
 use crate::train::data::{DatasetFormat, DatasetOptions, Split, load_dataset};
@@ -56,7 +54,7 @@ pub struct Args {
     /// Take only shard I of N (0-based, by a hash of the clip id), so N machines fill one
     /// shared cache. Default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or
     /// JOB_COMPLETION_INDEX/VIDCAP_SHARD_COUNT, else every clip.
-    #[arg(long, value_parser = parse_shard)]
+    #[arg(long, value_parser = super::shard)]
     pub shard: Option<Shard>,
     /// Re-extract clips whose entry is still valid.
     #[arg(long)]
@@ -64,10 +62,6 @@ pub struct Args {
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_shard(text: &str) -> Result<Shard, String> {
-    Shard::parse(text).map_err(|e| format!("{e:#}"))
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
@@ -112,11 +106,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         );
     }
     let encoder = load_encoder(&args.encoder)?;
-    let model_dir = if Path::new(&args.encoder).is_dir() {
-        PathBuf::from(&args.encoder)
-    } else {
-        models_dir().join(&args.encoder)
-    };
+    let model_dir = encoder_dir(&args.encoder)?;
     let spec = ExtractSpec {
         frames: args.frames as usize,
         grid: !args.no_grid,
@@ -139,17 +129,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         cache.dir().display()
     );
 
-    let bar = ProgressBar::with_draw_target(
-        Some(clips.len() as u64),
-        if global.quiet || !std::io::stderr().is_terminal() {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} clips {elapsed} (eta {eta}) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::progress::bar(
+        clips.len() as u64,
+        !global.quiet,
+        "{bar:40} {pos}/{len} clips {elapsed} (eta {eta}) {msg}",
     );
     let report = extract_dataset(
         &clips,
@@ -165,12 +148,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         },
         &|clip, outcome| {
             match outcome {
-                ClipOutcome::Failed(why) => {
-                    bar.suspend(|| tracing::error!("clip {}: {why}", clip.id))
-                }
-                ClipOutcome::Skipped(why) => {
-                    bar.suspend(|| tracing::warn!("clip {} skipped: {why}", clip.id))
-                }
+                ClipOutcome::Failed(why) => tracing::error!("clip {}: {why}", clip.id),
+                ClipOutcome::Skipped(why) => tracing::warn!("clip {} skipped: {why}", clip.id),
                 _ => {}
             }
             bar.inc(1);

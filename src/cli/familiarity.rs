@@ -46,6 +46,7 @@ pub struct FitArgs {
     pub calibration_split: Split,
     #[command(flatten)]
     pub features: FeatureArgs,
+    /// One JSON document instead of the summary lines.
     #[arg(long)]
     pub json: bool,
 }
@@ -57,9 +58,11 @@ pub struct ScoreArgs {
     /// Decoder model directory with a familiarity summary.
     #[arg(long)]
     pub model: PathBuf,
+    /// Split whose clips are scored against the summary.
     #[arg(long, default_value = "test")]
     pub split: Split,
-    #[arg(long, default_value_t = DEFAULT_MIN_FAMILIARITY)]
+    /// Clips whose familiarity (a fraction in [0, 1]) is below this are counted unfamiliar.
+    #[arg(long, default_value_t = DEFAULT_MIN_FAMILIARITY, value_name = "FRACTION")]
     pub min_familiarity: f64,
     #[command(flatten)]
     pub features: FeatureArgs,

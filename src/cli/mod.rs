@@ -12,8 +12,10 @@ mod eval;
 mod extract;
 mod familiarity;
 mod frames;
+mod generate;
 mod models;
 mod probe;
+mod progress;
 mod score;
 mod synth;
 mod train;
@@ -23,6 +25,40 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FATAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
+
+/// A mistake in how the command was called that only shows after parsing (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Value parser: a whole number of at least 1 (0 is a usage error, not an empty run).
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
+}
+
+/// Value parser: a finite number of seconds above 0.
+pub(crate) fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a number of seconds above 0")),
+    }
+}
+
+/// Value parser: a fraction in [0, 1].
+pub(crate) fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a number between 0 and 1")),
+    }
+}
+
+/// Value parser: `I/N`, shard I (0-based) of N.
+pub(crate) fn shard(text: &str) -> Result<crate::pipeline::batch::Shard, String> {
+    crate::pipeline::batch::Shard::parse(text).map_err(|e| format!("{e:#}"))
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,8 +73,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every subcommand understands.
+/// Options every subcommand understands, listed under their own heading in every `--help`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Only errors on stderr (no progress, no warnings).
     #[arg(short, long, global = true)]
@@ -46,8 +83,8 @@ pub struct Global {
     /// More detail on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Size of the CPU thread pool (default: all cores).
-    #[arg(long, global = true)]
+    /// Size of the CPU thread pool, in threads (default: all cores).
+    #[arg(long, global = true, value_name = "N", value_parser = at_least_one)]
     pub threads: Option<usize>,
     /// Seed for everything random, so runs repeat.
     #[arg(long, global = true, default_value_t = 0)]
@@ -82,18 +119,22 @@ pub enum Command {
     Extract(extract::Args),
     /// A model's summary of its training clips: fit it, or score a split against it.
     Familiarity(familiarity::Args),
+    /// Man pages and shell completions (used by `make install`).
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return ExitCode::from(if err.use_stderr() {
-                EXIT_USAGE
-            } else {
-                EXIT_OK
-            });
+        Err(err) if err.use_stderr() => {
+            // clap's "error: …", in vidcap's message style.
+            eprint!("vidcap: {}", err.render());
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::from(EXIT_OK);
         }
     };
     init_logging(&cli.global);
@@ -117,11 +158,17 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, &cli.global),
         Command::Extract(args) => extract::run(args, &cli.global),
         Command::Familiarity(args) => familiarity::run(args, &cli.global),
+        Command::Generate(args) => generate::run(args, &cli.global),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("vidcap: error: {err:#}");
+            progress::clear();
+            progress::print_error(&format!("{err:#}"));
+            if err.downcast_ref::<UsageError>().is_some() {
+                eprintln!("\nFor more information, try '--help'.");
+                return ExitCode::from(EXIT_USAGE);
+            }
             ExitCode::from(EXIT_FATAL)
         }
     }
@@ -139,9 +186,8 @@ fn init_logging(global: &Global) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vidcap={level}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
+        .with_writer(progress::AboveBars)
+        .with_ansi(false)
+        .event_format(progress::MessageStyle)
         .try_init();
 }

@@ -12,14 +12,16 @@ use crate::metrics::{self, MetricsError, ScoreOptions, Scores, meteor};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// References: {"id": ["caption", …], …}.
+    /// References: {"id": ["caption", …], …}, or a COCO annotation file
+    /// {"annotations": [{"image_id": id, "caption": "…"}, …]}.
     #[arg(long, value_name = "REFS.json")]
     pub refs: PathBuf,
     /// Hypotheses: {"id": "caption", …} or a coco results list
     /// [{"image_id"|"video_id": id, "caption": "…"}, …].
     #[arg(long, value_name = "HYPS.json")]
     pub hyps: PathBuf,
-    /// Print one JSON document instead of a table.
+    /// Print one JSON document instead of a table, keyed as coco-caption does (Bleu_1…
+    /// Bleu_4, METEOR, ROUGE_L, CIDEr; CIDEr is CIDEr-D, as in pycocoevalcap).
     #[arg(long)]
     pub json: bool,
     /// Also print every id's scores.
@@ -111,6 +113,8 @@ pub(super) fn score_with_meteor(
     )
 }
 
+/// The metrics under coco-caption's names (pycocoevalcap's `COCOEvalCap.eval` keys), in its
+/// order. Its `CIDEr` is the CIDEr-D variant, and so is ours.
 fn metric_values(
     bleu: [f64; 4],
     rouge_l: f64,
@@ -118,14 +122,13 @@ fn metric_values(
     meteor: Option<f64>,
 ) -> Vec<(&'static str, f64)> {
     let mut values = vec![
-        ("BLEU-1", bleu[0]),
-        ("BLEU-2", bleu[1]),
-        ("BLEU-3", bleu[2]),
-        ("BLEU-4", bleu[3]),
-        ("ROUGE-L", rouge_l),
-        ("CIDEr-D", cider_d),
+        ("Bleu_1", bleu[0]),
+        ("Bleu_2", bleu[1]),
+        ("Bleu_3", bleu[2]),
+        ("Bleu_4", bleu[3]),
     ];
     values.extend(meteor.map(|m| ("METEOR", m)));
+    values.extend([("ROUGE_L", rouge_l), ("CIDEr", cider_d)]);
     values
 }
 
@@ -145,26 +148,31 @@ pub(super) fn to_table(scores: &Scores, per_id: bool) -> String {
     out
 }
 
+fn metrics_object(bleu: [f64; 4], rouge_l: f64, cider_d: f64, meteor: Option<f64>) -> Value {
+    metric_values(bleu, rouge_l, cider_d, meteor)
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), json!(value)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// `{"ids": N, "Bleu_1": …, "Bleu_4": …, "METEOR": …, "ROUGE_L": …, "CIDEr": …}` (METEOR only
+/// when it ran; `per_id` holds the same keys per id).
 pub(super) fn to_json(scores: &Scores, per_id: bool) -> Value {
-    let mut doc = json!({
-        "ids": scores.per_id.len(),
-        "bleu": scores.bleu,
-        "rouge_l": scores.rouge_l,
-        "cider_d": scores.cider_d,
-    });
-    if let Some(m) = scores.meteor {
-        doc["meteor"] = json!(m);
-    }
+    let mut doc = json!({"ids": scores.per_id.len()});
+    let metrics = metrics_object(scores.bleu, scores.rouge_l, scores.cider_d, scores.meteor);
+    doc.as_object_mut()
+        .expect("an object")
+        .extend(metrics.as_object().expect("an object").clone());
     if per_id {
         doc["per_id"] = scores
             .per_id
             .iter()
             .map(|(id, s)| {
-                let mut v = json!({"bleu": s.bleu, "rouge_l": s.rouge_l, "cider_d": s.cider_d});
-                if let Some(m) = s.meteor {
-                    v["meteor"] = json!(m);
-                }
-                (id.clone(), v)
+                (
+                    id.clone(),
+                    metrics_object(s.bleu, s.rouge_l, s.cider_d, s.meteor),
+                )
             })
             .collect::<serde_json::Map<_, _>>()
             .into();
@@ -188,10 +196,37 @@ fn parse<'a, T: Deserialize<'a>>(path: &Path, text: &'a str, expected: &str) -> 
     })
 }
 
-/// `{"id": ["caption", …]}`.
+/// References: `{"id": ["caption", …]}`, or a COCO annotation file
+/// `{"annotations": [{"image_id": id, "caption": "…"}, …], …}` (other keys ignored).
 pub fn read_refs(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let text = read(path)?;
-    parse(path, &text, r#"{"id": ["caption", …]}"#)
+    let value: Value = parse(path, &text, REFS_FORMS)?;
+    if value.get("annotations").is_some_and(Value::is_array) {
+        let coco: CocoAnnotations = parse(path, &text, REFS_FORMS)?;
+        let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for entry in coco.annotations {
+            refs.entry(entry.image_id.into_string())
+                .or_default()
+                .push(entry.caption);
+        }
+        return Ok(refs);
+    }
+    parse(path, &text, REFS_FORMS)
+}
+
+const REFS_FORMS: &str =
+    r#"{"id": ["caption", …]} or {"annotations": [{"image_id": id, "caption": "…"}, …]}"#;
+
+/// A COCO captions annotation file (`images`, `info`… are not needed for scoring).
+#[derive(Deserialize)]
+struct CocoAnnotations {
+    annotations: Vec<CocoAnnotation>,
+}
+
+#[derive(Deserialize)]
+struct CocoAnnotation {
+    image_id: Id,
+    caption: String,
 }
 
 /// A video or image id in a coco results list: a string or an integer.
@@ -200,6 +235,15 @@ pub fn read_refs(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
 enum Id {
     Text(String),
     Number(i64),
+}
+
+impl Id {
+    fn into_string(self) -> String {
+        match self {
+            Id::Text(s) => s,
+            Id::Number(n) => n.to_string(),
+        }
+    }
 }
 
 /// One entry of a coco results list (other fields, such as a score, are ignored).
@@ -241,10 +285,7 @@ pub fn read_hyps(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
                 i + 1
             ),
         };
-        let id = match id {
-            Id::Text(s) => s,
-            Id::Number(n) => n.to_string(),
-        };
+        let id = id.into_string();
         if let Some(first) = first_entry.insert(id.clone(), i + 1) {
             bail!(
                 "{}: id {id:?} appears twice (entries {first} and {})",

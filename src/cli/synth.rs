@@ -23,10 +23,13 @@ pub struct Args {
     /// Use the built-in procedural shapes and backgrounds even if real assets are cached.
     #[arg(long)]
     pub procedural: bool,
+    /// Frame width, in pixels.
     #[arg(long, default_value_t = 320)]
     pub width: u32,
+    /// Frame height, in pixels.
     #[arg(long, default_value_t = 240)]
     pub height: u32,
+    /// Frame rate of the rendered clips, in frames per second.
     #[arg(long, default_value_t = 25)]
     pub fps: u32,
     /// Clip length in seconds.

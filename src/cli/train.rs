@@ -2,12 +2,10 @@
 //! (never on video: `vidcap extract` fills the cache first) and records how in
 //! `training_report.json`.
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -15,7 +13,8 @@ use super::{EXIT_OK, Global};
 use crate::atomic::write_atomic;
 use crate::decoder::model::CONFIG_FILE;
 use crate::decoder::{Arch, CaptionModel, ClipFeatures};
-use crate::encoder::{load_encoder, models_dir};
+use crate::encoder::{encoder_dir, load_encoder};
+use crate::model_path;
 use crate::train::cache::{
     CacheKey, CachedExamples, FeatureCache, GRID_REGIONS, describe_uncached,
     encoder_weights_sha256, split_entries,
@@ -264,11 +263,11 @@ impl FeatureSource {
         }
         let cache = FeatureCache::open(&cache_dir)?;
         // Only a directory needs loading to learn the encoder's name; a registry name is it.
-        let (name, model_dir) = if Path::new(&args.encoder).is_dir() {
-            let encoder = load_encoder(&args.encoder)?;
-            (encoder.name().to_string(), PathBuf::from(&args.encoder))
+        let model_dir = encoder_dir(&args.encoder)?;
+        let name = if Path::new(&args.encoder).is_dir() {
+            load_encoder(&args.encoder)?.name().to_string()
         } else {
-            (args.encoder.clone(), models_dir().join(&args.encoder))
+            args.encoder.clone()
         };
         let sha = encoder_weights_sha256(&model_dir).with_context(|| {
             format!(
@@ -477,11 +476,9 @@ fn prepare_out_dir(out: &Path, overwrite: bool, resume: bool) -> anyhow::Result<
 
 /// `--init-from`: a model directory, or an installed model's name.
 fn load_init(name: &str) -> anyhow::Result<(PathBuf, CaptionModel)> {
-    let dir = if Path::new(name).is_dir() {
-        PathBuf::from(name)
-    } else {
-        models_dir().join(name)
-    };
+    let dir = model_path::locate(name, None)
+        .with_context(|| format!("--init-from {name}"))?
+        .dir;
     let model = CaptionModel::load(&dir)
         .with_context(|| format!("--init-from {name}: cannot load the decoder"))?;
     Ok((dir, model))
@@ -680,18 +677,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
         args.out.display()
     );
 
-    let show = !global.quiet && !args.json && std::io::stderr().is_terminal();
-    let bar = ProgressBar::with_draw_target(
-        Some(cfg.epochs as u64),
-        if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {elapsed_precise}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::progress::bar(
+        cfg.epochs as u64,
+        !global.quiet && !args.json,
+        "{bar:30} epoch {pos}/{len} {elapsed_precise}",
     );
     let epoch_seconds = std::cell::Cell::new((0.0f64, 0usize));
     let on_epoch = |e: &EpochLog| {

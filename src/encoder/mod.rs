@@ -11,7 +11,7 @@ pub mod kernels;
 pub mod preprocess;
 pub mod registry;
 
-pub use registry::{load_encoder, models_dir};
+pub use registry::{encoder_dir, load_encoder, load_encoder_beside};
 
 /// What one forward pass gives: pooled features and, for classifiers, the class logits.
 pub struct EncoderOutput {

@@ -6,24 +6,7 @@ use candle_core::Device;
 
 use super::FrameEncoder;
 use super::efficientnet_lite::{self, EfficientNetLite};
-
-/// The models root: `$VIDCAP_MODELS` if set, else the first `models/` directory found next to
-/// the executable or in a directory above it (the repository's, for `target/release/vidcap`),
-/// else `./models`.
-pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VIDCAP_MODELS").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1) {
-            let candidate = dir.join("models");
-            if candidate.is_dir() {
-                return candidate;
-            }
-        }
-    }
-    PathBuf::from("models")
-}
+use crate::model_path::{self, LookupError};
 
 /// The device encoders run on: the first CUDA GPU with the `cuda` feature when there is one,
 /// else the CPU (where the fast kernels run).
@@ -35,48 +18,50 @@ pub fn default_device() -> Device {
     Device::Cpu
 }
 
-/// Loads an encoder by registry name (`efficientnet-lite0` → `models_dir()/efficientnet-lite0`)
-/// or from a model directory path.
+/// Loads an encoder by name (looked up as [`crate::model_path`] describes) or from a model
+/// directory path.
 pub fn load_encoder(name_or_dir: &str) -> anyhow::Result<Box<dyn FrameEncoder>> {
-    load_encoder_on(name_or_dir, &default_device())
+    load_encoder_on(name_or_dir, None, &default_device())
 }
 
-/// [`load_encoder`] on a given device.
+/// [`load_encoder`] for the encoder a decoder names: its own folder is searched first, so a
+/// decoder and its encoder copied side by side work from anywhere.
+pub fn load_encoder_beside(
+    name_or_dir: &str,
+    decoder_dir: &Path,
+) -> anyhow::Result<Box<dyn FrameEncoder>> {
+    load_encoder_on(name_or_dir, decoder_dir.parent(), &default_device())
+}
+
+/// The model directory of an encoder name or path (its weights' hash keys feature caches).
+pub fn encoder_dir(name_or_dir: &str) -> anyhow::Result<PathBuf> {
+    Ok(model_path::locate(name_or_dir, None)?.dir)
+}
+
+/// [`load_encoder`] on a given device, searching `beside` before the standard roots.
 pub fn load_encoder_on(
     name_or_dir: &str,
+    beside: Option<&Path>,
     device: &Device,
 ) -> anyhow::Result<Box<dyn FrameEncoder>> {
-    let path = Path::new(name_or_dir);
-    if path.is_dir() {
-        return load_dir(path, device);
-    }
-    match name_or_dir {
-        efficientnet_lite::ARCH => {
-            let dir = models_dir().join(efficientnet_lite::ARCH);
-            if !dir.is_dir() {
-                anyhow::bail!(
-                    "encoder `{name_or_dir}` is not installed: {} does not exist (run `make models`, or set VIDCAP_MODELS)",
-                    dir.display()
-                );
-            }
-            load_dir(&dir, device)
-        }
-        hub_name if super::hub::HUB_BACKBONES.contains(&hub_name) => {
+    match model_path::locate(name_or_dir, beside) {
+        Ok(found) => load_dir(&found.dir, device),
+        Err(LookupError::NotFound { .. }) if super::hub::HUB_BACKBONES.contains(&name_or_dir) => {
             // Hub backbones are ImageNet-1k classifiers too: reuse the installed class names.
-            let labels = std::fs::read_to_string(
-                models_dir()
-                    .join(efficientnet_lite::ARCH)
-                    .join("labels.txt"),
-            )
-            .ok()
-            .map(|text| text.lines().map(str::to_string).collect());
-            Ok(Box::new(super::hub::HubEncoder::load(hub_name, labels)?))
+            let labels = model_path::locate(efficientnet_lite::ARCH, beside)
+                .ok()
+                .and_then(|found| std::fs::read_to_string(found.dir.join("labels.txt")).ok())
+                .map(|text| text.lines().map(str::to_string).collect());
+            Ok(Box::new(super::hub::HubEncoder::load(name_or_dir, labels)?))
         }
-        other => anyhow::bail!(
-            "unknown encoder `{other}`: not a model directory and not a known name (known: {}, {})",
-            efficientnet_lite::ARCH,
-            super::hub::HUB_BACKBONES.join(", ")
-        ),
+        Err(err @ LookupError::NotFound { .. }) if name_or_dir != efficientnet_lite::ARCH => {
+            anyhow::bail!(
+                "unknown encoder `{name_or_dir}`: not a known name (known: {}, {}) and {err}",
+                efficientnet_lite::ARCH,
+                super::hub::HUB_BACKBONES.join(", ")
+            )
+        }
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -84,7 +84,8 @@ pub fn write_jsonl_line(out: &mut dyn Write, result: &VideoCaptions) -> io::Resu
 
 /// The caption alone for one video; `path: caption` lines for several; segments indented
 /// beneath with their time span. Unfamiliar captions carry [`UNFAMILIAR_MARK`]; with
-/// `--tags` an indented `tags:` line follows each caption.
+/// `--tags` an indented `tags:` line follows each caption. Failed videos are left out: text
+/// output holds captions only, and the caller reports failures on stderr.
 fn write_text(out: &mut dyn Write, results: &[VideoCaptions]) -> io::Result<()> {
     let many = results.len() > 1;
     for r in results {
@@ -98,7 +99,7 @@ fn write_text(out: &mut dyn Write, results: &[VideoCaptions]) -> io::Result<()> 
             None => Ok(()),
         };
         match (&r.error, r.segments.len()) {
-            (Some(err), _) => writeln!(out, "{prefix}error: {err}")?,
+            (Some(_), _) => {}
             (None, 0 | 1) => {
                 let caption = marked(r.caption.as_deref().unwrap_or(""), r.familiar);
                 writeln!(out, "{prefix}{caption}")?;

@@ -9,7 +9,7 @@ use image::{Rgb, RgbImage, imageops};
 use super::timestamp;
 
 /// Fonts tried in order when `VIDCAP_FONT` is not set (Debian's fonts-dejavu-core).
-const FONT_CANDIDATES: &[&str] = &[
+pub const FONT_CANDIDATES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",

@@ -30,7 +30,13 @@ pub struct Input {
 /// (relative paths relative to the list; blank lines and `#` comments skipped).
 /// Duplicates are dropped; directory contents come in sorted order.
 pub fn collect_inputs(args: &[String]) -> Result<Vec<Input>> {
+    Ok(collect_inputs_counted(args)?.0)
+}
+
+/// [`collect_inputs`], and how many files in the directories were not videos (ignored).
+pub fn collect_inputs_counted(args: &[String]) -> Result<(Vec<Input>, usize)> {
     let mut inputs = Vec::new();
+    let mut not_video = 0;
     for arg in args {
         if let Some(list) = arg.strip_prefix('@') {
             let list = Path::new(list);
@@ -42,21 +48,27 @@ pub fn collect_inputs(args: &[String]) -> Result<Vec<Input>> {
                     continue;
                 }
                 let path = base.join(line);
-                push_path(&mut inputs, path.to_string_lossy().into_owned(), path)?;
+                let display = path.to_string_lossy().into_owned();
+                push_path(&mut inputs, &mut not_video, display, path)?;
             }
         } else {
-            push_path(&mut inputs, arg.clone(), PathBuf::from(arg))?;
+            push_path(&mut inputs, &mut not_video, arg.clone(), PathBuf::from(arg))?;
         }
     }
     let mut seen = BTreeSet::new();
     inputs.retain(|i| seen.insert(fs::canonicalize(&i.path).unwrap_or_else(|_| i.path.clone())));
-    Ok(inputs)
+    Ok((inputs, not_video))
 }
 
-fn push_path(inputs: &mut Vec<Input>, display: String, path: PathBuf) -> Result<()> {
+fn push_path(
+    inputs: &mut Vec<Input>,
+    not_video: &mut usize,
+    display: String,
+    path: PathBuf,
+) -> Result<()> {
     if path.is_dir() {
         let mut found = Vec::new();
-        walk_dir(&path, &mut found)
+        walk_dir(&path, &mut found, not_video)
             .with_context(|| format!("{}: cannot list the directory", path.display()))?;
         found.sort();
         inputs.extend(found.into_iter().map(|p| Input {
@@ -70,7 +82,7 @@ fn push_path(inputs: &mut Vec<Input>, display: String, path: PathBuf) -> Result<
     Ok(())
 }
 
-fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>, not_video: &mut usize) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -79,9 +91,13 @@ fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            walk_dir(&path, found)?;
-        } else if (kind.is_file() || kind.is_symlink()) && looks_like_video(&path) {
-            found.push(path);
+            walk_dir(&path, found, not_video)?;
+        } else if kind.is_file() || kind.is_symlink() {
+            if looks_like_video(&path) {
+                found.push(path);
+            } else {
+                *not_video += 1;
+            }
         }
     }
     Ok(())
@@ -233,11 +249,32 @@ pub struct ResultLine {
 }
 
 /// The results file: JSON lines appended one whole line per write and synced, so a crash
-/// loses at most the line being written, which `--resume` then cuts off and redoes.
+/// loses at most the line being written, which `--resume` then cuts off and redoes. An input
+/// done again (changed source, `--retry-failed`) appends its new line; [`ResultsLog::finish`]
+/// then rewrites the file atomically with the new line in the old one's place, so every
+/// input has one line.
 pub struct ResultsLog {
     file: File,
     path: PathBuf,
-    done: HashMap<String, (Option<SourceStamp>, bool)>,
+    done: HashMap<String, Recorded>,
+    /// An input has more than one line (redone here, or left so by an interrupted run).
+    superseded: bool,
+}
+
+/// What the results file says about one input.
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    source: Option<SourceStamp>,
+    failed: bool,
+}
+
+/// The state of a results file after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSummary {
+    /// Inputs with a result line.
+    pub inputs: usize,
+    /// Of those, inputs whose (latest) result is an error, from this run or an earlier one.
+    pub failed: usize,
 }
 
 impl ResultsLog {
@@ -258,27 +295,37 @@ impl ResultsLog {
             .truncate(!resume)
             .open(path)
             .with_context(|| format!("{}: cannot open the results file", path.display()))?;
-        let mut done = HashMap::new();
+        let mut log = Self {
+            file: file.try_clone()?,
+            path: path.to_path_buf(),
+            done: HashMap::new(),
+            superseded: false,
+        };
         if resume && exists {
-            let keep = read_complete_lines(&mut file, path, &mut done)?;
+            let keep = read_complete_lines(&mut file, path, &mut |line, _| log.record(&line))?;
             file.set_len(keep)
                 .with_context(|| format!("{}: cannot cut off a partial line", path.display()))?;
         }
-        file.seek(SeekFrom::End(0))?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            done,
-        })
+        log.file.seek(SeekFrom::End(0))?;
+        Ok(log)
+    }
+
+    fn record(&mut self, line: &ResultLine) {
+        let recorded = Recorded {
+            source: line.source,
+            failed: line.result.error.is_some(),
+        };
+        self.superseded |= self
+            .done
+            .insert(line.result.video.clone(), recorded)
+            .is_some();
     }
 
     /// Whether `input` already has a result for its current contents (failed ones count
     /// unless `retry_failed`).
     pub fn is_done(&self, input: &Input, retry_failed: bool) -> bool {
         match self.done.get(&input.display) {
-            Some((stamp, failed)) => {
-                *stamp == SourceStamp::of(&input.path) && !(retry_failed && *failed)
-            }
+            Some(r) => r.source == SourceStamp::of(&input.path) && !(retry_failed && r.failed),
             None => false,
         }
     }
@@ -296,11 +343,35 @@ impl ResultsLog {
             .write_all(&bytes)
             .and_then(|_| self.file.sync_data())
             .with_context(|| format!("{}: cannot append a result", self.path.display()))?;
-        self.done.insert(
-            input.display.clone(),
-            (line.source, line.result.error.is_some()),
-        );
+        self.record(&line);
         Ok(())
+    }
+
+    /// Ends the run: one line per input (a redone input's latest line in place of its
+    /// first, written to a temporary file and renamed over the results), and the counts.
+    pub fn finish(mut self) -> Result<LogSummary> {
+        if self.superseded {
+            let mut lines: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut position: HashMap<String, usize> = HashMap::new();
+            self.file.seek(SeekFrom::Start(0))?;
+            read_complete_lines(&mut self.file, &self.path, &mut |line, bytes| {
+                let video = line.result.video;
+                let bytes = bytes.to_vec();
+                match position.get(&video) {
+                    Some(&at) => lines[at].1 = bytes,
+                    None => {
+                        position.insert(video.clone(), lines.len());
+                        lines.push((video, bytes));
+                    }
+                }
+            })?;
+            let text: Vec<u8> = lines.into_iter().flat_map(|(_, bytes)| bytes).collect();
+            crate::atomic::write_atomic(&self.path, &text)?;
+        }
+        Ok(LogSummary {
+            inputs: self.done.len(),
+            failed: self.done.values().filter(|r| r.failed).count(),
+        })
     }
 }
 
@@ -310,7 +381,7 @@ impl ResultsLog {
 fn read_complete_lines(
     file: &mut File,
     path: &Path,
-    done: &mut HashMap<String, (Option<SourceStamp>, bool)>,
+    each: &mut dyn FnMut(ResultLine, &[u8]),
 ) -> Result<u64> {
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(&mut *file);
@@ -324,10 +395,7 @@ fn read_complete_lines(
         }
         let record: ResultLine = serde_json::from_slice(&line)
             .with_context(|| format!("{}: line {number} is not a vidcap result", path.display()))?;
-        done.insert(
-            record.result.video.clone(),
-            (record.source, record.result.error.is_some()),
-        );
+        each(record, &line);
         keep += n as u64;
     }
     Ok(keep)
@@ -437,6 +505,71 @@ mod tests {
     }
 
     #[test]
+    fn a_redone_input_replaces_its_line_and_earlier_failures_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            fs::write(&path, name.as_bytes()).unwrap();
+            Input {
+                display: path.to_string_lossy().into_owned(),
+                path,
+            }
+        };
+        let (a, b) = (file("a.mp4"), file("b.mp4"));
+        let captioned = |input: &Input| VideoCaptions {
+            caption: Some("a caption".into()),
+            error: None,
+            ..VideoCaptions::failed(&input.display, "")
+        };
+        let results = dir.path().join("results.jsonl");
+        let mut log = ResultsLog::open(&results, false, false).unwrap();
+        log.append(&a, VideoCaptions::failed(&a.display, "boom"))
+            .unwrap();
+        log.append(&b, captioned(&b)).unwrap();
+        let first = LogSummary {
+            inputs: 2,
+            failed: 1,
+        };
+        assert_eq!(log.finish().unwrap(), first);
+
+        // Resumed without --retry-failed: nothing is redone, the failure is still there.
+        let log = ResultsLog::open(&results, true, false).unwrap();
+        assert!(log.is_done(&a, false) && log.is_done(&b, false));
+        assert_eq!(log.finish().unwrap(), first);
+
+        // Retried: a's new line takes the place of its old one.
+        let mut log = ResultsLog::open(&results, true, false).unwrap();
+        assert!(!log.is_done(&a, true));
+        log.append(&a, captioned(&a)).unwrap();
+        assert_eq!(
+            log.finish().unwrap(),
+            LogSummary {
+                inputs: 2,
+                failed: 0
+            }
+        );
+        let lines: Vec<ResultLine> = fs::read_to_string(&results)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let videos: Vec<&str> = lines.iter().map(|l| l.result.video.as_str()).collect();
+        assert_eq!(videos, [a.display.as_str(), b.display.as_str()]);
+        assert!(lines[0].result.error.is_none());
+
+        // A changed source is redone the same way.
+        fs::write(&b.path, b"b, re-encoded").unwrap();
+        let mut log = ResultsLog::open(&results, true, false).unwrap();
+        assert!(!log.is_done(&b, false));
+        log.append(&b, VideoCaptions::failed(&b.display, "now broken"))
+            .unwrap();
+        assert_eq!(log.finish().unwrap().failed, 1);
+        let text = fs::read_to_string(&results).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().nth(1).unwrap().contains("now broken"));
+    }
+
+    #[test]
     fn directories_are_walked_sorted_with_sniffing() {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("sub");
@@ -450,7 +583,12 @@ mod tests {
         fs::write(dir.path().join("clip"), &mp4_without_extension).unwrap();
         let listed = dir.path().join("list.txt");
         fs::write(&listed, "# inputs\nsub/b.MP4\n\na.mkv\n").unwrap();
-        let found = collect_inputs(&[dir.path().to_string_lossy().into_owned()]).unwrap();
+        let (found, not_video) =
+            collect_inputs_counted(&[dir.path().to_string_lossy().into_owned()]).unwrap();
+        assert_eq!(
+            not_video, 2,
+            "notes.txt and list.txt are counted, hidden files are not"
+        );
         let names: Vec<_> = found
             .iter()
             .map(|i| i.path.strip_prefix(dir.path()).unwrap().to_path_buf())

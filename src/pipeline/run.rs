@@ -100,7 +100,7 @@ pub fn run(
                 } else {
                     format!("{}: {reason}", input.display)
                 };
-                tracing::warn!("{reason}");
+                // Reported by the sink's owner, once (a lone video's failure is the fatal error).
                 sink(Outcome {
                     input: &input,
                     result: VideoCaptions::failed(&input.display, reason),

@@ -166,9 +166,8 @@ pub fn generate_corpus(
                 })
             };
             let result = run().map_err(|e| format!("{}: {e:#}", out.join(&video).display()));
-            if let Err(e) = &result {
-                tracing::error!("{e}");
-            } else if index % 250 == 0 {
+            // Failures are returned in the report and printed once, by the caller.
+            if result.is_ok() && index % 250 == 0 {
                 tracing::info!("{id} done");
             }
             result
