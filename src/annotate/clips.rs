@@ -206,7 +206,15 @@ impl Annotations {
             let path = Path::new(arg);
             if !arg.starts_with('@') && path.is_file() && is_dataset_file(path) {
                 if std::fs::canonicalize(path).ok().as_deref() == Some(out_canonical.as_path()) {
-                    continue; // the annotation file itself: read above
+                    // The annotation file itself (read above): its clips go here.
+                    for (i, e) in existing.iter().enumerate() {
+                        if !placed[i] {
+                            placed[i] = true;
+                            clips.push(e.clone());
+                            from_existing.push(Some(i));
+                        }
+                    }
+                    continue;
                 }
                 let dataset = load_dataset(path, &DatasetOptions::default())
                     .with_context(|| format!("{arg}: cannot read the dataset"))?;
