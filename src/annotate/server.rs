@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -41,6 +40,9 @@ use super::clips::{Annotations, SaveRequest};
 
 /// Largest request body accepted, bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A larger body is still read (and dropped) up to this size before the 413, so the client
+/// gets the answer rather than a connection reset.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 /// How long a request waits for an analysis before it gives up (the page asks again).
 const ANALYSIS_WAIT: Duration = Duration::from_secs(120);
 
@@ -231,10 +233,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/clips/{n}/suggestion", get(suggestion))
         .route("/api/clips/{n}/strip.jpg", get(strip))
         .route("/api/clips/{n}/video", get(video))
-        .route(
-            "/api/clips/{n}/save",
-            post(save).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
+        .route("/api/clips/{n}/save", post(save))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
         .layer(middleware::map_response(common_headers))
@@ -795,27 +794,62 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisf
     Ok(Some((first, last.map_or(len - 1, |l| l.min(len - 1)))))
 }
 
+/// The request body, at most [`MAX_BODY_BYTES`]; a larger one is a 413.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is larger than {} KiB: nothing was saved",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut data = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the request body: {e}"),
+            )
+        })?;
+        if let Ok(bytes) = frame.into_data() {
+            total += bytes.len();
+            if total <= MAX_BODY_BYTES {
+                data.extend_from_slice(&bytes);
+            } else if total > DRAIN_BYTES {
+                break;
+            }
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(data)
+}
+
 async fn save(
     State(app): State<Arc<App>>,
     Path(segment): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let index = match clip_index(&app, &segment) {
         Ok(i) => i,
         Err(response) => return response,
     };
-    let body = match body {
+    let body = match read_body(&headers, body).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "the request body is larger than {} KiB: nothing was saved",
-                    MAX_BODY_BYTES / 1024
-                ),
-            );
-        }
-        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+        Err(response) => return response,
     };
     let request = match SaveRequest::parse(&body) {
         Ok(r) => r,

@@ -77,6 +77,10 @@ struct ModelDefaults {
 }
 
 pub fn run(args: Args, global: &Global) -> Result<u8> {
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    }
     let lock = Lock::acquire(&args.out)?;
     let ann = Annotations::open(&args.inputs, &args.out, global.seed)?;
     let (suggester, model_name, by_familiarity) = load_model(&args)?;

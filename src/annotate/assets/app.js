@@ -253,6 +253,10 @@
       start: number($('start')),
       end: number($('end')),
     };
+    if (Number.isNaN(body.start) || Number.isNaN(body.end)) {
+      message('not saved: the window\'s start and end are numbers of seconds', 'error');
+      return;
+    }
     // The whole video needs no window in the record.
     if (body.start !== null && body.start <= 0) body.start = null;
     if (body.end !== null && clip.duration != null && body.end >= clip.duration - 0.01) body.end = null;
