@@ -37,7 +37,9 @@ const MISSING_NAMED: usize = 5;
 /// Extensions of annotation files taken as a dataset to extend (not as a video).
 const DATASET_EXTENSIONS: &[&str] = &["jsonl", "json", "csv", "txt"];
 /// Fields of a record that the page edits; the others are kept as they are.
-const EDITED_FIELDS: &[&str] = &["id", "video", "start", "end", "captions", "caption", "split"];
+const EDITED_FIELDS: &[&str] = &[
+    "id", "video", "start", "end", "captions", "caption", "split",
+];
 
 /// One clip on the page: a video, or a window of one, and what was saved for it.
 #[derive(Debug, Clone)]
@@ -222,9 +224,8 @@ impl Annotations {
                     let Some(canonical) = canonical_file(&c.video) else {
                         continue;
                     };
-                    let same = |e: &Clip| {
-                        e.canonical == canonical && e.start == c.start && e.end == c.end
-                    };
+                    let same =
+                        |e: &Clip| e.canonical == canonical && e.start == c.start && e.end == c.end;
                     if existing.iter().any(same) || clips.iter().any(same) {
                         continue;
                     }

@@ -28,7 +28,7 @@ use axum::body::{Body, HttpBody};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -164,7 +164,7 @@ impl App {
     }
 
     /// Waits for the analysis of `job`, which goes first in the worker's queue.
-    async fn analysis(&self, job: Job) -> Result<Arc<Analysis>, Response> {
+    async fn analysis(&self, job: Job) -> Result<Arc<Analysis>, Failure> {
         let key = job.key;
         self.analyzer.request(job);
         let deadline = tokio::time::Instant::now() + ANALYSIS_WAIT;
@@ -179,10 +179,10 @@ impl App {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = shutdown.wait_for(|stop| *stop) => {
-                    return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"));
+                    return Err(Failure::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"));
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(error(
+                    return Err(Failure::new(
                         StatusCode::GATEWAY_TIMEOUT,
                         "the model is still busy with other clips; ask again",
                     ));
@@ -204,10 +204,7 @@ impl App {
         })
         .await
         .unwrap_or_else(|e| Err(format!("the probe failed: {e}")));
-        self.probes
-            .lock()
-            .unwrap()
-            .insert(index, probed.clone());
+        self.probes.lock().unwrap().insert(index, probed.clone());
         probed
     }
 
@@ -266,10 +263,12 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         );
     }
     let mut response = next.run(request).await;
-    if query_ok && let Ok(value) = HeaderValue::from_str(&format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Strict",
-        app.cookie, app.options.token
-    )) {
+    if query_ok
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict",
+            app.cookie, app.options.token
+        ))
+    {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
@@ -286,7 +285,11 @@ fn refuse(uri: &Uri, message: &str) -> Response {
         );
         let mut response = Response::new(Body::from(page));
         *response.status_mut() = StatusCode::FORBIDDEN;
-        set(&mut response, header::CONTENT_TYPE, "text/html; charset=utf-8");
+        set(
+            &mut response,
+            header::CONTENT_TYPE,
+            "text/html; charset=utf-8",
+        );
         response
     }
 }
@@ -400,6 +403,22 @@ fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, &json!({ "error": message }))
 }
 
+/// An answer other than success: its status and the message the page shows.
+#[derive(Debug)]
+struct Failure(StatusCode, String);
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
 fn text(body: &'static str, content_type: &'static str) -> Response {
     let mut response = Response::new(Body::from(body));
     set(&mut response, header::CONTENT_TYPE, content_type);
@@ -433,21 +452,21 @@ async fn fallback(uri: Uri) -> Response {
 
 /// The clip number of a path segment: 404 when there is no such clip, 403 when the
 /// segment looks like a path.
-fn clip_index(app: &App, segment: &str) -> Result<usize, Response> {
+fn clip_index(app: &App, segment: &str) -> Result<usize, Failure> {
     let count = app.ann().clips.len();
     match segment.parse::<usize>() {
         Ok(n) if n < count => Ok(n),
-        Ok(n) => Err(error(
+        Ok(n) => Err(Failure::new(
             StatusCode::NOT_FOUND,
-            &format!("no clip {n}: there are {count} (0 to {})", count - 1),
+            format!("no clip {n}: there are {count} (0 to {})", count - 1),
         )),
-        Err(_) if segment.contains(['/', '\\', '.']) => Err(error(
+        Err(_) if segment.contains(['/', '\\', '.']) => Err(Failure::new(
             StatusCode::FORBIDDEN,
             "clips are named by number, never by path",
         )),
-        Err(_) => Err(error(
+        Err(_) => Err(Failure::new(
             StatusCode::NOT_FOUND,
-            &format!("{segment:?} is not a clip number"),
+            format!("{segment:?} is not a clip number"),
         )),
     }
 }
@@ -495,7 +514,7 @@ async fn list(State(app): State<Arc<App>>) -> Response {
 async fn clip(State(app): State<Arc<App>>, Path(segment): Path<String>) -> Response {
     let index = match clip_index(&app, &segment) {
         Ok(i) => i,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     let duration = app.duration(index).await;
     let ann = app.ann();
@@ -544,13 +563,13 @@ async fn suggestion(
 ) -> Response {
     let index = match clip_index(&app, &segment) {
         Ok(i) => i,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     let job = app.job(index, window.start, window.end);
     let key = job.key;
     let analysis = match app.analysis(job).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     let strip = analysis.strip.as_ref().map(|_| {
         let mut url = format!("/api/clips/{index}/strip.jpg?start={}", key.start());
@@ -587,18 +606,22 @@ async fn strip(
 ) -> Response {
     let index = match clip_index(&app, &segment) {
         Ok(i) => i,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     let job = app.job(index, window.start, window.end);
     let analysis = match app.analysis(job).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     match &analysis.strip {
         Some(jpeg) => {
             let mut response = Response::new(Body::from(jpeg.clone()));
             set(&mut response, header::CONTENT_TYPE, "image/jpeg");
-            set(&mut response, header::CACHE_CONTROL, "private, max-age=3600");
+            set(
+                &mut response,
+                header::CACHE_CONTROL,
+                "private, max-age=3600",
+            );
             response
         }
         None => error(
@@ -619,7 +642,7 @@ async fn video(
 ) -> Response {
     let index = match clip_index(&app, &segment) {
         Ok(i) => i,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     if let Some(query) = uri.query() {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -643,7 +666,7 @@ async fn video(
     let opened = tokio::task::spawn_blocking(move || open_listed(&path, &canonical)).await;
     let (file, len) = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(response)) => return response,
+        Ok(Err(failure)) => return failure.into_response(),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let content_type = video_type(&app.ann().clips[index].canonical);
@@ -681,10 +704,7 @@ async fn video(
         HeaderValue::from_static("private, no-cache"),
     );
     if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {first}-{}/{len}",
-            first + count - 1
-        ))
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{}/{len}", first + count - 1))
     {
         h.insert(header::CONTENT_RANGE, v);
     }
@@ -693,20 +713,20 @@ async fn video(
 
 /// Opens a clip's video and checks that the file opened is the one listed (resolved when
 /// the list was made): a file replaced by a link elsewhere since is refused.
-fn open_listed(path: &FsPath, canonical: &FsPath) -> Result<(File, u64), Response> {
+fn open_listed(path: &FsPath, canonical: &FsPath) -> Result<(File, u64), Failure> {
     let gone = |e: std::io::Error| {
-        error(
+        Failure::new(
             StatusCode::NOT_FOUND,
-            &format!("{}: cannot open: {e}", path.display()),
+            format!("{}: cannot open: {e}", path.display()),
         )
     };
     let mut file = File::open(path).map_err(gone)?;
     let opened = opened_path(&file).or_else(|| std::fs::canonicalize(path).ok());
     let meta = file.metadata().map_err(gone)?;
     if opened.as_deref() != Some(canonical) || !meta.is_file() {
-        return Err(error(
+        return Err(Failure::new(
             StatusCode::FORBIDDEN,
-            &format!(
+            format!(
                 "{}: no longer the file that was listed (it now leads elsewhere); restart vidcap annotate to list it again",
                 path.display()
             ),
@@ -795,11 +815,11 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisf
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`]; a larger one is a 413.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Failure> {
     let too_large = || {
-        error(
+        Failure::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
+            format!(
                 "the request body is larger than {} KiB: nothing was saved",
                 MAX_BODY_BYTES / 1024
             ),
@@ -817,9 +837,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response>
     let mut total = 0usize;
     while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         let frame = frame.map_err(|e| {
-            error(
+            Failure::new(
                 StatusCode::BAD_REQUEST,
-                &format!("cannot read the request body: {e}"),
+                format!("cannot read the request body: {e}"),
             )
         })?;
         if let Ok(bytes) = frame.into_data() {
@@ -845,11 +865,11 @@ async fn save(
 ) -> Response {
     let index = match clip_index(&app, &segment) {
         Ok(i) => i,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     let body = match read_body(&headers, body).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(failure) => return failure.into_response(),
     };
     let request = match SaveRequest::parse(&body) {
         Ok(r) => r,
@@ -867,13 +887,13 @@ async fn save(
         let mut ann = worker.ann();
         let update = match ann.check(index, request, duration.ok(), None) {
             Ok(update) => update,
-            Err(refused) => return Err(error(StatusCode::BAD_REQUEST, &refused.0)),
+            Err(refused) => return Err(Failure::new(StatusCode::BAD_REQUEST, refused.0)),
         };
         if let Err(e) = ann.save(index, update) {
             tracing::error!("{e:#}");
-            return Err(error(
+            return Err(Failure::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("{e:#}: nothing was saved"),
+                format!("{e:#}: nothing was saved"),
             ));
         }
         let order = worker.order(&ann);
@@ -894,7 +914,7 @@ async fn save(
     .await;
     match saved {
         Ok(Ok(value)) => json_response(StatusCode::OK, &value),
-        Ok(Err(response)) => response,
+        Ok(Err(failure)) => failure.into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

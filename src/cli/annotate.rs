@@ -57,7 +57,9 @@ pub struct Args {
 
 fn jsonl_path(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
     if ext.as_deref() != Some("jsonl") {
         return Err(format!(
             "{text}: the annotation file is JSONL: name it NAME.jsonl"

@@ -44,7 +44,14 @@ pub fn make_clip(path: &Path, source: &str, seconds: u32) {
     let input = format!("{source}=size=320x240:rate=25:duration={seconds}");
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &input])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+        ])
         .arg(path)
         .status()
         .expect("ffmpeg must be installed");
@@ -179,7 +186,13 @@ impl Server {
         )
     }
 
-    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         request(self.port, method, target, headers, body)
     }
 
@@ -197,7 +210,10 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(100));
                 return (status, self.stderr());
             }
-            assert!(Instant::now() < deadline, "vidcap annotate did not stop on SIGINT");
+            assert!(
+                Instant::now() < deadline,
+                "vidcap annotate did not stop on SIGINT"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -239,9 +255,17 @@ impl Reply {
 }
 
 /// One HTTP/1.1 request on a fresh connection, exactly as given (`Host` added unless given).
-pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub fn request(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(180))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(180)))
+        .unwrap();
     let mut head = format!("{method} {target} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
@@ -249,13 +273,46 @@ pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)], 
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     stream.write_all(head.as_bytes()).unwrap();
     // A server may answer (413) before reading a large body, and close.
     let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let raw = read_reply(&mut stream, method == "HEAD");
     parse_reply(&raw, method == "HEAD")
+}
+
+/// Reads one answer: up to its Content-Length, or its last chunk, or the end of the
+/// connection (a peer may keep it open whatever `Connection: close` asked).
+fn read_reply(stream: &mut TcpStream, head_only: bool) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let body = raw.len() - split - 4;
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let chunked = head.contains("transfer-encoding: chunked");
+            let done = head_only
+                || match length {
+                    Some(n) => body >= n,
+                    None if chunked => raw.ends_with(b"0\r\n\r\n"),
+                    None => false,
+                };
+            if done {
+                return raw;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 fn parse_reply(raw: &[u8], head_only: bool) -> Reply {
@@ -290,10 +347,7 @@ fn parse_reply(raw: &[u8], head_only: bool) -> Reply {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
             .expect("chunk size");
@@ -353,7 +407,15 @@ pub fn extract_and_train(annotations: &Path, work: &Path) -> std::process::Outpu
         .arg("--cache")
         .arg(&cache)
         .args([
-            "--epochs", "3", "--hidden", "32", "--embed", "16", "--att-dim", "16", "--json",
+            "--epochs",
+            "3",
+            "--hidden",
+            "32",
+            "--embed",
+            "16",
+            "--att-dim",
+            "16",
+            "--json",
         ])
         .output()
         .unwrap()

@@ -97,6 +97,10 @@
       return li;
     }));
     pane.scrollTop = scroll;
+    if (clip) {
+      const at = list.clips.findIndex((c) => c.index === clip.index);
+      if (at >= 0) $('clip-position').textContent = `${at + 1} / ${list.total}`;
+    }
   }
 
   function markCurrent() {
@@ -142,7 +146,7 @@
     $('split').value = clip.split || clip.suggested_split;
     $('split-note').textContent = clip.split
       ? ''
-      : 'suggested (seeded: 80 % train, 10 % val, 10 % test; train while no clip is)';
+      : 'suggested: drawn from the seed (80 % train, 10 % val, 10 % test), train until a clip is';
     if (clip.error) message(clip.error, 'error');
     else message(clip.captioned ? 'captioned earlier: edit and save to change it' : '');
     markCurrent();
@@ -278,12 +282,14 @@
     clip.start = saved.record.start ?? null;
     clip.end = saved.record.end ?? null;
     for (const b of captionBoxes()) b.classList.remove('suggested');
-    message(`saved at ${new Date().toLocaleTimeString()}: ${saved.captioned} of ${saved.total} captioned`, 'ok');
+    const name = clip.name;
     try { await refreshList(); } catch (e) { /* the save itself went through */ }
+    let text = `${name} saved at ${new Date().toLocaleTimeString()}: ${saved.captioned} of ${saved.total} captioned`;
     if (andNext) {
       if (saved.next_uncaptioned != null) await openClip(saved.next_uncaptioned);
-      else message(`saved: all ${saved.total} clips are captioned`, 'ok');
+      else text += ' (all of them)';
     }
+    if (!clip.error) message(text, 'ok');
   }
 
   // ---- the player ----------------------------------------------------------------------
