@@ -239,7 +239,14 @@ fn only_listed_clips_are_served() {
         );
         assert!(reply.body.len() < 1000, "GET {target} served a file");
     }
-    assert_eq!(server.get("/../../../../etc/passwd").status, 403);
+    for target in [
+        "/../../../../etc/passwd",
+        "/etc/passwd",
+        "/private/secret.mp4",
+        "/api/clips/0/video?path=/etc/passwd",
+    ] {
+        assert_eq!(server.get(target).status, 403, "{target}");
+    }
     assert_eq!(
         server.get("/api/clips/..%2f..%2fetc%2fpasswd/video").status,
         403

@@ -5,7 +5,8 @@
 //! `X-Vidcap-Token` header; without it the answer is 403, whatever the path. Bound to a
 //! loopback address, requests whose `Host` is not a loopback name are refused too (DNS
 //! rebinding). Videos are served by clip number only, never by path, after checking that the
-//! file opened is still the listed one; single byte ranges are answered with 206.
+//! file opened is still the listed one; single byte ranges are answered with 206. Any other
+//! path is a 403.
 //!
 //! API (JSON):
 //! * `GET /api/clips`: the list in page order, progress, `resume` (first clip to caption).
@@ -218,7 +219,7 @@ impl App {
     }
 }
 
-/// The routes, behind the token check.
+/// The routes, behind the token check; anything else is a 403.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(index))
@@ -437,17 +438,16 @@ async fn app_css() -> Response {
     text(APP_CSS, "text/css; charset=utf-8")
 }
 
-/// Paths that try to climb out are refused; anything else unknown is not found.
+/// Anything but the page, its API and the listed clips is refused: a path that tries to
+/// climb out, a file by name, anything.
 async fn fallback(uri: Uri) -> Response {
     let decoded = percent_decode(uri.path());
-    if decoded.split(['/', '\\']).any(|part| part == "..") || decoded.contains('\0') {
-        error(
-            StatusCode::FORBIDDEN,
-            "only the listed clips are served, by number (/api/clips/N/video)",
-        )
+    let message = if decoded.split(['/', '\\']).any(|part| part == "..") || decoded.contains('\0') {
+        "paths that climb out are refused: only the listed clips are served, by number (/api/clips/N/video)"
     } else {
-        error(StatusCode::NOT_FOUND, "no such page")
-    }
+        "not served: only the page, its API and the listed clips, by number (/api/clips/N/video)"
+    };
+    error(StatusCode::FORBIDDEN, message)
 }
 
 /// The clip number of a path segment: 404 when there is no such clip, 403 when the
@@ -649,7 +649,7 @@ async fn video(
             let name = pair.split('=').next().unwrap_or("");
             if name != "token" {
                 return error(
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::FORBIDDEN,
                     &format!(
                         "unexpected query parameter {:?}: a clip's video is named by its number only",
                         percent_decode(name)
