@@ -609,6 +609,11 @@ fn suggestions_frames_and_least_familiar_first() {
     assert!(order.windows(2).all(|w| w[0].1 <= w[1].1), "{order:?}");
     assert_eq!(order[0].0, "zz_testsrc.mp4", "{order:?}");
     assert_eq!(list["resume"], list["clips"][0]["index"]);
+    // A clip scored in the background (which keeps no strip) gets its strip when opened.
+    let last = list["clips"][2]["index"].as_u64().unwrap();
+    let opened = server.get_json(&format!("/api/clips/{last}/suggestion"));
+    let strip = server.get(opened["strip"].as_str().expect("a strip"));
+    assert_eq!((strip.status, &strip.body[..2]), (200, &[0xff, 0xd8][..]));
     server.interrupt();
 }
 

@@ -1,7 +1,9 @@
 //! What the page shows beside a clip: its sampled frames as a strip and, with a model, the
 //! suggested caption and the clip's familiarity. One worker thread owns the encoder and the
 //! decoder; the page's requests go first, then every clip in the background (so the list
-//! can be ordered by familiarity), each window analysed once.
+//! can be ordered by familiarity), each window analysed once. Background analyses keep no
+//! strip (thousands of clips would hold their JPEGs in memory): a clip the page opens gets
+//! one then.
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -57,6 +59,8 @@ pub struct Job {
     pub path: PathBuf,
     /// How the video is named in messages.
     pub name: String,
+    /// Draw the frames strip (the page shows this clip), not only the caption.
+    pub strip: bool,
 }
 
 /// A window's frames and, with a model, its suggested caption.
@@ -71,8 +75,10 @@ pub struct Analysis {
     /// Presentation times of the sampled frames, seconds.
     pub frames: Vec<f64>,
     /// The frames as a JPEG strip of [`STRIP_COLUMNS`] a row, with their times; `None`
-    /// when no font is installed to write the times.
+    /// when no font is installed to write the times, or when none was asked for.
     pub strip: Option<Vec<u8>>,
+    /// No strip was asked for (a background analysis).
+    pub strip_skipped: bool,
     pub caption: Option<String>,
     /// Log-probability per token of the caption.
     pub score: Option<f32>,
@@ -87,6 +93,13 @@ pub struct Suggester {
     pub captioner: Option<(Captioner, CaptionOptions)>,
     /// Frames sampled per window.
     pub frames: usize,
+}
+
+impl Analysis {
+    /// Whether this analysis answers `job` (a job that wants a strip needs one that tried).
+    pub fn answers(&self, job: &Job) -> bool {
+        !job.strip || !self.strip_skipped || self.error.is_some()
+    }
 }
 
 impl Suggester {
@@ -124,8 +137,8 @@ impl Suggester {
             job.name
         );
         let strip = match font {
-            Some(font) => Some(strip_jpeg(&frames, font)?),
-            None => None,
+            Some(font) if job.strip => Some(strip_jpeg(&frames, font)?),
+            _ => None,
         };
         let mut analysis = Analysis {
             start,
@@ -134,6 +147,7 @@ impl Suggester {
             codec: info.codec.clone(),
             frames: frames.iter().map(|f| f.pts).collect(),
             strip,
+            strip_skipped: !job.strip,
             ..Analysis::default()
         };
         if let Some((captioner, opts)) = &self.captioner {
@@ -225,9 +239,14 @@ impl Analyzer {
         self.inner.done.lock().unwrap().get(key).cloned()
     }
 
+    /// The analysis that answers `job`, if done.
+    pub fn answer(&self, job: &Job) -> Option<Arc<Analysis>> {
+        self.get(&job.key).filter(|a| a.answers(job))
+    }
+
     /// Puts a window first in the queue (unless it is done).
     pub fn request(&self, job: Job) {
-        if self.get(&job.key).is_some() {
+        if self.answer(&job).is_some() {
             return;
         }
         let mut queue = self.inner.queue.lock().unwrap();
@@ -273,7 +292,12 @@ fn run(inner: Arc<Inner>, suggester: Suggester) {
                 queue = inner.wake.wait(queue).unwrap();
             }
         };
-        let known = inner.done.lock().unwrap().contains_key(&job.key);
+        let known = inner
+            .done
+            .lock()
+            .unwrap()
+            .get(&job.key)
+            .is_some_and(|a| a.answers(&job));
         if !known {
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 suggester.analyse(&job, font.as_ref())
@@ -282,10 +306,12 @@ fn run(inner: Arc<Inner>, suggester: Suggester) {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => Analysis {
                     error: Some(format!("{e:#}")),
+                    strip_skipped: !job.strip,
                     ..Analysis::default()
                 },
                 Err(_) => Analysis {
                     error: Some(format!("{}: the analysis panicked", job.name)),
+                    strip_skipped: !job.strip,
                     ..Analysis::default()
                 },
             };

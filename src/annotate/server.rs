@@ -105,6 +105,7 @@ impl App {
                     key,
                     path: clip.path.clone(),
                     name: clip.video.clone(),
+                    strip: false,
                 }
             })
             .collect();
@@ -161,20 +162,20 @@ impl App {
             key: WindowKey::new(index, start, end),
             path: clip.path.clone(),
             name: clip.video.clone(),
+            strip: true,
         }
     }
 
     /// Waits for the analysis of `job`, which goes first in the worker's queue.
     async fn analysis(&self, job: Job) -> Result<Arc<Analysis>, Failure> {
-        let key = job.key;
-        self.analyzer.request(job);
+        self.analyzer.request(job.clone());
         let deadline = tokio::time::Instant::now() + ANALYSIS_WAIT;
         let mut shutdown = self.shutdown.clone();
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(analysis) = self.analyzer.get(&key) {
+            if let Some(analysis) = self.analyzer.answer(&job) {
                 return Ok(analysis);
             }
             tokio::select! {
