@@ -3,8 +3,10 @@
 # As root: apt-get installs them. Otherwise: print the exact command and fail.
 set -euo pipefail
 
+# chromium + chromium-driver: the browser test of `vidcap annotate` (headless, WebDriver).
 PACKAGES=(clang libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev
-          libswscale-dev ffmpeg fonts-dejavu-core python3 python3-venv python3-pip)
+          libswscale-dev ffmpeg fonts-dejavu-core python3 python3-venv python3-pip
+          chromium chromium-driver)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

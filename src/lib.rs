@@ -3,6 +3,7 @@
 //! Data flows one way: `video` (decode, sample) → `encoder` (CNN features) → `decoder`
 //! (GRU + temporal attention) → `text` (ids → words) → `output`. `train` and `metrics`
 //! close the loop; `cli` wires everything together. Lower layers never import higher ones.
+pub mod annotate;
 pub mod atomic;
 pub mod checkpoint;
 pub mod cli;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod annotate;
 mod batch;
 mod caption;
 mod classify;
@@ -119,6 +120,9 @@ pub enum Command {
     Extract(extract::Args),
     /// A model's summary of its training clips: fit it, or score a split against it.
     Familiarity(familiarity::Args),
+    /// Caption your own clips in a local web page, with the model's suggestions, into a
+    /// JSONL dataset that `extract` and `train` read.
+    Annotate(annotate::Args),
     /// Man pages and shell completions (used by `make install`).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args, &cli.global),
         Command::Extract(args) => extract::run(args, &cli.global),
         Command::Familiarity(args) => familiarity::run(args, &cli.global),
+        Command::Annotate(args) => annotate::run(args, &cli.global),
         Command::Generate(args) => generate::run(args, &cli.global),
     };
     match result {

@@ -442,31 +442,30 @@ fn detect_json_content(file: &Path) -> anyhow::Result<DatasetFormat> {
 // ---------------------------------------------------------------------------------------
 // Readers: each turns one file's text into entries; errors name the line or JSON position.
 
-/// Other fields (e.g. the synth generator's `params`) are ignored.
-#[derive(Deserialize)]
-struct JsonlRecord {
+/// One record of vidcap's own JSONL format as read. Other fields (e.g. the synth
+/// generator's `params`) are ignored here; `vidcap annotate` keeps them when it rewrites a
+/// record.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsonlRecord {
     #[serde(default)]
-    id: Option<String>,
-    video: PathBuf,
+    pub id: Option<String>,
+    pub video: PathBuf,
     #[serde(default)]
-    start: Option<f64>,
+    pub start: Option<f64>,
     #[serde(default)]
-    end: Option<f64>,
+    pub end: Option<f64>,
     #[serde(default)]
-    captions: Option<Vec<String>>,
+    pub captions: Option<Vec<String>>,
     #[serde(default)]
-    caption: Option<String>,
+    pub caption: Option<String>,
     #[serde(default)]
-    split: Option<Split>,
+    pub split: Option<Split>,
 }
 
-fn parse_jsonl(text: &str) -> anyhow::Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let lineno = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
+impl JsonlRecord {
+    /// One line of a JSONL annotation file (`lineno` 1-based, for the messages), its window
+    /// checked.
+    pub fn parse(line: &str, lineno: usize) -> anyhow::Result<Self> {
         let r: JsonlRecord = serde_json::from_str(line).map_err(|e| {
             // serde counts lines within this one line; report the file's line instead.
             let text = e.to_string();
@@ -478,28 +477,49 @@ fn parse_jsonl(text: &str) -> anyhow::Result<Vec<Entry>> {
                 e.column()
             )
         })?;
-        let (start, end) =
-            check_window(r.start, r.end).with_context(|| format!("line {lineno}"))?;
-        let mut captions = r.captions.unwrap_or_default();
-        captions.extend(r.caption);
-        let id = r.id.unwrap_or_else(|| {
-            let video = r.video.to_string_lossy();
-            match (start, end) {
+        check_window(r.start, r.end).with_context(|| format!("line {lineno}"))?;
+        Ok(r)
+    }
+
+    /// The clip id: `"id"` when given, else the video path, with the window when there is
+    /// one (`video.mp4@2-6`).
+    pub fn clip_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            let video = self.video.to_string_lossy();
+            match (self.start, self.end) {
                 (None, None) => video.into_owned(),
-                _ => format!(
+                (start, end) => format!(
                     "{video}@{}-{}",
                     start.map_or(String::new(), |s| s.to_string()),
                     end.map_or(String::new(), |s| s.to_string())
                 ),
             }
-        });
+        })
+    }
+
+    /// `"captions"` followed by `"caption"`.
+    pub fn all_captions(&self) -> Vec<String> {
+        let mut captions = self.captions.clone().unwrap_or_default();
+        captions.extend(self.caption.clone());
+        captions
+    }
+}
+
+fn parse_jsonl(text: &str) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r = JsonlRecord::parse(line, lineno)?;
         out.push(Entry {
-            id,
-            video: VideoRef::Path(r.video),
-            start,
-            end,
-            captions,
+            id: r.clip_id(),
+            captions: r.all_captions(),
+            start: r.start,
+            end: r.end,
             split: r.split.unwrap_or(Split::Train),
+            video: VideoRef::Path(r.video),
             origin: format!("line {lineno}"),
             file: PathBuf::new(),
         });
