@@ -192,7 +192,7 @@ fn fetch_downloads_into_the_hugging_face_cache_then_works_offline() {
         .output()
         .unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let row = rows
+    let row = rows["models"]
         .as_array()
         .unwrap()
         .iter()

@@ -521,7 +521,7 @@ fn a_small_set_trains_with_no_flags_and_says_why_it_stopped() {
     assert!(
         stderr
             .lines()
-            .all(|l| l.contains("WARN") && l.contains("familiarity")),
+            .all(|l| l.starts_with("vidcap: warning: ") && l.contains("familiarity")),
         "{stderr}"
     );
     let lines: Vec<&str> = stdout.lines().collect();
