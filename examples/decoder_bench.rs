@@ -102,7 +102,9 @@ fn main() {
         return;
     }
     // The peer's data: features in [0,2), caption lengths uniform in [8, len], 4 batches cycled.
-    let pool: Vec<(Vec<Vec<f32>>, Vec<u32>, Vec<u32>)> = (0..4)
+    // (per-clip features, caption tokens, caption lengths) of one batch
+    type PeerBatch = (Vec<Vec<f32>>, Vec<u32>, Vec<u32>);
+    let pool: Vec<PeerBatch> = (0..4)
         .map(|_| {
             let clips = (0..bsz)
                 .map(|_| {

@@ -54,6 +54,7 @@ fn check(attention: bool, opts: PassOptions) {
             analytic.iter().any(|x| x.abs() > 1e-8),
             "{name}: gradient is all zero"
         );
+        #[allow(clippy::needless_range_loop)] // j indexes the weights and the gradient alike
         for j in 0..n {
             let orig = w.tensors()[i][j];
             w.tensors_mut()[i][j] = orig + eps;

@@ -61,7 +61,7 @@ fn model_directory_round_trips_and_rejects_mismatches() {
         no_repeat_ngram: 0,
     };
     assert_eq!(
-        loaded.caption(&[clip.clone()], &opts).unwrap(),
+        loaded.caption(std::slice::from_ref(&clip), &opts).unwrap(),
         model.caption(&[clip], &opts).unwrap()
     );
     // The GRU tensors carry PyTorch nn.GRU names.

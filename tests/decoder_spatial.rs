@@ -42,6 +42,7 @@ fn clip(rng: &mut ChaCha8Rng, object: usize, place: usize, regions: usize) -> Cl
     }
 }
 
+#[allow(clippy::needless_range_loop)] // o and p are the class labels, not just indices
 fn data(seed: u64, per_combo: usize, regions: usize) -> Vec<TrainExample> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = vec![];

@@ -57,7 +57,11 @@ fn compare(scores: &Scores, expected: &Value) -> f64 {
             .unwrap_or_else(|| panic!("{what}: no reference value"));
         let diff = (ours - theirs).abs();
         worst = worst.max(diff);
-        if !(diff <= TOLERANCE) {
+        // Written so that a NaN difference fails too.
+        if !matches!(
+            diff.partial_cmp(&TOLERANCE),
+            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+        ) {
             failures.push(format!("{what}: ours {ours} pycocoevalcap {theirs}"));
         }
     };

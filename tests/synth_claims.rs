@@ -57,7 +57,6 @@ fn check_claims(assets: &AssetSet, clips: usize) {
     let cfg = config(11);
     let mut stories = HashSet::new();
     for index in 0..clips {
-        let assets = assets;
         let (p, captions) = synth::plan_clip(assets, &cfg, false, index).unwrap();
         stories.insert(format!("{:?}", p.story));
         assert!(

@@ -90,9 +90,9 @@ fn stats(hyp: &Caption, refs: &[Caption], table_len: usize, max_ref: &mut Vec<u3
 fn score(s: &Stats) -> [f64; MAX_N] {
     let mut bleus = [0.0; MAX_N];
     let mut product = 1.0;
-    for k in 0..MAX_N {
+    for (k, bleu) in bleus.iter_mut().enumerate() {
         product *= (s.correct[k] as f64 + TINY) / (s.guess[k] as f64 + SMALL);
-        bleus[k] = product.powf(1.0 / (k + 1) as f64);
+        *bleu = product.powf(1.0 / (k + 1) as f64);
     }
     let ratio = (s.testlen as f64 + TINY) / (s.reflen as f64 + SMALL);
     if ratio < 1.0 {

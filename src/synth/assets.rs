@@ -325,7 +325,7 @@ impl BackgroundOptions {
                         .split_once(',')
                         .with_context(|| format!("band {value:?} is not TOP,BOTTOM"))?;
                     let (a, b): (f32, f32) = (a.parse()?, b.parse()?);
-                    if !(0.0..1.0).contains(&a) || !(a < b && b <= 1.0) {
+                    if !((0.0..1.0).contains(&a) && a < b && b <= 1.0) {
                         bail!("band {value:?} must satisfy 0 <= TOP < BOTTOM <= 1");
                     }
                     out.band = (a, b);

@@ -236,11 +236,14 @@ pub const CHECKPOINT_VOCAB_FILE: &str = "checkpoint_vocab.json";
 pub const LOG_FILE: &str = "train_log.jsonl";
 pub const PLOT_FILE: &str = "train_plot.svg";
 
+/// Scores greedy validation captions `(id, caption)`; higher is better.
+pub type ScoreCaptions<'a> = dyn Fn(&[(String, String)]) -> f64 + 'a;
+
 /// How a run is driven, beyond its configuration.
 pub struct RunOptions<'a> {
     /// Scores greedy validation captions `(id, caption)` (higher is better); `None` makes
     /// the validation loss the signal.
-    pub score_val: Option<&'a dyn Fn(&[(String, String)]) -> f64>,
+    pub score_val: Option<&'a ScoreCaptions<'a>>,
     /// Continue from `out_dir`'s checkpoint.
     pub resume: bool,
     /// Start from this model's weights; words of the training captions it lacks extend
@@ -271,7 +274,7 @@ pub fn train(
     train: &[TrainExample],
     val: &[TrainExample],
     out_dir: &Path,
-    score_val: &dyn Fn(&[(String, String)]) -> f64,
+    score_val: &ScoreCaptions,
     resume: bool,
 ) -> anyhow::Result<TrainSummary> {
     let opts = RunOptions {
@@ -893,7 +896,9 @@ fn plot(path: &Path, log: &[EpochLog]) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
         let (top, bottom) = root.split_vertically(280);
         let x_max = log.last().map_or(1.0, |l| l.epoch as f64 + 1.0).max(1.0);
-        let series: [(&str, Vec<(f64, f64)>, RGBColor); 2] = [
+        // (label, (epoch, loss) points, colour)
+        type Series<'l> = (&'l str, Vec<(f64, f64)>, RGBColor);
+        let series: [Series; 2] = [
             (
                 "training loss",
                 log.iter().map(|l| (l.epoch as f64, l.train_loss)).collect(),

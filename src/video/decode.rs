@@ -220,7 +220,6 @@ impl Source {
             pixel_format,
             start_time_s,
         };
-        drop(stream);
         let (mut input, mut info) = (input, info);
         let mut has_timestamps = true;
         if info.duration_s <= 0.0 {
