@@ -228,8 +228,8 @@ fn caption_a_clip_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let clips = dir.path().join("footage");
     // First in file order, and the least familiar to the bundled decoder: the clip the page
-    // opens with. (An FFmpeg-encoded clip: the synthetic samples' keyframes after 0 s are
-    // not IDR frames, and Chromium fails to decode after seeking to them.)
+    // opens with. (An FFmpeg-encoded clip: the committed synthetic samples predate closed
+    // GOPs in `vidcap synth`, and Chromium fails to decode after seeking into them.)
     make_clip(&clips.join("a_testsrc.mp4"), "testsrc2", 3);
     sample_clips(&clips, 3);
     let out = dir.path().join("annotations.jsonl");

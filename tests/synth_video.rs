@@ -103,6 +103,44 @@ fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
 }
 
+/// NAL unit types of every slice and parameter set, as FFmpeg's `trace_headers` reads them.
+fn nal_unit_types(path: &Path) -> Vec<u32> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "trace", "-i"])
+        .arg(path)
+        .args(["-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("nal_unit_type"))
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn every_keyframe_is_an_idr_frame_so_players_can_seek_to_it() {
+    quiet_ffmpeg();
+    let assets = AssetSet::procedural();
+    let dir = tempfile::tempdir().unwrap();
+    let (params, _) = find_clip(&assets, |p| p.story == Story::Single);
+    let path = dir.path().join("clip.mp4");
+    synth::write_clip(&assets, &params, &path).unwrap();
+    let Geometry { frames, fps, .. } = config().geometry;
+    // One keyframe a second (at 0 s, 1 s, …), each an IDR slice (NAL type 5), none an open-GOP
+    // I slice that a player cannot start decoding at.
+    let keyframes = frames.div_ceil(fps);
+    assert!(
+        keyframes >= 2,
+        "the clip must be long enough to have a second keyframe"
+    );
+    let idr = nal_unit_types(&path).iter().filter(|&&t| t == 5).count();
+    assert_eq!(
+        idr as u32, keyframes,
+        "IDR frames in a clip of {frames} frames at {fps} fps"
+    );
+}
+
 #[test]
 fn written_clip_is_h264_mp4_and_the_sprite_moves_as_captioned() {
     quiet_ffmpeg();

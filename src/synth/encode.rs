@@ -62,9 +62,14 @@ impl Mp4Writer {
         ctx.set_frame_rate(Some(Rational(fps as i32, 1)));
         // One keyframe a second keeps seeking cheap for the frame sampler.
         ctx.set_gop(fps);
+        // Closed GOPs: every keyframe an IDR frame. libx264 through the library API otherwise
+        // writes open GOPs, whose non-IDR keyframes browsers cannot start decoding at after a
+        // seek (the FFmpeg CLI closes them by default).
+        let mut flags = codec::Flags::CLOSED_GOP;
         if global_header {
-            ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+            flags |= codec::Flags::GLOBAL_HEADER;
         }
+        ctx.set_flags(flags);
         let mut options = Dictionary::new();
         options.set("preset", "veryfast");
         options.set("crf", "23");
