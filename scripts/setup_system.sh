@@ -3,9 +3,10 @@
 # As root: apt-get installs them. Otherwise: print the exact command and fail.
 set -euo pipefail
 
-# chromium + chromium-driver: the browser test of `vidcap annotate` (headless, WebDriver).
+# chromium + chromium-driver: the browser test of `vidcap annotate` (headless, WebDriver);
+# binutils: readelf, for the test that checks the Dockerfile against the binary's libraries.
 PACKAGES=(clang libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev
-          libswscale-dev ffmpeg fonts-dejavu-core python3 python3-venv python3-pip
+          libswscale-dev ffmpeg fonts-dejavu-core python3 python3-venv python3-pip binutils
           chromium chromium-driver)
 
 missing=()
