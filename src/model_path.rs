@@ -176,11 +176,11 @@ fn fill_hint(name: &str) -> String {
         "efficientnet-lite0" => format!(
             "Fill it with `make models` (checkout) or `make install`, or import the weights \
              yourself: `vidcap models import CKPT --arch efficientnet-lite0 --out {user}/efficientnet-lite0` \
-             (README: Install)"
+             (README: 'Installing vidcap for use anywhere')"
         ),
         "synth-decoder" => format!(
             "It ships with vidcap: run `make install`, or copy the checkout's models/synth-decoder \
-             to {user}/synth-decoder (README: Install)"
+             to {user}/synth-decoder (README: 'Installing vidcap for use anywhere')"
         ),
         _ => format!(
             "Give a model directory, or put `{name}` in {user} (e.g. `vidcap train … --out {user}/{name}`)"

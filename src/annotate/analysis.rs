@@ -166,15 +166,7 @@ impl Suggester {
 
 /// The sampled frames in rows of [`STRIP_COLUMNS`], with their times, as JPEG.
 fn strip_jpeg(frames: &[video::Frame], font: &ab_glyph::FontVec) -> Result<Vec<u8>> {
-    let thumbs: Vec<Thumb> = frames
-        .iter()
-        .map(|f| Thumb {
-            rgb: &f.rgb,
-            width: f.width,
-            height: f.height,
-            pts: f.pts,
-        })
-        .collect();
+    let thumbs: Vec<Thumb> = frames.iter().map(Thumb::from).collect();
     let layout = SheetLayout {
         columns: STRIP_COLUMNS as u32,
         thumb_width: STRIP_THUMB_WIDTH,

@@ -557,19 +557,25 @@ struct WindowQuery {
     end: Option<f64>,
 }
 
+/// The clip a path segment names and the analysis of the asked window (computed or cached).
+async fn analyse_window(
+    app: &App,
+    segment: &str,
+    window: &WindowQuery,
+) -> Result<(usize, WindowKey, Arc<Analysis>), Failure> {
+    let index = clip_index(app, segment)?;
+    let job = app.job(index, window.start, window.end);
+    let key = job.key;
+    Ok((index, key, app.analysis(job).await?))
+}
+
 async fn suggestion(
     State(app): State<Arc<App>>,
     Path(segment): Path<String>,
     Query(window): Query<WindowQuery>,
 ) -> Response {
-    let index = match clip_index(&app, &segment) {
-        Ok(i) => i,
-        Err(failure) => return failure.into_response(),
-    };
-    let job = app.job(index, window.start, window.end);
-    let key = job.key;
-    let analysis = match app.analysis(job).await {
-        Ok(a) => a,
+    let (index, key, analysis) = match analyse_window(&app, &segment, &window).await {
+        Ok(found) => found,
         Err(failure) => return failure.into_response(),
     };
     let strip = analysis.strip.as_ref().map(|_| {
@@ -605,13 +611,8 @@ async fn strip(
     Path(segment): Path<String>,
     Query(window): Query<WindowQuery>,
 ) -> Response {
-    let index = match clip_index(&app, &segment) {
-        Ok(i) => i,
-        Err(failure) => return failure.into_response(),
-    };
-    let job = app.job(index, window.start, window.end);
-    let analysis = match app.analysis(job).await {
-        Ok(a) => a,
+    let (_, _, analysis) = match analyse_window(&app, &segment, &window).await {
+        Ok(found) => found,
         Err(failure) => return failure.into_response(),
     };
     match &analysis.strip {

@@ -239,12 +239,7 @@ pub fn run(args: Args, _global: &Global) -> Result<u8> {
             let thumbs: Vec<Thumb> = windows
                 .iter()
                 .flat_map(|w| &w.frames)
-                .map(|f| Thumb {
-                    rgb: &f.rgb,
-                    width: f.width,
-                    height: f.height,
-                    pts: f.pts,
-                })
+                .map(Thumb::from)
                 .collect();
             let lines: Vec<String> = outcome
                 .result

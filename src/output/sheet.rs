@@ -23,6 +23,17 @@ pub struct Thumb<'a> {
     pub pts: f64,
 }
 
+impl<'a> From<&'a crate::video::Frame> for Thumb<'a> {
+    fn from(f: &'a crate::video::Frame) -> Self {
+        Thumb {
+            rgb: &f.rgb,
+            width: f.width,
+            height: f.height,
+            pts: f.pts,
+        }
+    }
+}
+
 pub struct SheetLayout {
     pub columns: u32,
     pub thumb_width: u32,
