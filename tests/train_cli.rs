@@ -769,44 +769,35 @@ fn fine_tuning_extends_the_vocabulary_and_learns_new_words() {
     }
 
     // A model of another shape is refused with the reason.
-    let out = vidcap(
-        &fx,
-        &[
+    let refusals: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "x",
+            &["--hidden", "64"],
+            &["--hidden 64 contradicts the --init-from model, which has 32"],
+        ),
+        (
+            "y",
+            &["--no-motion"],
+            &["--init-from", "with the motion descriptor"],
+        ),
+    ];
+    for (out_dir, flags, reasons) in refusals {
+        let out_dir = fx.root.join(out_dir);
+        let mut args = vec![
             "train",
             s(&dataset),
             "--out",
-            s(&fx.root.join("x")),
+            s(&out_dir),
             "--cache",
             s(&fx.cache),
             "--frames",
             "4",
             "--init-from",
             s(&base),
-            "--hidden",
-            "64",
-        ],
-    );
-    fails_with(
-        &out,
-        &["--hidden 64 contradicts the --init-from model, which has 32"],
-    );
-    let out = vidcap(
-        &fx,
-        &[
-            "train",
-            s(&dataset),
-            "--out",
-            s(&fx.root.join("y")),
-            "--cache",
-            s(&fx.cache),
-            "--frames",
-            "4",
-            "--init-from",
-            s(&base),
-            "--no-motion",
-        ],
-    );
-    fails_with(&out, &["--init-from", "with the motion descriptor"]);
+        ];
+        args.extend_from_slice(flags);
+        fails_with(&vidcap(&fx, &args), reasons);
+    }
 }
 
 #[test]
