@@ -92,6 +92,18 @@ mod x86 {
 #[cfg(target_arch = "x86_64")]
 pub use x86::{Avx2, Avx512};
 
+/// A raw output pointer that parallel tasks may share.
+///
+/// Whoever dereferences it promises that the tasks write disjoint elements of one live
+/// buffer, so no element is written twice and none is read while another task writes it.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the pointer is only dereferenced in `unsafe` code that upholds the disjointness
+// contract above; sending or sharing the address itself is harmless.
+unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SendPtr {}
+
 /// Highest instruction set the kernels may use: 2 = AVX-512, 1 = AVX2+FMA, 0 = portable.
 /// Only lowered by tests, so that every path is checked against its reference on one machine.
 pub static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);

@@ -348,12 +348,6 @@ pub fn rows_products(products: &mut [RowsProduct]) {
     }
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint parts of one buffer to the tasks of `rows_products`.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
 /// `out[i * ldo + j] = [out[i * ldo + j] +] bias[j] + x_i · w_j` for `j0 <= j < j1`.
 ///
 /// # Safety
@@ -374,7 +368,7 @@ unsafe fn rows_dot(
     );
 }
 
-use crate::simd::{Simd, simd_dispatch};
+use crate::simd::{SendPtr, Simd, simd_dispatch};
 
 simd_dispatch!(fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
     x: &[f32], m: usize, ldx: usize, w: &[f32], ldw: usize, k: usize, j0: usize, j1: usize,

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::matmul::{PANEL, PackedWeights, RowLayout};
 use super::{Activation, relu6};
-use crate::simd::{MAX_LEVEL, Simd, simd_dispatch};
+use crate::simd::{MAX_LEVEL, SendPtr, Simd, simd_dispatch};
 
 /// Rows of one tile: big enough for an efficient GEMM, small enough for its output to stay in
 /// L2 (about 256 KiB) for the epilogue.
@@ -18,12 +18,6 @@ fn rows_per_tile(rows: usize, cols: usize, threads: usize) -> usize {
     let cache_rows = (65536 / cols.max(1)).max(32);
     rows.div_ceil(threads * 4).clamp(32, cache_rows.max(32))
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges of the output through it.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// A 1×1 convolution's weights `[k, n]` (input-channel-major) and bias `[n]`, kept both plain
 /// (for the `gemm` crate) and packed (for the AVX-512 kernel).
