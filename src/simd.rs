@@ -134,33 +134,61 @@ pub fn for_each_level(mut f: impl FnMut(u8)) {
 /// Defines `fn $name(args)` that runs `$generic::<Avx512>` or `$generic::<Avx2>` when the CPU
 /// has the feature (checked at run time; CI and users build without `target-cpu=native`), else
 /// the portable `$scalar`.
+///
+/// Kernels whose arguments are all safe types (slices, values) get a safe wrapper. A kernel
+/// that takes a raw pointer is declared `unsafe fn $name = ...`: its wrapper stays `unsafe`
+/// and its callers take over the kernel's `# Safety` contract, so no safe function forwards an
+/// unchecked pointer.
 macro_rules! simd_dispatch {
     ($vis:vis fn $name:ident = $generic:ident | $scalar:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                use $crate::simd::{Avx2, Avx512};
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    unsafe { $generic::<Avx512>($($arg),*) }
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    unsafe { $generic::<Avx2>($($arg),*) }
-                }
-                let level = $crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
-                if level >= 2 && std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has every feature the function is compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if level >= 1 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $scalar($($arg),*)
+            // SAFETY: every argument is a safe type, so the kernels' only precondition is the
+            // CPU feature, which `dispatch_body!` checks.
+            unsafe { $crate::simd::dispatch_body!($generic | $scalar ($($arg: $ty),*)) }
+        }
+    };
+    ($vis:vis unsafe fn $name:ident = $generic:ident | $scalar:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
+        /// # Safety
+        /// The contract of the generic kernel this dispatches to (raw pointer arguments).
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name($($arg: $ty),*) {
+            // SAFETY: the caller upholds the kernel's contract; the CPU feature is checked.
+            unsafe { $crate::simd::dispatch_body!($generic | $scalar ($($arg: $ty),*)) }
         }
     };
 }
 pub(crate) use simd_dispatch;
+
+/// The body shared by both forms of [`simd_dispatch!`]; an `unsafe` expression whose caller
+/// guarantees the generic kernel's own preconditions (the CPU feature is checked here).
+macro_rules! dispatch_body {
+    ($generic:ident | $scalar:ident ($($arg:ident: $ty:ty),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            use $crate::simd::{Avx2, Avx512};
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512($($arg: $ty),*) {
+                // SAFETY: the caller checked the CPU features; the rest is its contract.
+                unsafe { $generic::<Avx512>($($arg),*) }
+            }
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2($($arg: $ty),*) {
+                // SAFETY: as above.
+                unsafe { $generic::<Avx2>($($arg),*) }
+            }
+            let level = $crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+            if level >= 2 && std::is_x86_feature_detected!("avx512f") {
+                return avx512($($arg),*);
+            }
+            if level >= 1 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                return avx2($($arg),*);
+            }
+        }
+        #[allow(unused_unsafe)]
+        $scalar($($arg),*)
+    }};
+}
+pub(crate) use dispatch_body;

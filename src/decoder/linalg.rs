@@ -363,21 +363,28 @@ unsafe fn rows_dot(
     out: *mut f32,
     ldo: usize,
 ) {
-    rows_dot_dispatch(
-        x.data, x.rows, x.ld, w.data, w.ld, x.cols, j0, j1, bias, accumulate, out, ldo,
-    );
+    // SAFETY: the kernels' contract is this function's own.
+    unsafe {
+        rows_dot_dispatch(
+            x.data, x.rows, x.ld, w.data, w.ld, x.cols, j0, j1, bias, accumulate, out, ldo,
+        )
+    };
 }
 
 use crate::simd::{SendPtr, Simd, simd_dispatch};
 
-simd_dispatch!(fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
+simd_dispatch!(unsafe fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
     x: &[f32], m: usize, ldx: usize, w: &[f32], ldw: usize, k: usize, j0: usize, j1: usize,
     bias: Option<&[f32]>, accumulate: bool, out: *mut f32, ldo: usize,
 ));
 
 /// Plain reference of `rows_dot_simd` (and the path of CPUs without AVX2).
+///
+/// # Safety
+/// As [`rows_dot`]: `out` valid for writes at `i * ldo + j` for every row `i < m` and
+/// `j0 <= j < j1`.
 #[allow(clippy::too_many_arguments)]
-fn rows_dot_portable(
+unsafe fn rows_dot_portable(
     x: &[f32],
     m: usize,
     ldx: usize,
