@@ -57,7 +57,7 @@ fn main() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut w: Weights<f32> = Weights::init(&d, 0);
     if args.iter().any(|a| a == "--infer") {
-        let clip = vidcap::decoder::ClipFeatures {
+        let clip = vidcap::features::ClipFeatures {
             features: (0..frames * d.feat)
                 .map(|_| rng.random_range(0.0..2.0))
                 .collect(),

@@ -14,8 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde_json::json;
-use vidcap::train::cache::{CacheKey, FeatureCache};
-use vidcap::train::data::{DatasetOptions, load_dataset};
+use vidcap::dataset::{DatasetOptions, load_dataset};
+use vidcap::features::cache::{CacheKey, FeatureCache};
 
 /// Frames, regions and width of the default cache (EfficientNet-Lite0 + motion descriptor).
 const FRAMES: usize = 16;

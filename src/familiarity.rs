@@ -28,7 +28,8 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::atomic::write_atomic;
-use crate::decoder::{ClipFeatures, DecoderConfig};
+use crate::decoder::DecoderConfig;
+use crate::features::ClipFeatures;
 use crate::text::Vocab;
 use crate::video::motion::MOTION_DIM;
 

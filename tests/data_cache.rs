@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
-use vidcap::train::cache::{CacheKey, CacheMiss, FeatureCache, load_split_features};
-use vidcap::train::data::{Clip, Dataset, DatasetFormat, Split};
+use vidcap::dataset::{Clip, Dataset, DatasetFormat, Split};
+use vidcap::features::cache::{CacheKey, CacheMiss, FeatureCache, load_split_features};
 
 fn key() -> CacheKey {
     CacheKey {

@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use candle_core::{Device, Tensor};
+use vidcap::dataset::{DatasetOptions, Split, load_dataset};
 use vidcap::encoder::{EncoderOutput, FrameEncoder};
-use vidcap::train::cache::{FeatureCache, load_split_features};
-use vidcap::train::data::{DatasetOptions, Split, load_dataset};
-use vidcap::train::extract::{ClipOutcome, ExtractSpec, RunOptions, extract_dataset};
+use vidcap::features::cache::{FeatureCache, load_split_features};
+use vidcap::features::extract::{ClipOutcome, ExtractSpec, RunOptions, extract_dataset};
 
 /// Mean colour of each image quadrant: preprocess gives `[3, 2, 2]`, features are the
 /// global mean `[N, 3]`, the grid the quadrants `[N, 4, 3]` row-major.
@@ -110,7 +110,7 @@ fn extract_fills_resumes_and_reextracts_only_what_changed() {
         seed: 0,
     };
     let seen = Mutex::new(Vec::new());
-    let progress = |clip: &vidcap::train::data::Clip, outcome: &ClipOutcome| {
+    let progress = |clip: &vidcap::dataset::Clip, outcome: &ClipOutcome| {
         seen.lock()
             .unwrap()
             .push((clip.id.clone(), outcome.clone()));
@@ -238,7 +238,7 @@ fn stored_timestamps(path: &Path) -> Vec<f64> {
 
 #[test]
 fn jittered_samplings_are_reproducible_and_late_windows_are_skipped() {
-    use vidcap::train::cache::{read_clip_features, split_entries};
+    use vidcap::features::cache::{read_clip_features, split_entries};
     let tmp = tempfile::tempdir().unwrap();
     make_video(&tmp.path().join("v.mp4"), 0, 3);
     fs::write(

@@ -115,8 +115,8 @@ fn extract_cli_fills_the_cache_and_resumes() {
 
 #[test]
 fn shards_fill_one_cache_that_equals_a_one_machine_run() {
-    use vidcap::train::cache::{CacheKey, FeatureCache, read_clip_features, split_entries};
-    use vidcap::train::data::{DatasetOptions, Split, load_dataset};
+    use vidcap::dataset::{DatasetOptions, Split, load_dataset};
+    use vidcap::features::cache::{CacheKey, FeatureCache, read_clip_features, split_entries};
     let tmp = tempfile::tempdir().unwrap();
     let mut lines = Vec::new();
     for i in 0..6 {

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use vidcap::train::data::{Clip, DatasetFormat, DatasetOptions, Split, load_dataset};
+use vidcap::dataset::{Clip, DatasetFormat, DatasetOptions, Split, load_dataset};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,5 +1,6 @@
 //! Vocabulary and model directory: build, save/load round trips, clear errors on bad input.
-use vidcap::decoder::{Arch, CaptionModel, ClipFeatures, DecoderConfig, SearchOptions};
+use vidcap::decoder::{Arch, CaptionModel, DecoderConfig, SearchOptions};
+use vidcap::features::ClipFeatures;
 use vidcap::text::Vocab;
 
 fn config(vocab: usize) -> DecoderConfig {

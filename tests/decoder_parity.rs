@@ -2,10 +2,10 @@
 //! used by search), and the whole model's loss and gradients (through the training pass).
 //! Reference values: scripts/gru_reference.py, run once with torch; output committed.
 use serde_json::Value;
-use vidcap::decoder::ClipFeatures;
 use vidcap::decoder::bptt::{Batch, PassOptions, loss_and_grad};
 use vidcap::decoder::params::{Dims, Weights, layout};
 use vidcap::decoder::search::{ClipMemory, step};
+use vidcap::features::ClipFeatures;
 
 fn reference() -> Value {
     let path = concat!(

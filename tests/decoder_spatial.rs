@@ -3,7 +3,8 @@
 //! cells) keeps what, not where. Synthetic features, so the test isolates the decoder.
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vidcap::decoder::{Arch, ClipFeatures};
+use vidcap::decoder::Arch;
+use vidcap::features::ClipFeatures;
 use vidcap::train::optim::Decay;
 use vidcap::train::trainer::{TrainConfig, TrainExample, train};
 

@@ -2,10 +2,11 @@
 //! (two Gaussians: in-distribution clips flagged about as often as the threshold says,
 //! shifted ones always), its definition recomputed independently from the per-part
 //! distances, save/load, and the search limits (longest caption, no content word thrice).
-use vidcap::decoder::{Arch, CaptionModel, ClipFeatures, DecoderConfig, SearchOptions};
+use vidcap::decoder::{Arch, CaptionModel, DecoderConfig, SearchOptions};
 use vidcap::familiarity::{
     DEFAULT_MIN_FAMILIARITY, DimLayout, FILE, Familiarity, FamiliarityBuilder,
 };
+use vidcap::features::ClipFeatures;
 use vidcap::text::Vocab;
 
 const LAYOUT: DimLayout = DimLayout {

@@ -2,7 +2,7 @@
 //! scripts/metrics_reference.py in tests/data/metrics/tokenizer_expected.json).
 use std::collections::BTreeMap;
 
-use vidcap::metrics::tokenize::tokenize;
+use vidcap::text::tokenize::tokenize;
 
 /// `VIDCAP_TOKENIZER_EXPECTED=FILE` checks another caption → jar output map instead (for
 /// trying new caption sets; `metrics_reference.py` writes that format).

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
-use vidcap::train::cache::{CacheKey, FeatureCache};
-use vidcap::train::data::{DatasetOptions, load_dataset};
+use vidcap::dataset::{DatasetOptions, load_dataset};
+use vidcap::features::cache::{CacheKey, FeatureCache};
 
 const ENCODER_SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const FRAMES: usize = 4;

@@ -1,6 +1,6 @@
 //! The clips on the page and the annotation file they are saved to.
 //!
-//! The file is vidcap's own JSONL dataset format (see [`crate::train::data`]): one record a
+//! The file is vidcap's own JSONL dataset format (see [`crate::dataset`]): one record a
 //! line, `{"id", "video", "start", "end", "captions", "split"}`, the video path relative to
 //! the file, so `vidcap extract` and `vidcap train` read it as it is. Every save rewrites the
 //! whole file atomically. Records already in the file keep their line, byte for byte, until
@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::dataset::{DatasetOptions, JsonlRecord, Split, load_dataset};
 use crate::pipeline::batch::{collect_inputs, looks_like_video};
-use crate::train::data::{DatasetOptions, JsonlRecord, Split, load_dataset};
 
 /// Share of new clips whose default split is train; val gets as much again as test.
 const TRAIN_SHARE: f64 = 0.8;

@@ -7,12 +7,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::train::{FeatureArgs, FeatureSource, command_line, references};
+use super::train::{FeatureArgs, command_line, references};
 use super::{EXIT_OK, Global};
 use crate::atomic::write_atomic;
+use crate::dataset::Split;
 use crate::decoder::{CaptionModel, SearchOptions};
 use crate::familiarity::{DEFAULT_MIN_FAMILIARITY, Familiarity};
-use crate::train::data::Split;
+use crate::features::FeatureSource;
 
 pub const PREDICTIONS_FILE: &str = "predictions.jsonl";
 pub const METRICS_FILE: &str = "metrics.json";
@@ -68,11 +69,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     let model = CaptionModel::load(&args.model)
         .with_context(|| format!("loading decoder {}", args.model.display()))?;
     // The model knows whether its items carry motion descriptors; the cache must match.
-    let features = FeatureArgs {
-        no_motion: !model.config.motion,
-        ..args.features.clone()
-    };
-    let source = FeatureSource::open(&args.dataset, &features)?;
+    let mut spec = args.features.spec();
+    spec.layout.motion = model.config.motion;
+    let source = FeatureSource::open(&args.dataset, &spec)?;
     if source.key.encoder != model.config.encoder {
         bail!(
             "{} was trained on {} features but --encoder names {}",

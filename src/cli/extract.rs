@@ -6,13 +6,13 @@ use anyhow::bail;
 use serde_json::json;
 
 use super::{EXIT_OK, EXIT_PARTIAL, Global};
+use crate::dataset::{DatasetFormat, DatasetOptions, Split, load_dataset};
 use crate::encoder::{encoder_dir, load_encoder};
-use crate::pipeline::batch::Shard;
-use crate::train::cache::FeatureCache;
-use crate::train::data::{DatasetFormat, DatasetOptions, Split, load_dataset};
-use crate::train::extract::{
+use crate::features::cache::FeatureCache;
+use crate::features::extract::{
     ClipOutcome, ExtractSpec, RunOptions, encoder_weights_sha256, extract_dataset,
 };
+use crate::pipeline::batch::Shard;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

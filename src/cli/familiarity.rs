@@ -6,15 +6,16 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use super::train::{FeatureArgs, FeatureSource};
+use super::train::FeatureArgs;
 use super::{EXIT_OK, Global};
 use crate::atomic::write_atomic;
+use crate::dataset::Split;
 use crate::decoder::CaptionModel;
 use crate::decoder::model::CONFIG_FILE;
 use crate::familiarity::{
     DEFAULT_MIN_FAMILIARITY, DimLayout, FILE, Familiarity, FamiliarityBuilder, longest_caption,
 };
-use crate::train::data::Split;
+use crate::features::FeatureSource;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -85,11 +86,9 @@ fn open(
 ) -> anyhow::Result<(CaptionModel, FeatureSource)> {
     let model = CaptionModel::load(model_dir)
         .with_context(|| format!("{}: cannot load the decoder", model_dir.display()))?;
-    let features = FeatureArgs {
-        no_motion: !model.config.motion,
-        ..features.clone()
-    };
-    let source = FeatureSource::open(dataset, &features)?;
+    let mut spec = features.spec();
+    spec.layout.motion = model.config.motion;
+    let source = FeatureSource::open(dataset, &spec)?;
     if source.key.encoder != model.config.encoder {
         bail!(
             "{} was trained on {} features, the cache holds {}",

@@ -11,15 +11,12 @@ use sha2::{Digest, Sha256};
 
 use super::{EXIT_OK, Global};
 use crate::atomic::write_atomic;
+use crate::dataset::{Clip, DatasetFormat, Split};
 use crate::decoder::model::CONFIG_FILE;
-use crate::decoder::{Arch, CaptionModel, ClipFeatures};
-use crate::encoder::{encoder_dir, load_encoder};
+use crate::decoder::{Arch, CaptionModel};
+use crate::features::source::dataset_dir;
+use crate::features::{FeatureSource, FeatureSpec, GRID_REGIONS, ItemLayout};
 use crate::model_path;
-use crate::train::cache::{
-    CacheKey, CachedExamples, FeatureCache, GRID_REGIONS, describe_uncached,
-    encoder_weights_sha256, split_entries,
-};
-use crate::train::data::{Clip, Dataset, DatasetFormat, DatasetOptions, Split, load_dataset};
 use crate::train::optim::Decay;
 use crate::train::trainer::{
     self, CHECKPOINT_FILE, EpochLog, Examples, LOG_FILE, RunOptions, Signal, StopReason,
@@ -54,6 +51,23 @@ pub struct FeatureArgs {
     /// Annotation format, when the file name does not tell.
     #[arg(long)]
     pub format: Option<DatasetFormat>,
+}
+
+impl FeatureArgs {
+    /// The extraction these flags describe.
+    pub fn spec(&self) -> FeatureSpec {
+        FeatureSpec {
+            cache: self.cache.clone(),
+            encoder: self.encoder.clone(),
+            frames: self.frames as usize,
+            layout: ItemLayout {
+                grid: !self.no_grid,
+                motion: !self.no_motion,
+            },
+            videos: self.videos.clone(),
+            format: self.format,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -228,162 +242,6 @@ pub fn plan(args: &Args, clips: usize, captions: usize) -> Plan {
     }
 }
 
-/// A split's examples, all cached, or an error naming how many are not and how to fix it.
-pub(super) struct LoadedSplit {
-    pub clips: Vec<Clip>,
-    pub features: Vec<ClipFeatures>,
-}
-
-/// Resolves the dataset, cache and key shared by train and eval.
-pub(super) struct FeatureSource {
-    pub dataset: Dataset,
-    pub cache: FeatureCache,
-    pub key: CacheKey,
-    dataset_path: PathBuf,
-    args: FeatureArgs,
-}
-
-impl FeatureSource {
-    pub fn open(dataset_path: &Path, args: &FeatureArgs) -> anyhow::Result<Self> {
-        let opts = DatasetOptions {
-            format: args.format,
-            videos: args.videos.clone(),
-        };
-        let dataset = load_dataset(dataset_path, &opts)?;
-        let cache_dir = match &args.cache {
-            Some(dir) => dir.clone(),
-            None => dataset_dir(dataset_path).join("features"),
-        };
-        if !cache_dir.is_dir() {
-            bail!(
-                "feature cache {} does not exist; fill it with `{}`",
-                cache_dir.display(),
-                extract_command(dataset_path, &cache_dir, args)
-            );
-        }
-        let cache = FeatureCache::open(&cache_dir)?;
-        // Only a directory needs loading to learn the encoder's name; a registry name is it.
-        let model_dir = encoder_dir(&args.encoder)?;
-        let name = if Path::new(&args.encoder).is_dir() {
-            load_encoder(&args.encoder)?.name().to_string()
-        } else {
-            args.encoder.clone()
-        };
-        let sha = encoder_weights_sha256(&model_dir).with_context(|| {
-            format!(
-                "the cache key needs the weights' hash of encoder {}",
-                args.encoder
-            )
-        })?;
-        let key = CacheKey::new(
-            &name,
-            &sha,
-            args.frames as usize,
-            !args.no_grid,
-            !args.no_motion,
-        );
-        Ok(Self {
-            dataset,
-            cache,
-            key,
-            dataset_path: dataset_path.to_path_buf(),
-            args: args.clone(),
-        })
-    }
-
-    /// Every clip of `split` with its cache entries, features read later one clip at a
-    /// time; clips extract skipped (window after the end of the video) are left out and
-    /// counted; an error when any other clip has no valid entry.
-    pub fn entries(&self, split: Split, regions: usize) -> anyhow::Result<(CachedExamples, usize)> {
-        if regions != 1 && regions != self.key.regions {
-            bail!(
-                "the decoder needs {regions} regions per frame but the cache holds {} (extracted {})",
-                self.key.regions,
-                if self.args.no_grid {
-                    "with --no-grid"
-                } else {
-                    "with the grid"
-                }
-            );
-        }
-        let found = split_entries(&self.dataset, &self.cache, &self.key, split);
-        if !found.uncached.is_empty() {
-            bail!(
-                "{} of the {} {split} clips of {} have no valid features in {} (encoder {}, {}, {} regions): {}; run `{}`",
-                found.uncached.len(),
-                found.uncached.len() + found.found.len(),
-                self.dataset_path.display(),
-                self.cache.dir().display(),
-                self.key.encoder,
-                self.key.sampling,
-                self.key.regions,
-                describe_uncached(&found.uncached),
-                extract_command(&self.dataset_path, self.cache.dir(), &self.args)
-            );
-        }
-        if let Some((id, why)) = found.skipped.first() {
-            tracing::warn!(
-                "{}: {} {split} clip(s) skipped, as extract found them unusable, e.g. {id}: {why}",
-                self.dataset_path.display(),
-                found.skipped.len()
-            );
-        }
-        let (clips, files) = found.found.into_iter().unzip();
-        Ok((
-            CachedExamples {
-                clips,
-                files,
-                regions,
-            },
-            found.skipped.len(),
-        ))
-    }
-
-    /// Every usable clip of `split` with its features in memory (evaluation).
-    pub fn load(&self, split: Split, regions: usize) -> anyhow::Result<LoadedSplit> {
-        let (examples, _) = self.entries(split, regions)?;
-        let features = examples.load_all()?;
-        Ok(LoadedSplit {
-            clips: examples.clips,
-            features,
-        })
-    }
-}
-
-fn dataset_dir(dataset: &Path) -> PathBuf {
-    if dataset.is_dir() {
-        dataset.to_path_buf()
-    } else {
-        dataset
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    }
-}
-
-/// The `vidcap extract` command that fills `cache` with the features these flags read.
-fn extract_command(dataset: &Path, cache: &Path, args: &FeatureArgs) -> String {
-    let mut cmd = format!(
-        "vidcap extract {} --out {} --encoder {} --frames {}",
-        dataset.display(),
-        cache.display(),
-        args.encoder,
-        args.frames
-    );
-    if args.no_grid {
-        cmd.push_str(" --no-grid");
-    }
-    if args.no_motion {
-        cmd.push_str(" --no-motion");
-    }
-    if let Some(v) = &args.videos {
-        cmd.push_str(&format!(" --videos {}", v.display()));
-    }
-    if let Some(f) = args.format {
-        cmd.push_str(&format!(" --format {f}"));
-    }
-    cmd
-}
-
 /// References of the clips by id, leaving out clips without captions.
 pub(super) fn references(clips: &[Clip]) -> BTreeMap<String, Vec<String>> {
     clips
@@ -548,7 +406,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     if regions != 1 && regions != GRID_REGIONS {
         bail!("--regions must be 1 or {GRID_REGIONS}, not {regions}");
     }
-    let source = FeatureSource::open(&args.dataset, &args.features)?;
+    let source = FeatureSource::open(&args.dataset, &args.features.spec())?;
     if let Some(c) = &init_cfg {
         ensure!(
             c.encoder == source.key.encoder && c.motion == source.key.motion,

@@ -7,6 +7,6 @@ pub mod model;
 pub mod params;
 pub mod search;
 
-pub use model::{Arch, CaptionModel, ClipFeatures, DecoderConfig};
+pub use model::{Arch, CaptionModel, DecoderConfig};
 pub use params::{Dims, Weights};
 pub use search::{Hypothesis, SearchOptions};

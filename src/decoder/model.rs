@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::io::{read_weights, tensors_to_bytes};
 use super::params::{Dims, Weights};
 use crate::atomic::write_atomic;
+use crate::features::ClipFeatures;
 use crate::text::Vocab;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,21 @@ pub struct DecoderConfig {
 }
 
 impl DecoderConfig {
+    /// Whether `clip` is well formed and shaped like the features this decoder was trained on.
+    pub fn check_clip(&self, clip: &ClipFeatures) -> anyhow::Result<()> {
+        clip.check_shape()?;
+        ensure!(
+            clip.regions == self.regions && clip.dim == self.feat_dim,
+            "clip features are [T, {}, {}] but the decoder was trained on [T, {}, {}] ({})",
+            clip.regions,
+            clip.dim,
+            self.regions,
+            self.feat_dim,
+            self.encoder
+        );
+        Ok(())
+    }
+
     pub fn dims(&self) -> Dims {
         Dims {
             vocab: self.vocab_size,
@@ -82,39 +98,6 @@ impl DecoderConfig {
         ensure!(
             (0.0..1.0).contains(&self.dropout),
             "dropout must be in [0, 1)"
-        );
-        Ok(())
-    }
-}
-
-/// Features of one clip: row-major `[frames, regions, dim]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClipFeatures {
-    pub features: Vec<f32>,
-    pub frames: usize,
-    pub regions: usize,
-    pub dim: usize,
-}
-
-impl ClipFeatures {
-    pub fn check(&self, cfg: &DecoderConfig) -> anyhow::Result<()> {
-        ensure!(
-            self.features.len() == self.frames * self.regions * self.dim,
-            "clip features hold {} values, not frames {} × regions {} × dim {}",
-            self.features.len(),
-            self.frames,
-            self.regions,
-            self.dim
-        );
-        ensure!(self.frames >= 1, "clip has no frames");
-        ensure!(
-            self.regions == cfg.regions && self.dim == cfg.feat_dim,
-            "clip features are [T, {}, {}] but the decoder was trained on [T, {}, {}] ({})",
-            self.regions,
-            self.dim,
-            cfg.regions,
-            cfg.feat_dim,
-            cfg.encoder
         );
         Ok(())
     }
@@ -200,7 +183,7 @@ impl CaptionModel {
     /// motion descriptor when the model uses it).
     pub fn expect_encoder(&self, encoder: &str, dim: usize) -> anyhow::Result<()> {
         let motion = if self.config.motion {
-            crate::video::motion::MOTION_DIM
+            crate::features::MOTION_DIM
         } else {
             0
         };
@@ -213,34 +196,5 @@ impl CaptionModel {
             dim
         );
         Ok(())
-    }
-
-    /// Greedy (beam 1) or beam search for every clip, batched.
-    pub fn caption(
-        &self,
-        clips: &[ClipFeatures],
-        opts: &super::search::SearchOptions,
-    ) -> anyhow::Result<Vec<super::search::Hypothesis>> {
-        self.caption_bounded(clips, opts, 0)
-    }
-
-    /// [`Self::caption`] with no content word more than `max_word_repeats` times (0: no
-    /// limit).
-    pub fn caption_bounded(
-        &self,
-        clips: &[ClipFeatures],
-        opts: &super::search::SearchOptions,
-        max_word_repeats: usize,
-    ) -> anyhow::Result<Vec<super::search::Hypothesis>> {
-        for (i, clip) in clips.iter().enumerate() {
-            clip.check(&self.config)
-                .with_context(|| format!("clip {i}"))?;
-        }
-        Ok(super::search::search_bounded(
-            self,
-            clips,
-            opts,
-            max_word_repeats,
-        ))
     }
 }

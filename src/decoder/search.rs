@@ -7,8 +7,11 @@ use super::bptt::{
 use super::linalg::{
     RowsProduct, View, exp_fast, rows_products, sigmoid_fast, sum_lanes, tanh_fast,
 };
-use super::model::{CaptionModel, ClipFeatures};
+use anyhow::Context;
+
+use super::model::CaptionModel;
 use super::params::{Dims, Weights};
+use crate::features::ClipFeatures;
 use crate::text::vocab::{BOS, EOS, PAD};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -403,6 +406,33 @@ fn top_k(values: &[f32], n: usize) -> Vec<(u32, f32)> {
         best.truncate(n);
     }
     best
+}
+
+impl CaptionModel {
+    /// Greedy (beam 1) or beam search for every clip, batched.
+    pub fn caption(
+        &self,
+        clips: &[ClipFeatures],
+        opts: &SearchOptions,
+    ) -> anyhow::Result<Vec<Hypothesis>> {
+        self.caption_bounded(clips, opts, 0)
+    }
+
+    /// [`Self::caption`] with no content word more than `max_word_repeats` times (0: no
+    /// limit).
+    pub fn caption_bounded(
+        &self,
+        clips: &[ClipFeatures],
+        opts: &SearchOptions,
+        max_word_repeats: usize,
+    ) -> anyhow::Result<Vec<Hypothesis>> {
+        for (i, clip) in clips.iter().enumerate() {
+            self.config
+                .check_clip(clip)
+                .with_context(|| format!("clip {i}"))?;
+        }
+        Ok(search_bounded(self, clips, opts, max_word_repeats))
+    }
 }
 
 #[cfg(test)]

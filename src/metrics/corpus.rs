@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::MetricsError;
-use super::tokenize::tokenize_with;
+use crate::text::tokenize::tokenize_with;
 
 /// Longest n-gram the metrics use (BLEU-4, CIDEr n = 1..4).
 pub const MAX_N: usize = 4;

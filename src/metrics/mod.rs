@@ -2,7 +2,7 @@
 //! and METEOR through the official jar when Java and the jar are present.
 //!
 //! Captions go in raw and are tokenized here exactly as pycocoevalcap's PTBTokenizer does
-//! (see [`tokenize`]); every metric then follows pycocoevalcap's arithmetic, constants
+//! (see [`crate::text::tokenize`]); every metric then follows pycocoevalcap's arithmetic, constants
 //! included, so corpus and per-id numbers agree with it (tests/metrics_parity.rs).
 use std::collections::BTreeMap;
 
@@ -13,7 +13,6 @@ mod cider;
 mod corpus;
 pub mod meteor;
 mod rouge;
-pub mod tokenize;
 
 use corpus::Corpus;
 pub use meteor::MeteorConfig;

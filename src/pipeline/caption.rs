@@ -4,13 +4,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 
 use super::{Segment, Tag, VideoCaptions};
-use crate::decoder::{CaptionModel, ClipFeatures, SearchOptions};
+use crate::decoder::{CaptionModel, SearchOptions};
 use crate::encoder::FrameEncoder;
 use crate::familiarity::Familiarity;
-use crate::train::extract::append_motion;
+use crate::features::ClipFeatures;
+use crate::features::{append_motion, encode_items};
 use crate::video::{self, Frame, Resize, SampleSpec, Sampling};
 
 /// How a video is split into captioned spans.
@@ -186,24 +187,12 @@ impl Captioner {
     /// `classes` is set.
     pub fn encode_window(&self, frames: &[Frame], classes: bool) -> Result<EncodedWindow> {
         let config = &self.model.config;
-        let inputs = frames
-            .iter()
-            .map(|f| self.encoder.preprocess(&f.rgb, f.width, f.height))
-            .collect::<Result<Vec<_>>>()?;
-        let out = self.encoder.forward(&Tensor::stack(&inputs, 0)?)?;
-        let global = out.features.unsqueeze(1)?;
-        let mut items = if config.regions > 1 {
-            let grid = out.grid.with_context(|| {
-                format!("encoder {} gives no spatial grid", self.encoder.name())
-            })?;
-            Tensor::cat(&[&global, &grid], 1)?
+        let out = encode_items(self.encoder.as_ref(), frames, config.regions > 1)?;
+        let items = if config.motion {
+            append_motion(&out.items, frames)?
         } else {
-            global
-        }
-        .to_dtype(DType::F32)?;
-        if config.motion {
-            items = append_motion(&items, frames)?;
-        }
+            out.items
+        };
         let probs = match (classes, out.logits) {
             (true, Some(logits)) => {
                 let (t, n) = logits.dims2()?;
@@ -223,14 +212,8 @@ impl Captioner {
             ),
             (false, _) => None,
         };
-        let (frames, regions, dim) = items.dims3()?;
         Ok(EncodedWindow {
-            clip: ClipFeatures {
-                features: items.flatten_all()?.to_vec1::<f32>()?,
-                frames,
-                regions,
-                dim,
-            },
+            clip: ClipFeatures::from_tensor(&items)?,
             probs,
         })
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::tokenize::tokenize;
+use super::tokenize::tokenize;
 
 pub const PAD: u32 = 0;
 pub const BOS: u32 = 1;

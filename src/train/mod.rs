@@ -1,7 +1,4 @@
-//! Training the caption decoder: datasets → clips, the per-clip feature cache, the optimiser
-//! and schedule, and the BPTT training loop.
-pub mod cache;
-pub mod data;
-pub mod extract;
+//! Training the caption decoder: the optimiser and schedule, and the BPTT training loop over
+//! the clips of a [`crate::dataset`] whose features [`crate::features`] cached.
 pub mod optim;
 pub mod trainer;

@@ -25,7 +25,9 @@ use super::optim::{AdamW, Decay, LrSchedule, clip_grad_norm};
 use crate::atomic::write_atomic;
 use crate::decoder::bptt::{Batch, PassOptions, loss_and_grad, teacher_forced_argmax};
 use crate::decoder::io::{read_tensor, read_weights, tensors_to_bytes};
-use crate::decoder::{Arch, CaptionModel, ClipFeatures, DecoderConfig, SearchOptions, Weights};
+use crate::decoder::{Arch, CaptionModel, DecoderConfig, SearchOptions, Weights};
+use crate::features::ClipFeatures;
+use crate::features::cache::{CachedExamples, read_clip_features};
 use crate::text::Vocab;
 use crate::text::vocab::{EOS, PAD};
 
@@ -52,6 +54,25 @@ pub trait Examples: Sync {
         1
     }
     fn features(&self, i: usize, sampling: usize) -> anyhow::Result<ClipFeatures>;
+}
+
+/// Cached examples, read one clip file at a time.
+impl Examples for CachedExamples {
+    fn len(&self) -> usize {
+        self.clips.len()
+    }
+    fn id(&self, i: usize) -> &str {
+        &self.clips[i].id
+    }
+    fn captions(&self, i: usize) -> &[String] {
+        &self.clips[i].captions
+    }
+    fn samplings(&self, i: usize) -> usize {
+        self.files[i].len()
+    }
+    fn features(&self, i: usize, sampling: usize) -> anyhow::Result<ClipFeatures> {
+        read_clip_features(&self.files[i][sampling], self.regions)
+    }
 }
 
 /// In-memory examples as [`Examples`].
@@ -396,8 +417,8 @@ pub fn train_examples(
             cfg.embed
         );
     }
-    first
-        .check(&model_cfg)
+    model_cfg
+        .check_clip(&first)
         .with_context(|| format!("clip {}", train.id(0)))?;
     // (clip, input tokens, targets), each padded to max_len.
     let pairs: Vec<(usize, Vec<u32>, Vec<u32>)> = (0..train.len())
@@ -412,7 +433,8 @@ pub fn train_examples(
     let val_clips: Vec<ClipFeatures> = (0..val.len())
         .map(|i| {
             let f = val.features(i, 0)?;
-            f.check(&model_cfg)
+            model_cfg
+                .check_clip(&f)
                 .with_context(|| format!("validation clip {}", val.id(i)))?;
             Ok(f)
         })

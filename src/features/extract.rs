@@ -6,15 +6,15 @@
 //! clip's failure is recorded and the others go on.
 
 use anyhow::{Context, bail};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
+use super::assemble::{ItemLayout, encode_clip_frames};
 pub use super::cache::encoder_weights_sha256;
 use super::cache::{CacheKey, FeatureCache};
-use super::data::Clip;
+use crate::dataset::Clip;
 use crate::encoder::FrameEncoder;
-use crate::video::motion::{MOTION_DIM, motion_features};
-use crate::video::{Frame, Resize, SampleSpec, Sampling, VideoError, sample_frames};
+use crate::video::{Resize, SampleSpec, Sampling, VideoError, sample_frames};
 use sha2::{Digest, Sha256};
 
 /// Frames encoded in one forward pass (bounds the memory of long clips).
@@ -33,6 +33,14 @@ pub struct ExtractSpec {
 }
 
 impl ExtractSpec {
+    /// The items each sampled frame becomes.
+    pub fn layout(&self) -> ItemLayout {
+        ItemLayout {
+            grid: self.grid,
+            motion: self.motion,
+        }
+    }
+
     /// The cache key for this spec and encoder; `weights_sha256` identifies its weights.
     pub fn key(&self, encoder: &dyn FrameEncoder, weights_sha256: &str) -> CacheKey {
         CacheKey::new(
@@ -108,53 +116,8 @@ pub fn encode_clip_sampled(
     if frames.is_empty() {
         bail!("{}: no frame decoded", clip.video.display());
     }
-    let mut chunks = Vec::new();
-    for batch in frames.chunks(ENCODE_BATCH) {
-        chunks.push(encode_items(encoder, batch, spec.grid)?);
-    }
-    let mut features = Tensor::cat(&chunks, 0)?;
-    if spec.motion {
-        features = append_motion(&features, &frames)?;
-    }
+    let features = encode_clip_frames(encoder, &frames, spec.layout(), ENCODE_BATCH)?;
     Ok((features, frames.iter().map(|f| f.pts).collect()))
-}
-
-/// Encoded frames as decoder items `[T, R, D]` f32: the pooled vector, and with `grid` the
-/// encoder's 2×2 grid after it (R = 5).
-pub fn encode_items(
-    encoder: &dyn FrameEncoder,
-    frames: &[Frame],
-    grid: bool,
-) -> anyhow::Result<Tensor> {
-    let inputs = frames
-        .iter()
-        .map(|f| encoder.preprocess(&f.rgb, f.width, f.height))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let out = encoder.forward(&Tensor::stack(&inputs, 0)?)?;
-    let global = out.features.unsqueeze(1)?;
-    let items = if grid {
-        let grid = out
-            .grid
-            .with_context(|| format!("encoder {} gives no spatial grid", encoder.name()))?;
-        Tensor::cat(&[&global, &grid], 1)?
-    } else {
-        global
-    };
-    Ok(items.to_dtype(DType::F32)?)
-}
-
-/// `[T, R, D]` items → `[T, R, D + MOTION_DIM]`: every item of frame t ends with frame t's
-/// motion descriptor, so attention over items sees where and when things move.
-pub fn append_motion(items: &Tensor, frames: &[Frame]) -> anyhow::Result<Tensor> {
-    let (t, r, _) = items.dims3()?;
-    anyhow::ensure!(
-        t == frames.len(),
-        "{t} feature rows for {} frames",
-        frames.len()
-    );
-    let motion = Tensor::from_vec(motion_features(frames), (t, 1, MOTION_DIM), items.device())?
-        .broadcast_as((t, r, MOTION_DIM))?;
-    Ok(Tensor::cat(&[items, &motion], 2)?)
 }
 
 /// How an extraction runs.

@@ -18,9 +18,9 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use sha2::{Digest, Sha256};
 
-use super::data::{Clip, Dataset, Split};
-use super::trainer::Examples;
-use crate::decoder::ClipFeatures;
+use super::ClipFeatures;
+use super::{GRID_REGIONS, MOTION_FEATURES};
+use crate::dataset::{Clip, Dataset, Split};
 
 /// Bumped whenever the file layout or the meaning of a metadata key changes.
 pub const CACHE_FORMAT_VERSION: &str = "1";
@@ -43,13 +43,6 @@ pub struct CacheKey {
     /// Whether every item ends with its frame's motion descriptor ([`MOTION_FEATURES`]).
     pub motion: bool,
 }
-
-/// The `motion` metadata of entries whose items end with `video::motion`'s descriptor.
-pub const MOTION_FEATURES: &str = "blocks8x8-v1";
-
-/// Regions per frame when the encoder's 2×2 grid is stored with the global pool:
-/// `[global, top-left, top-right, bottom-left, bottom-right]`.
-pub const GRID_REGIONS: usize = 5;
 
 impl CacheKey {
     /// The one constructor of a key, shared by `vidcap extract` (which writes entries) and
@@ -468,24 +461,6 @@ impl CachedExamples {
             .par_iter()
             .map(|f| read_clip_features(&f[0], self.regions))
             .collect()
-    }
-}
-
-impl Examples for CachedExamples {
-    fn len(&self) -> usize {
-        self.clips.len()
-    }
-    fn id(&self, i: usize) -> &str {
-        &self.clips[i].id
-    }
-    fn captions(&self, i: usize) -> &[String] {
-        &self.clips[i].captions
-    }
-    fn samplings(&self, i: usize) -> usize {
-        self.files[i].len()
-    }
-    fn features(&self, i: usize, sampling: usize) -> anyhow::Result<ClipFeatures> {
-        read_clip_features(&self.files[i][sampling], self.regions)
     }
 }
 
