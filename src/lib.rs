@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod familiarity;
 pub mod features;
+pub mod hash;
 pub mod metrics;
 pub mod model_path;
 pub mod output;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::dataset::{DatasetOptions, JsonlRecord, Split, load_dataset};
+use crate::hash;
 use crate::pipeline::batch::{collect_inputs, looks_like_video};
 
 /// Share of new clips whose default split is train; val gets as much again as test.
@@ -691,17 +692,8 @@ fn unique_id(ids: &mut HashSet<String>, wanted: &str) -> String {
 /// The default split of a new clip: from a hash of the seed and the id, so it does not
 /// depend on the order clips are captioned in.
 pub fn seeded_split(seed: u64, id: &str) -> Split {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for byte in id.bytes() {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    // splitmix64 finaliser: FNV's low bits alone are poorly mixed.
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
+    let basis = hash::FNV_OFFSET ^ seed.wrapping_mul(hash::GOLDEN_GAMMA);
+    let h = hash::splitmix_finish(hash::fnv1a64_from(basis, id.as_bytes()));
     let u = (h >> 11) as f64 / (1u64 << 53) as f64;
     if u < TRAIN_SHARE {
         Split::Train

@@ -206,12 +206,7 @@ impl Shard {
 
     /// Whether `name` (a path as named, or a dataset's clip id) falls in this shard.
     pub fn contains_name(&self, name: &str) -> bool {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in name.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        hash % self.count == self.index
+        crate::hash::fnv1a64(name.as_bytes()) % self.count == self.index
     }
 }
 

@@ -529,7 +529,7 @@ fn draw_shape(shape: &str, variant: u32) -> RgbaImage {
 /// Deterministic value noise in [0, 1] (hash of the lattice point, smooth interpolation).
 fn value_noise(x: f32, y: f32, salt: u64) -> f32 {
     let lattice = |ix: i64, iy: i64| {
-        let h = super::scene::mix64(
+        let h = crate::hash::mix64(
             salt ^ (ix as u64).wrapping_mul(0x9E37_79B9) ^ (iy as u64).wrapping_mul(0x85EB_CA6B),
         );
         (h >> 40) as f32 / (1u64 << 24) as f32
@@ -577,7 +577,7 @@ fn draw_background(name: &str) -> RgbImage {
             }
             "night" => {
                 let star =
-                    super::scene::mix64(salt ^ (x as u64) << 20 ^ y as u64).is_multiple_of(500);
+                    crate::hash::mix64(salt ^ (x as u64) << 20 ^ y as u64).is_multiple_of(500);
                 if star {
                     [250.0, 250.0, 230.0]
                 } else {

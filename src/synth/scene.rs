@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::assets::AssetSet;
+use crate::hash::{fnv1a64, mix64};
 
 /// Frame geometry of every clip in a corpus.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -277,21 +278,6 @@ pub fn colour_rgb(name: &str) -> Option<[u8; 3]> {
     COLOURS.iter().find(|(n, _)| *n == name).map(|&(_, c)| c)
 }
 
-/// SplitMix64 finaliser. Hand-written on purpose: per-clip seeds and the held-out pairs must
-/// stay the same across Rust and crate releases, which std's hashers do not promise.
-pub fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
-    })
-}
-
 /// The random stream of clip `index` of kind `stream` (0: regular, 1: compositional):
 /// independent of thread count and of the other clips.
 pub fn clip_rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
@@ -301,14 +287,19 @@ pub fn clip_rng(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
 /// Held-out (object, scene) pairs: about one in seven. Fixed by the names alone (not by the
 /// seed), so every corpus of a given asset set holds out the same pairs.
 pub fn held_out_scene(category: &str, scene: &str) -> bool {
-    mix64(hash_str(category) ^ hash_str(scene).rotate_left(17) ^ 0x5CE7E).is_multiple_of(7)
+    mix64(fnv1a64(category.as_bytes()) ^ fnv1a64(scene.as_bytes()).rotate_left(17) ^ 0x5CE7E)
+        .is_multiple_of(7)
 }
 
 /// Held-out (object, motion) pairs: about one in six.
 pub fn held_out_motion(category: &str, motion: Motion) -> bool {
     motion != Motion::Still
-        && mix64(hash_str(category) ^ hash_str(motion.name()).rotate_left(29) ^ 0x307105)
-            .is_multiple_of(6)
+        && mix64(
+            fnv1a64(category.as_bytes())
+                ^ fnv1a64(motion.name().as_bytes()).rotate_left(29)
+                ^ 0x307105,
+        )
+        .is_multiple_of(6)
 }
 
 impl ClipParams {

@@ -9,8 +9,7 @@ use ff::sys as ffi;
 use ff::util::frame::video::Video as AvFrame;
 use ffmpeg_next as ff;
 
-use super::sample::Resize;
-use super::{VideoError, VideoInfo, init_ffmpeg};
+use super::{Resize, VideoError, VideoInfo, init_ffmpeg};
 
 /// Packets read without a single decoded frame before we call the file stalled: far more
 /// than any real decoder delay, small enough to end a garbage loop in seconds.

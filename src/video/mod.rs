@@ -19,7 +19,7 @@ mod sample;
 pub mod scene;
 
 pub use decode::probe;
-pub use sample::{Resize, SampleSpec, Sampling, for_each_frame, sample_frames, set_decode_threads};
+pub use sample::{SampleSpec, Sampling, for_each_frame, sample_frames, set_decode_threads};
 
 /// Properties of a file's best video stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -111,4 +111,32 @@ pub fn set_ffmpeg_verbosity(level: u8) {
         2 => Level::Warning,
         _ => Level::Info,
     });
+}
+
+/// Output size of the frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resize {
+    /// Shorter side to N, longer side trunc(N * long / short), as the encoder's reference
+    /// preprocessing.
+    ShortSide(u32),
+    Native,
+}
+
+impl Resize {
+    /// Output size for a `width` x `height` source (rotation does not change the result).
+    pub fn apply(self, width: u32, height: u32) -> (u32, u32) {
+        match self {
+            Resize::Native => (width, height),
+            Resize::ShortSide(n) => {
+                let scale_long = |long: u32, short: u32| {
+                    ((u64::from(n) * u64::from(long)) / u64::from(short)).max(1) as u32
+                };
+                if width <= height {
+                    (n, scale_long(height, width))
+                } else {
+                    (scale_long(width, height), n)
+                }
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use super::decode::{Converter, Source, report_damage};
-use super::{Frame, VideoError, VideoInfo};
+use super::{Frame, Resize, VideoError, VideoInfo};
 
 /// Which timestamps to sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,34 +26,6 @@ pub enum Sampling {
     Fps { fps: f64 },
     /// Every decoded frame with start <= pts < end.
     Every,
-}
-
-/// Output size of the frames.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Resize {
-    /// Shorter side to N, longer side trunc(N * long / short), as the encoder's reference
-    /// preprocessing.
-    ShortSide(u32),
-    Native,
-}
-
-impl Resize {
-    /// Output size for a `width` x `height` source (rotation does not change the result).
-    pub fn apply(self, width: u32, height: u32) -> (u32, u32) {
-        match self {
-            Resize::Native => (width, height),
-            Resize::ShortSide(n) => {
-                let scale_long = |long: u32, short: u32| {
-                    ((u64::from(n) * u64::from(long)) / u64::from(short)).max(1) as u32
-                };
-                if width <= height {
-                    (n, scale_long(height, width))
-                } else {
-                    (scale_long(width, height), n)
-                }
-            }
-        }
-    }
 }
 
 /// What to sample from a video: the timestamps, an optional window (seconds from the
