@@ -51,13 +51,18 @@ pub fn r<T: Real>(x: f64) -> T {
     T::from_f64(x).expect("representable")
 }
 
-/// A row-major matrix view: `rows × cols`, row stride `ld` (>= cols, for column blocks).
+/// A row-major matrix view: `rows × cols` stored with row stride `ld` (>= cols, for column
+/// blocks). [`View::t`] reads the same storage as its transpose, which is how a product
+/// names a transposed operand.
 #[derive(Clone, Copy)]
 pub struct View<'a, T> {
     pub data: &'a [T],
+    /// Rows and columns as stored (before any transposition).
     pub rows: usize,
     pub cols: usize,
     pub ld: usize,
+    /// Read as the transpose of the stored matrix.
+    pub transposed: bool,
 }
 
 impl<'a, T> View<'a, T> {
@@ -68,6 +73,7 @@ impl<'a, T> View<'a, T> {
             rows,
             cols,
             ld: cols,
+            transposed: false,
         }
     }
 
@@ -79,30 +85,49 @@ impl<'a, T> View<'a, T> {
             rows,
             cols,
             ld,
+            transposed: false,
+        }
+    }
+
+    /// The same matrix read transposed (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// (rows, columns) as a product reads it.
+    pub fn shape(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+
+    /// (row stride, column stride) as a product reads it.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (1, self.ld as isize)
+        } else {
+            (self.ld as isize, 1)
         }
     }
 }
 
-/// `dst (m × n, row stride ldd) = [dst +] op(a) · op(b)` where `op` transposes when asked.
-pub fn matmul<T: Real>(
-    dst: &mut [T],
-    ldd: usize,
-    a: View<T>,
-    trans_a: bool,
-    b: View<T>,
-    trans_b: bool,
-    accumulate: bool,
-) {
-    let (m, k) = if trans_a {
-        (a.cols, a.rows)
-    } else {
-        (a.rows, a.cols)
-    };
-    let (kb, n) = if trans_b {
-        (b.cols, b.rows)
-    } else {
-        (b.rows, b.cols)
-    };
+/// Whether a product overwrites its destination or adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    Set,
+    Add,
+}
+
+/// `dst (m × n, row stride ldd) = a · b` or `dst += a · b`, each operand read as its view
+/// says (`x.t()` for a transpose).
+pub fn matmul<T: Real>(dst: &mut [T], ldd: usize, a: View<T>, b: View<T>, update: Update) {
+    let ((m, k), (kb, n)) = (a.shape(), b.shape());
+    let accumulate = update == Update::Add;
     assert_eq!(k, kb, "inner dimensions differ");
     if m == 0 || n == 0 {
         return;
@@ -119,27 +144,20 @@ pub fn matmul<T: Real>(
         }
         return;
     }
-    if !trans_a && trans_b && m <= SMALL_ROWS {
-        T::few_rows_times_transposed(dst, ldd, a, b, accumulate);
+    if !a.transposed && b.transposed && m <= SMALL_ROWS {
+        T::few_rows_times_transposed(dst, ldd, a, b.t(), accumulate);
         return;
     }
-    // (row stride, column stride) of op(x).
-    let strides = |v: &View<T>, t: bool| -> (isize, isize) {
-        if t {
-            (1, v.ld as isize)
-        } else {
-            (v.ld as isize, 1)
-        }
-    };
-    let (a_rs, a_cs) = strides(&a, trans_a);
-    let (b_rs, b_cs) = strides(&b, trans_b);
+    let (a_rs, a_cs) = a.strides();
+    let (b_rs, b_cs) = b.strides();
     // Threads only pay off for products big enough to split.
     let par = if m * n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
         Parallelism::Rayon(rayon::current_num_threads())
     } else {
         Parallelism::None
     };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices.
+    // SAFETY: View's constructors and the asserts above keep every index the strides reach
+    // inside the slices.
     unsafe {
         gemm::gemm(
             m,
@@ -293,6 +311,10 @@ pub fn rows_products(products: &mut [RowsProduct]) {
     let mut bytes = 0;
     for (p, prod) in products.iter_mut().enumerate() {
         let (m, n, k) = (prod.x.rows, prod.w.rows, prod.x.cols);
+        assert!(
+            !prod.x.transposed && !prod.w.transposed,
+            "rows of x times rows of w"
+        );
         assert_eq!(k, prod.w.cols, "inner dimensions differ");
         assert!(prod.dst.len() >= m * n, "destination too small");
         assert!(prod.bias.is_none_or(|b| b.len() >= n), "bias too short");
@@ -309,7 +331,7 @@ pub fn rows_products(products: &mut [RowsProduct]) {
                     (None, false) => row.fill(0.0),
                 }
             }
-            matmul(dst, n, prod.x, false, prod.w, true, true);
+            matmul(dst, n, prod.x, prod.w.t(), Update::Add);
             continue;
         }
         bytes += n * k * 4;
