@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::linalg::{Real, Update, View, add_row_sums, matmul, r, sigmoid};
+use super::linalg::{Real, Update, View, add_row_sums, dot, matmul, r, sigmoid};
 use super::params::{Dims, Weights};
 use crate::text::vocab::PAD;
 
@@ -276,6 +276,11 @@ struct Memory<T> {
     fprime: Vec<T>,
     /// `W_f f' + b_f`, `[items, att]`.
     keys: Vec<T>,
+    /// `W_ih[:, ctx] · f'` of every item, `[items, 3H]`: the context's share of a step's
+    /// input gates is `Σ alpha_i` of these rows, so the context block of `W_ih` meets the
+    /// items once per batch in one large product instead of once per step in a 32-row one
+    /// (and its backward is `dalpha_i = gates_i · dgi`, with no per-step product at all).
+    gates: Vec<T>,
 }
 
 impl<T: Real> Memory<T> {
@@ -284,6 +289,7 @@ impl<T: Real> Memory<T> {
             offsets: vec![0],
             fprime: vec![],
             keys: vec![],
+            gates: vec![],
         };
         if d.attention {
             for items in clips {
@@ -292,6 +298,15 @@ impl<T: Real> Memory<T> {
                 m.keys.extend(k);
                 m.offsets.push(m.fprime.len() / d.feat);
             }
+            let (h3, n) = (3 * d.hidden, m.items());
+            m.gates = vec![T::zero(); n * h3];
+            matmul(
+                &mut m.gates,
+                h3,
+                View::new(&m.fprime, n, d.feat),
+                View::columns(&w.w_ih, h3, d.gru_input(), d.embed, d.feat).t(),
+                Update::Set,
+            );
         }
         m
     }
@@ -315,7 +330,7 @@ pub struct Tape<T> {
     mean: Vec<T>,
     /// `hs[0]` = h0, `hs[t + 1]` the state after step t, each `[B, H]`.
     hs: Vec<T>,
-    /// GRU inputs `[rows, embed (+ feat)]`: the (dropped-out) embedding and the context.
+    /// The (dropped-out) word embedding of every row, `[rows, embed]`.
     x: Vec<T>,
     mem: Memory<T>,
     /// Per step and item: `tanh(key + W_hid h)` `[len · items, att]` and the weights `alpha`.
@@ -359,9 +374,9 @@ pub fn forward<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassO
     let mut hs = vec![T::zero(); (len + 1) * bsz * h];
     initial_state(w, d, &mean, &mut hs[..bsz * h]);
 
-    let mut x = vec![T::zero(); rows * inp];
+    let mut x = vec![T::zero(); rows * e];
     for (row, &tok) in tokens.iter().enumerate() {
-        let dst = &mut x[row * inp..row * inp + e];
+        let dst = &mut x[row * e..(row + 1) * e];
         dst.copy_from_slice(&w.embed[tok * e..][..e]);
         if let Some(m) = &emb_mask {
             dst.iter_mut()
@@ -377,7 +392,7 @@ pub fn forward<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassO
     matmul(
         &mut gi,
         h3,
-        View::columns(&x, rows, inp, 0, e),
+        View::new(&x, rows, e),
         View::columns(&w.w_ih, h3, inp, 0, e).t(),
         Update::Add,
     );
@@ -430,18 +445,10 @@ fn initial_state<T: Real>(w: &Weights<T>, d: &Dims, mean: &[T], h0: &mut [T]) {
 }
 
 impl<T: Real> Tape<T> {
-    /// Forward step `t`: attention of the state before it (writes the context into `x` and
-    /// its share of the input gates into `gi`, `[rows, 3H]`), then the GRU cell.
+    /// Forward step `t`: attention of the state before it (adds the context's share of the
+    /// input gates into `gi`, `[rows, 3H]`), then the GRU cell.
     fn step(&mut self, w: &Weights<T>, d: &Dims, t: usize, gi: &mut [T]) {
-        let (bsz, h, e, fd, a, inp, h3) = (
-            self.bsz,
-            d.hidden,
-            d.embed,
-            d.feat,
-            d.att,
-            d.gru_input(),
-            3 * d.hidden,
-        );
+        let (bsz, h, a, h3) = (self.bsz, d.hidden, d.att, 3 * d.hidden);
         let (done, rest) = self.hs.split_at_mut((t + 1) * bsz * h);
         let h_prev = &done[t * bsz * h..];
         let h_next = &mut rest[..bsz * h];
@@ -462,27 +469,25 @@ impl<T: Real> Tape<T> {
             split_by_offsets(pre_t, &mem.offsets, a)
                 .into_par_iter()
                 .zip(split_by_offsets(alpha_t, &mem.offsets, 1))
-                .zip(self.x[step.start * inp..step.end * inp].par_chunks_mut(inp))
+                .zip(gi[step.start * h3..step.end * h3].par_chunks_mut(h3))
                 .enumerate()
-                .for_each(|(b, ((pre_b, alpha_b), x_row))| {
+                .for_each(|(b, ((pre_b, alpha_b), gi_row))| {
                     let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
-                    attend(
+                    attention_weights(
                         &mem.keys[lo * a..hi * a],
-                        &mem.fprime[lo * fd..hi * fd],
                         &hp[b * a..(b + 1) * a],
                         &w.att_v,
                         pre_b,
                         alpha_b,
-                        &mut x_row[e..],
                     );
+                    for (gates, &al) in mem.gates[lo * h3..hi * h3].chunks_exact(h3).zip(&*alpha_b)
+                    {
+                        gi_row
+                            .iter_mut()
+                            .zip(gates)
+                            .for_each(|(g, x)| *g += al * *x);
+                    }
                 });
-            matmul(
-                &mut gi[step.start * h3..step.end * h3],
-                h3,
-                View::columns(&self.x[step.start * inp..], bsz, inp, e, fd),
-                View::columns(&w.w_ih, h3, inp, e, fd).t(),
-                Update::Add,
-            );
         }
         let gh = hidden_gates(w, h, h_prev, bsz);
         let rows_t = step.start * h..step.end * h;
@@ -584,7 +589,8 @@ impl<T: Real> Tape<T> {
         let mut dgh = vec![T::zero(); rows * h3];
         let mut dhp = vec![T::zero(); if d.attention { rows * a } else { 0 }];
         let mut dkeys = vec![T::zero(); items * a];
-        let mut dfprime = vec![T::zero(); items * d.feat];
+        // d loss / d mem.gates: Σ over steps of alpha · dgi.
+        let mut dgates = vec![T::zero(); items * h3];
         let mut dh = vec![T::zero(); bsz * h];
         for t in (0..len).rev() {
             let rows_t = t * bsz..(t + 1) * bsz;
@@ -604,7 +610,7 @@ impl<T: Real> Tape<T> {
                     t,
                     &dgi[rows_t.start * h3..rows_t.end * h3],
                     &mut dkeys,
-                    &mut dfprime,
+                    &mut dgates,
                     dhp_t,
                     &mut g.att_v,
                 );
@@ -641,13 +647,13 @@ impl<T: Real> Tape<T> {
             &mut g.w_ih,
             inp,
             View::new(&dgi, rows, h3).t(),
-            View::new(&self.x, rows, inp),
+            View::new(&self.x, rows, d.embed),
             Update::Set,
         );
         add_row_sums(&mut g.b_ih, &dgi, h3);
         self.embedding_backward(w, d, &dgi, g);
         if d.attention {
-            self.memory_backward(w, d, &dkeys, &mut dfprime, g);
+            self.memory_backward(w, d, &dkeys, &dgates, g);
         }
         self.initial_state_backward(d, &dh, g);
     }
@@ -729,7 +735,7 @@ impl<T: Real> Tape<T> {
     }
 
     /// Backward of the attention at step `t` given the step's input-gate gradients
-    /// `dgi_t` (`[B, 3H]`): accumulates key, item and `v` gradients, writes the query
+    /// `dgi_t` (`[B, 3H]`): accumulates key, item-gate and `v` gradients, writes the query
     /// gradients `dhp_t` (`[B, att]`).
     #[allow(clippy::too_many_arguments)]
     fn attention_backward(
@@ -739,44 +745,29 @@ impl<T: Real> Tape<T> {
         t: usize,
         dgi_t: &[T],
         dkeys: &mut [T],
-        dfprime: &mut [T],
+        dgates: &mut [T],
         dhp_t: &mut [T],
         dv: &mut [T],
     ) {
-        let (bsz, fd, a, e, inp, h3) = (
-            self.bsz,
-            d.feat,
-            d.att,
-            d.embed,
-            d.gru_input(),
-            3 * d.hidden,
-        );
+        let (a, h3) = (d.att, 3 * d.hidden);
         let (mem, items) = (&self.mem, self.mem.items());
-        let mut dctx = vec![T::zero(); bsz * fd];
-        matmul(
-            &mut dctx,
-            fd,
-            View::new(dgi_t, bsz, h3),
-            View::columns(&w.w_ih, h3, inp, e, fd),
-            Update::Set,
-        );
         let pre_t = &self.pre[t * items * a..(t + 1) * items * a];
         let alpha_t = &self.alpha[t * items..(t + 1) * items];
         let dv_clips: Vec<Vec<T>> = split_by_offsets(dkeys, &mem.offsets, a)
             .into_par_iter()
-            .zip(split_by_offsets(dfprime, &mem.offsets, fd))
+            .zip(split_by_offsets(dgates, &mem.offsets, h3))
             .zip(dhp_t.par_chunks_mut(a))
             .enumerate()
-            .map(|(b, ((dk, dfp), dhp_b))| {
+            .map(|(b, ((dk, dg), dhp_b))| {
                 let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
                 attend_backward(
-                    &dctx[b * fd..(b + 1) * fd],
-                    &mem.fprime[lo * fd..hi * fd],
+                    &dgi_t[b * h3..(b + 1) * h3],
+                    &mem.gates[lo * h3..hi * h3],
                     &pre_t[lo * a..hi * a],
                     &alpha_t[lo..hi],
                     &w.att_v,
                     dk,
-                    dfp,
+                    dg,
                     dhp_b,
                 )
             })
@@ -811,28 +802,46 @@ impl<T: Real> Tape<T> {
         }
     }
 
-    /// Gradients of the key layer and the region embedding, given the key gradients and
-    /// the direct item gradients `dfprime` (to which the keys' share is added).
+    /// Gradients of the key layer, of the context block of `W_ih` and of the region
+    /// embedding, given the key and item-gate gradients.
     fn memory_backward(
         &self,
         w: &Weights<T>,
         d: &Dims,
         dkeys: &[T],
-        dfprime: &mut [T],
+        dgates: &[T],
         g: &mut Weights<T>,
     ) {
-        let (fd, a, mem) = (d.feat, d.att, &self.mem);
+        let (fd, a, e, inp, h3, mem) = (
+            d.feat,
+            d.att,
+            d.embed,
+            d.gru_input(),
+            3 * d.hidden,
+            &self.mem,
+        );
         let items = mem.items();
+        let fprime = View::new(&mem.fprime, items, fd);
         matmul(
             &mut g.att_w_feat,
             fd,
             View::new(dkeys, items, a).t(),
-            View::new(&mem.fprime, items, fd),
+            fprime,
             Update::Set,
         );
         add_row_sums(&mut g.att_b_feat, dkeys, a);
+        let dgates = View::new(dgates, items, h3);
+        matmul(&mut g.w_ih[e..], inp, dgates.t(), fprime, Update::Set);
+        let mut dfprime = vec![T::zero(); items * fd];
         matmul(
-            dfprime,
+            &mut dfprime,
+            fd,
+            dgates,
+            View::columns(&w.w_ih, h3, inp, e, fd),
+            Update::Set,
+        );
+        matmul(
+            &mut dfprime,
             fd,
             View::new(dkeys, items, a),
             View::new(&w.att_w_feat, a, fd),
@@ -869,24 +878,23 @@ impl<T: Real> Tape<T> {
     }
 }
 
-/// Backward of `attend` for one clip and step: accumulates into the clip's key and item
-/// gradients, writes the query gradient `dhp`, returns this clip's gradient of `v`.
+/// Backward of the attention of one clip and step, given the gradient `dgi` of the step's
+/// input gates, whose context share is `Σ alpha_i gates_i`: accumulates into the clip's key
+/// and item-gate gradients, writes the query gradient `dhp`, returns this clip's gradient
+/// of `v`.
 #[allow(clippy::too_many_arguments)]
 fn attend_backward<T: Real>(
-    dctx: &[T],
-    fprime: &[T],
+    dgi: &[T],
+    gates: &[T],
     pre: &[T],
     alpha: &[T],
     v: &[T],
     dkeys: &mut [T],
-    dfprime: &mut [T],
+    dgates: &mut [T],
     dhp: &mut [T],
 ) -> Vec<T> {
-    let (a, fd) = (v.len(), dctx.len());
-    let dalpha: Vec<T> = fprime
-        .chunks_exact(fd)
-        .map(|f| f.iter().zip(dctx).map(|(x, y)| *x * *y).sum())
-        .collect();
+    let (a, h3) = (v.len(), dgi.len());
+    let dalpha: Vec<T> = gates.chunks_exact(h3).map(|g| dot(g, dgi)).collect();
     let s: T = alpha.iter().zip(&dalpha).map(|(al, da)| *al * *da).sum();
     let mut dv = vec![T::zero(); a];
     for (i, &al) in alpha.iter().enumerate() {
@@ -898,10 +906,10 @@ fn attend_backward<T: Real>(
             dkeys[i * a + j] += du;
             dhp[j] += du;
         }
-        dfprime[i * fd..(i + 1) * fd]
+        dgates[i * h3..(i + 1) * h3]
             .iter_mut()
-            .zip(dctx)
-            .for_each(|(df, c)| *df += al * *c);
+            .zip(dgi)
+            .for_each(|(dg, x)| *dg += al * *x);
     }
     dv
 }
