@@ -12,7 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::linalg::{Real, Update, View, add_row_sums, dot, matmul, r, sigmoid};
+use super::linalg::{
+    Real, Update, View, add_row_sums, dot, matmul, r, sigmoid, sigmoid_act, sum_lanes,
+};
 use super::params::{Dims, Weights};
 use crate::text::vocab::PAD;
 
@@ -473,12 +475,14 @@ impl<T: Real> Tape<T> {
                 .enumerate()
                 .for_each(|(b, ((pre_b, alpha_b), gi_row))| {
                     let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
-                    attention_weights(
+                    attention_weights_with(
                         &mem.keys[lo * a..hi * a],
                         &hp[b * a..(b + 1) * a],
                         &w.att_v,
                         pre_b,
                         alpha_b,
+                        T::tanh_act,
+                        T::exp_act,
                     );
                     for (gates, &al) in mem.gates[lo * h3..hi * h3].chunks_exact(h3).zip(&*alpha_b)
                     {
@@ -501,7 +505,7 @@ impl<T: Real> Tape<T> {
             .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| {
                 let row = t * bsz + b;
                 ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
-                gru_cell(
+                gru_cell_with(
                     &gi[row * h3..(row + 1) * h3],
                     &gh[b * h3..(b + 1) * h3],
                     &h_prev[b * h..(b + 1) * h],
@@ -509,6 +513,8 @@ impl<T: Real> Tape<T> {
                     z_b,
                     n_b,
                     h_out,
+                    sigmoid_act,
+                    T::tanh_act,
                 );
             });
     }
@@ -554,17 +560,16 @@ impl<T: Real> Tape<T> {
                         (max, best) = (x, i as u32);
                     }
                 }
-                let mut sum = T::zero();
-                let mut mean_logit = T::zero();
-                for x in z.iter() {
-                    sum += (*x - max).exp();
-                    mean_logit += *x;
-                }
+                let mean_logit = sum_lanes(z) * inv_v;
+                let zy = z[y as usize];
+                // z becomes e^(z - max); softmax = that / its sum, so one exp per logit.
+                z.iter_mut().for_each(|x| *x = (*x - max).exp_act());
+                let sum = sum_lanes(z);
                 let lse = max + sum.ln();
-                mean_logit = mean_logit * inv_v;
-                let row_loss = -(T::one() - eps) * (z[y as usize] - lse) - eps * (mean_logit - lse);
+                let row_loss = -(T::one() - eps) * (zy - lse) - eps * (mean_logit - lse);
+                let (inv_sum, smooth) = (T::one() / sum, eps * inv_v);
                 for x in z.iter_mut() {
-                    *x = ((*x - lse).exp() - eps * inv_v) * inv_count;
+                    *x = (*x * inv_sum - smooth) * inv_count;
                 }
                 z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
                 (row_loss, best)
