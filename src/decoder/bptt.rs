@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::linalg::{
-    Real, Update, View, add_row_sums, dot, matmul, r, sigmoid, sigmoid_act, sum_lanes,
+    Real, StepWeight, Update, View, add_row_sums, dot, matmul, r, sigmoid, sigmoid_act, sum_lanes,
 };
 use super::params::{Dims, Weights};
 use crate::text::vocab::PAD;
@@ -422,11 +422,42 @@ pub fn forward<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassO
         dlogits: vec![],
         argmax: vec![],
     };
+    let recurrent = Recurrent::forward(w, d);
     for t in 0..len {
-        tape.step(w, d, t, &mut gi);
+        tape.step(w, d, t, &recurrent, &mut gi);
     }
     tape.project_and_loss(w, d, &targets, opts);
     tape
+}
+
+/// The weights of the products at every step, packed once per pass (`StepWeight`).
+struct Recurrent<'a, T> {
+    /// `W_hhᵀ` with `b_hh` (forward) or `W_hh` (backward).
+    w_hh: StepWeight<'a, T>,
+    /// `W_hidᵀ` (forward) or `W_hid` (backward), with attention.
+    att_hid: Option<StepWeight<'a, T>>,
+}
+
+impl<'a, T: Real> Recurrent<'a, T> {
+    fn forward(w: &'a Weights<T>, d: &Dims) -> Self {
+        let (h, a) = (d.hidden, d.att);
+        Self {
+            w_hh: StepWeight::new(View::new(&w.w_hh, 3 * h, h).t(), Some(&w.b_hh)),
+            att_hid: d
+                .attention
+                .then(|| StepWeight::new(View::new(&w.att_w_hid, a, h).t(), None)),
+        }
+    }
+
+    fn backward(w: &'a Weights<T>, d: &Dims) -> Self {
+        let (h, a) = (d.hidden, d.att);
+        Self {
+            w_hh: StepWeight::new(View::new(&w.w_hh, 3 * h, h), None),
+            att_hid: d
+                .attention
+                .then(|| StepWeight::new(View::new(&w.att_w_hid, a, h), None)),
+        }
+    }
 }
 
 /// `h0 = tanh(W_init · mean + b_init)` of every clip into `h0` (`[B, H]`).
@@ -449,7 +480,7 @@ fn initial_state<T: Real>(w: &Weights<T>, d: &Dims, mean: &[T], h0: &mut [T]) {
 impl<T: Real> Tape<T> {
     /// Forward step `t`: attention of the state before it (adds the context's share of the
     /// input gates into `gi`, `[rows, 3H]`), then the GRU cell.
-    fn step(&mut self, w: &Weights<T>, d: &Dims, t: usize, gi: &mut [T]) {
+    fn step(&mut self, w: &Weights<T>, d: &Dims, t: usize, rec: &Recurrent<T>, gi: &mut [T]) {
         let (bsz, h, a, h3) = (self.bsz, d.hidden, d.att, 3 * d.hidden);
         let (done, rest) = self.hs.split_at_mut((t + 1) * bsz * h);
         let h_prev = &done[t * bsz * h..];
@@ -459,11 +490,9 @@ impl<T: Real> Tape<T> {
             let mem = &self.mem;
             let items = mem.items();
             let mut hp = vec![T::zero(); bsz * a];
-            matmul(
+            rec.att_hid.as_ref().expect("attention").product(
                 &mut hp,
-                a,
                 View::new(h_prev, bsz, h),
-                View::new(&w.att_w_hid, a, h).t(),
                 Update::Set,
             );
             let pre_t = &mut self.pre[t * items * a..(t + 1) * items * a];
@@ -493,7 +522,9 @@ impl<T: Real> Tape<T> {
                     }
                 });
         }
-        let gh = hidden_gates(w, h, h_prev, bsz);
+        let mut gh = vec![T::zero(); bsz * h3];
+        rec.w_hh
+            .product(&mut gh, View::new(h_prev, bsz, h), Update::Set);
         let rows_t = step.start * h..step.end * h;
         h_next
             .par_chunks_mut(h)
@@ -597,14 +628,13 @@ impl<T: Real> Tape<T> {
         // d loss / d mem.gates: Σ over steps of alpha · dgi.
         let mut dgates = vec![T::zero(); items * h3];
         let mut dh = vec![T::zero(); bsz * h];
+        let recurrent = Recurrent::backward(w, d);
         for t in (0..len).rev() {
             let rows_t = t * bsz..(t + 1) * bsz;
             let mut dh_prev = self.gru_backward(d, t, &dh, &dh_out, &mut dgi, &mut dgh);
-            matmul(
+            recurrent.w_hh.product(
                 &mut dh_prev,
-                h,
                 View::new(&dgh[rows_t.start * h3..rows_t.end * h3], bsz, h3),
-                View::new(&w.w_hh, h3, h),
                 Update::Add,
             );
             if d.attention {
@@ -619,11 +649,9 @@ impl<T: Real> Tape<T> {
                     dhp_t,
                     &mut g.att_v,
                 );
-                matmul(
+                recurrent.att_hid.as_ref().expect("attention").product(
                     &mut dh_prev,
-                    h,
                     View::new(dhp_t, bsz, a),
-                    View::new(&w.att_w_hid, a, h),
                     Update::Add,
                 );
             }
