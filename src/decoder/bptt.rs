@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::linalg::{
-    Real, StepWeight, Update, View, add_row_sums, dot, matmul, r, sigmoid, sigmoid_act, sum_lanes,
+    Real, StepWeight, Update, View, add_row_sums, dot, matmul, max_lanes, r, sigmoid, sigmoid_act,
+    sum_lanes,
 };
 use super::params::{Dims, Weights};
 use crate::text::vocab::PAD;
@@ -585,12 +586,9 @@ impl<T: Real> Tape<T> {
                     z.fill(T::zero());
                     return (T::zero(), PAD);
                 }
-                let (mut max, mut best) = (T::neg_infinity(), 0);
-                for (i, &x) in z.iter().enumerate() {
-                    if x > max {
-                        (max, best) = (x, i as u32);
-                    }
-                }
+                let max = max_lanes(z);
+                // The first index of the maximum, as a strict `>` scan finds it.
+                let best = z.iter().position(|&x| x == max).unwrap_or(0) as u32;
                 let mean_logit = sum_lanes(z) * inv_v;
                 let zy = z[y as usize];
                 // z becomes e^(z - max); softmax = that / its sum, so one exp per logit.

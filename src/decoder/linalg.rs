@@ -423,6 +423,24 @@ pub fn sum_lanes<T: Real>(x: &[T]) -> T {
     acc.iter().fold(rest, |t, &v| t + v)
 }
 
+/// Largest element (−∞ for none) with 16 running maxima, which vectorises where one
+/// running maximum does not. NaNs are skipped, as `Float::max` does.
+pub fn max_lanes<T: Real>(x: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut acc = [T::neg_infinity(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(T::neg_infinity(), |m, &v| m.max(v));
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    acc.iter().fold(rest, |m, &v| m.max(v))
+}
+
 /// `1 / (1 + e^-x)` through [`Real::exp_act`].
 #[inline(always)]
 pub fn sigmoid_act<T: Real>(x: T) -> T {
