@@ -93,7 +93,8 @@ impl Real for f32 {
         let panels = p.panel_count();
         let tasks: Vec<usize> = (0..panels).step_by(2).collect();
         let run = |&p0: &usize| {
-            let out = out;
+            // The whole SendPtr, not its field, is what the closure may share.
+            let base = out;
             // SAFETY: AVX-512F was checked; `a` holds `m` rows of stride `ld` >= k and `dst`
             // `m` rows of `n` (asserted above); tasks own disjoint panels (column blocks).
             unsafe {
@@ -106,7 +107,7 @@ impl Real for f32 {
                     m,
                     p0,
                     (p0 + 2).min(panels),
-                    out.0,
+                    base.0,
                 )
             }
         };
@@ -629,14 +630,21 @@ unsafe fn rows_dot_portable(
 /// `out` must be valid for reads and writes.
 #[inline(always)]
 unsafe fn store(out: *mut f32, v: f32, accumulate: bool) {
+    // SAFETY: this function's contract.
     unsafe { *out = if accumulate { *out + v } else { v } };
 }
 
 /// Lane sums and partial loads, which the GEMV needs beyond the encoder's [`Simd`].
 trait SimdDot: Simd {
     /// Sum of the lanes.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set of `Self`.
     unsafe fn sum(v: Self::V) -> f32;
     /// `p[0..n]` for `n < LANES`, zeros in the other lanes.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set of `Self`; `p` is valid for reads of `n` floats.
     unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
 }
 
@@ -654,6 +662,8 @@ mod x86_dot {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
+            // SAFETY: the mask enables lanes `0..n` only, which the contract makes readable;
+            // masked-off lanes are not accessed.
             unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p) }
         }
     }
@@ -671,6 +681,7 @@ mod x86_dot {
         unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            // SAFETY: as for AVX-512: only lanes `0..n` are loaded.
             unsafe { _mm256_maskload_ps(p, mask) }
         }
     }
@@ -737,6 +748,9 @@ unsafe fn rows_dot_simd<S: SimdDot>(
 }
 
 /// Dot products of rows `0..R` of `x` (row stride `ldx`) with rows `j..j + C` of `w`.
+///
+/// # Safety
+/// The CPU has the instruction set of `S`. (Row bounds are checked by the slicing below.)
 #[inline(always)]
 unsafe fn dot_block<S: SimdDot, const R: usize, const C: usize>(
     x: &[f32],
@@ -750,6 +764,9 @@ unsafe fn dot_block<S: SimdDot, const R: usize, const C: usize>(
     let full = k - k % lanes;
     let xp: [*const f32; R] = std::array::from_fn(|r| x[r * ldx..][..k].as_ptr());
     let wp: [*const f32; C] = std::array::from_fn(|c| w[(j + c) * ldw..][..k].as_ptr());
+    // SAFETY: every pointer starts a row of `k` floats (the slicing above checked it); full
+    // loads stay below `full <= k`, the partial load reads `k - full` floats; the CPU
+    // feature is the caller's contract.
     unsafe {
         let mut acc = [[S::splat(0.0); C]; R];
         let mut kk = 0;
@@ -895,15 +912,17 @@ mod tests {
         ] {
             let wdata: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();
             // Stored `[n, k]` and read transposed, or stored `[k, n]`.
-            let (b, wkn): (View<f32>, Box<dyn Fn(usize, usize) -> f32>) = if transposed {
-                let w = &wdata;
-                (
-                    View::new(&wdata, n, k).t(),
-                    Box::new(move |r, c| w[c * k + r]),
-                )
+            let b = if transposed {
+                View::new(&wdata, n, k).t()
             } else {
-                let w = &wdata;
-                (View::new(&wdata, k, n), Box::new(move |r, c| w[r * n + c]))
+                View::new(&wdata, k, n)
+            };
+            let wkn = |r: usize, c: usize| {
+                if transposed {
+                    wdata[c * k + r]
+                } else {
+                    wdata[r * n + c]
+                }
             };
             let x: Vec<f32> = (0..m * lda).map(|i| val(i + 1)).collect();
             let bias: Vec<f32> = (0..n).map(|i| val(i + 9)).collect();
