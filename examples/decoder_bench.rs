@@ -2,14 +2,15 @@
 //! scripts/bench_decoder.sh, which alternates this with the PyTorch peer).
 //!
 //! Train: one step = forward over all B·T positions, masked cross-entropy, BPTT,
-//! grad-norm clip 5.0, Adam (lr 1e-3, no weight decay); tokens/s = B·T / median step time.
+//! grad-norm clip 5.0, Adam (lr 1e-3, no weight decay); tokens/s = B·T / median step time,
+//! and the median of each phase (forward, backward, clip, Adam) as a diagnostic line.
 //! Infer (`--infer`): greedy 20 tokens for one clip (no stop at `<eos>`), initial state
 //! included; ms per caption, median.
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vidcap::decoder::bptt::{Batch, PassOptions, loss_and_grad};
+use vidcap::decoder::bptt::{Batch, PassOptions, forward};
 use vidcap::decoder::params::{Dims, Weights};
 use vidcap::decoder::search::{ClipMemory, step};
 use vidcap::train::optim::{AdamW, clip_grad_norm};
@@ -133,6 +134,8 @@ fn main() {
     let mut opt = AdamW::new(&d, 0.0);
     let mut g = Weights::zeros(&d);
     let (mut times, mut losses) = (vec![], vec![]);
+    // Per phase: forward, backward, clip, Adam (seconds).
+    let mut phases: [Vec<f64>; 4] = Default::default();
     for i in 0..warmup + steps {
         let (clips, tin, tgt) = &pool[i % pool.len()];
         let t0 = Instant::now();
@@ -146,11 +149,23 @@ fn main() {
             all_positions,
             ..Default::default()
         };
-        let loss = loss_and_grad(&w, &d, &batch, &opts, Some(&mut g));
+        let tape = forward(&w, &d, &batch, &opts);
+        let loss = tape.loss;
+        let t1 = Instant::now();
+        tape.backward(&w, &d, &mut g);
+        let t2 = Instant::now();
         clip_grad_norm(&mut g, 5.0);
+        let t3 = Instant::now();
         opt.step(&mut w, &g, 1e-3);
+        let t4 = Instant::now();
         if i >= warmup {
-            times.push(t0.elapsed().as_secs_f64());
+            times.push((t4 - t0).as_secs_f64());
+            for (p, (a, b)) in phases
+                .iter_mut()
+                .zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)])
+            {
+                p.push((b - a).as_secs_f64());
+            }
         }
         losses.push(loss);
     }
@@ -163,4 +178,6 @@ fn main() {
         if all_positions { "all" } else { "targets" }
     );
     println!("#   loss {:.4} -> {:.4}", losses[0], losses.last().unwrap());
+    let [f, b, c, a] = phases.map(|p| median(p) * 1e3);
+    println!("#   median ms: forward {f:.2}, backward {b:.2}, clip {c:.2}, adam {a:.2}");
 }

@@ -119,7 +119,7 @@ fn model_directory_round_trips_and_rejects_mismatches() {
 
 #[test]
 fn gemm_wrapper_matches_a_plain_triple_loop() {
-    use vidcap::decoder::linalg::{View, matmul, matmul_reference};
+    use vidcap::decoder::linalg::{Update, View, matmul, matmul_reference};
     let (m, k, n) = (37, 53, 29);
     let a: Vec<f64> = (0..m * k)
         .map(|i| ((i * 7 % 13) as f64 - 6.0) / 5.0)
@@ -133,10 +133,8 @@ fn gemm_wrapper_matches_a_plain_triple_loop() {
         &mut got,
         n,
         View::new(&a, m, k),
-        false,
         View::new(&b, k, n),
-        false,
-        false,
+        Update::Set,
     );
     assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
     // Transposed operands: (Aᵀ)ᵀ · (Bᵀ)ᵀ, accumulating onto the result.
@@ -145,11 +143,9 @@ fn gemm_wrapper_matches_a_plain_triple_loop() {
     matmul(
         &mut got,
         n,
-        View::new(&at, k, m),
-        true,
-        View::new(&bt, n, k),
-        true,
-        true,
+        View::new(&at, k, m).t(),
+        View::new(&bt, n, k).t(),
+        Update::Add,
     );
     assert!(
         got.iter()
@@ -164,10 +160,8 @@ fn gemm_wrapper_matches_a_plain_triple_loop() {
         &mut got,
         n,
         View::new(&a, rows, k),
-        false,
-        View::new(&bt, n, k),
-        true,
-        false,
+        View::new(&bt, n, k).t(),
+        Update::Set,
     );
     assert!(got.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
 }

@@ -12,7 +12,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::linalg::{Real, View, add_row_sums, matmul, r, sigmoid};
+use super::linalg::{
+    Real, StepWeight, Update, View, add_row_sums, dot, matmul, max_lanes, r, sigmoid, sigmoid_act,
+    sum_lanes,
+};
 use super::params::{Dims, Weights};
 use crate::text::vocab::PAD;
 
@@ -75,10 +78,8 @@ pub fn attention_memory<T: Real>(w: &Weights<T>, d: &Dims, items: &[T]) -> (Vec<
         &mut keys,
         d.att,
         View::new(&fprime, n, d.feat),
-        false,
-        View::new(&w.att_w_feat, d.att, d.feat),
-        true,
-        true,
+        View::new(&w.att_w_feat, d.att, d.feat).t(),
+        Update::Add,
     );
     (fprime, keys)
 }
@@ -159,10 +160,8 @@ pub fn output_logits<T: Real>(w: &Weights<T>, hidden: &[T], rows: usize, h: usiz
         &mut logits,
         v,
         View::new(hidden, rows, h),
-        false,
-        View::new(&w.out_w, v, h),
-        true,
-        true,
+        View::new(&w.out_w, v, h).t(),
+        Update::Add,
     );
     logits
 }
@@ -218,10 +217,8 @@ pub fn hidden_gates<T: Real>(w: &Weights<T>, hidden: usize, h: &[T], rows: usize
         &mut gh,
         3 * hidden,
         View::new(h, rows, hidden),
-        false,
-        View::new(&w.w_hh, 3 * hidden, hidden),
-        true,
-        true,
+        View::new(&w.w_hh, 3 * hidden, hidden).t(),
+        Update::Add,
     );
     gh
 }
@@ -254,34 +251,121 @@ pub fn loss_and_grad<T: Real>(
     opts: &PassOptions,
     grad: Option<&mut Weights<T>>,
 ) -> T {
-    pass(w, d, batch, opts, grad, None)
+    let tape = forward(w, d, batch, opts);
+    let loss = tape.loss;
+    if let Some(g) = grad {
+        tape.backward(w, d, g);
+    }
+    loss
 }
 
 /// The model's most likely next word at every position under teacher forcing (`B × len`,
 /// row-major by clip; `<pad>` where there is no target), e.g. for scheduled sampling.
 pub fn teacher_forced_argmax<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>) -> Vec<u32> {
+    let tape = forward(w, d, batch, &PassOptions::default());
+    let (bsz, len) = (tape.bsz, tape.len);
     let mut preds = vec![PAD; batch.tokens_in.len()];
-    pass(w, d, batch, &PassOptions::default(), None, Some(&mut preds));
+    for (&row, &best) in tape.active.iter().zip(&tape.argmax) {
+        preds[(row % bsz) * len + row / bsz] = best;
+    }
     preds
 }
 
-fn pass<T: Real>(
-    w: &Weights<T>,
-    d: &Dims,
-    batch: &Batch<T>,
-    opts: &PassOptions,
-    grad: Option<&mut Weights<T>>,
-    preds: Option<&mut Vec<u32>>,
-) -> T {
+/// The attention inputs of every clip of a batch, concatenated: items `offsets[b]..
+/// offsets[b + 1]` are clip b's.
+struct Memory<T> {
+    offsets: Vec<usize>,
+    /// Items plus their region embedding, `[items, feat]`.
+    fprime: Vec<T>,
+    /// `W_f f' + b_f`, `[items, att]`.
+    keys: Vec<T>,
+    /// `W_ih[:, ctx] · f'` of every item, `[items, 3H]`: the context's share of a step's
+    /// input gates is `Σ alpha_i` of these rows, so the context block of `W_ih` meets the
+    /// items once per batch in one large product instead of once per step in a 32-row one
+    /// (and its backward is `dalpha_i = gates_i · dgi`, with no per-step product at all).
+    gates: Vec<T>,
+}
+
+impl<T: Real> Memory<T> {
+    fn new(w: &Weights<T>, d: &Dims, clips: &[&[T]]) -> Self {
+        let mut m = Memory {
+            offsets: vec![0],
+            fprime: vec![],
+            keys: vec![],
+            gates: vec![],
+        };
+        if d.attention {
+            for items in clips {
+                let (f, k) = attention_memory(w, d, items);
+                m.fprime.extend(f);
+                m.keys.extend(k);
+                m.offsets.push(m.fprime.len() / d.feat);
+            }
+            let (h3, n) = (3 * d.hidden, m.items());
+            m.gates = vec![T::zero(); n * h3];
+            matmul(
+                &mut m.gates,
+                h3,
+                View::new(&m.fprime, n, d.feat),
+                View::columns(&w.w_ih, h3, d.gru_input(), d.embed, d.feat).t(),
+                Update::Set,
+            );
+        }
+        m
+    }
+
+    fn items(&self) -> usize {
+        *self.offsets.last().unwrap()
+    }
+}
+
+/// What the forward pass keeps for the backward pass. Rows are time-major (`t * B + b`).
+pub struct Tape<T> {
+    /// Mean loss over the non-`<pad>` targets.
+    pub loss: T,
+    bsz: usize,
+    len: usize,
+    /// Decoder input token of every row.
+    tokens: Vec<usize>,
+    emb_mask: Option<Vec<T>>,
+    out_mask: Option<Vec<T>>,
+    /// Mean item of every clip, `[B, feat]` (input of the initial state).
+    mean: Vec<T>,
+    /// `hs[0]` = h0, `hs[t + 1]` the state after step t, each `[B, H]`.
+    hs: Vec<T>,
+    /// The (dropped-out) word embedding of every row, `[rows, embed]`.
+    x: Vec<T>,
+    mem: Memory<T>,
+    /// Per step and item: `tanh(key + W_hid h)` `[len · items, att]` and the weights `alpha`.
+    pre: Vec<T>,
+    alpha: Vec<T>,
+    /// Gates r, z, n and `W_hn h + b_hn` of every row, `[rows, H]` each.
+    rg: Vec<T>,
+    zg: Vec<T>,
+    ng: Vec<T>,
+    ghn: Vec<T>,
+    /// Rows projected to the vocabulary, their (dropped-out) states `[active, H]`, the loss
+    /// gradient with respect to their logits `[active, V]` and their most likely word.
+    active: Vec<usize>,
+    hact: Vec<T>,
+    dlogits: Vec<T>,
+    argmax: Vec<u32>,
+}
+
+/// The forward pass with teacher forcing: the loss, and the tape its gradient needs.
+pub fn forward<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassOptions) -> Tape<T> {
     let (bsz, len) = (batch.clips.len(), batch.len);
-    let (e, h, fd, a, v, inp) = (d.embed, d.hidden, d.feat, d.att, d.vocab, d.gru_input());
+    let (e, h, fd, inp) = (d.embed, d.hidden, d.feat, d.gru_input());
     let (rows, h3) = (bsz * len, 3 * d.hidden);
     assert_eq!(batch.tokens_in.len(), rows);
     assert_eq!(batch.targets.len(), rows);
-    let token_in = |row: usize| batch.tokens_in[(row % bsz) * len + row / bsz] as usize;
-    let target = |row: usize| batch.targets[(row % bsz) * len + row / bsz];
+    let tokens: Vec<usize> = (0..rows)
+        .map(|row| batch.tokens_in[(row % bsz) * len + row / bsz] as usize)
+        .collect();
+    let targets: Vec<u32> = (0..rows)
+        .map(|row| batch.targets[(row % bsz) * len + row / bsz])
+        .collect();
 
-    // ---- forward ----
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let emb_mask = dropout_mask::<T>(&mut rng, rows * e, opts.dropout);
     let out_mask = dropout_mask::<T>(&mut rng, rows * h, opts.dropout);
@@ -290,32 +374,20 @@ fn pass<T: Real>(
     for (b, items) in batch.clips.iter().enumerate() {
         mean_items(items, fd, &mut mean[b * fd..(b + 1) * fd]);
     }
-    let mut hs = vec![T::zero(); (len + 1) * bsz * h]; // hs[0] = h0, hs[t + 1] after step t
-    for row in hs[..bsz * h].chunks_exact_mut(h) {
-        row.copy_from_slice(&w.init_b);
-    }
-    matmul(
-        &mut hs[..bsz * h],
-        h,
-        View::new(&mean, bsz, fd),
-        false,
-        View::new(&w.init_w, h, fd),
-        true,
-        true,
-    );
-    hs[..bsz * h].iter_mut().for_each(|x| *x = x.tanh());
+    let mut hs = vec![T::zero(); (len + 1) * bsz * h];
+    initial_state(w, d, &mean, &mut hs[..bsz * h]);
 
-    let mut x = vec![T::zero(); rows * inp];
-    for row in 0..rows {
-        let src = &w.embed[token_in(row) * e..][..e];
-        let dst = &mut x[row * inp..row * inp + e];
-        dst.copy_from_slice(src);
+    let mut x = vec![T::zero(); rows * e];
+    for (row, &tok) in tokens.iter().enumerate() {
+        let dst = &mut x[row * e..(row + 1) * e];
+        dst.copy_from_slice(&w.embed[tok * e..][..e]);
         if let Some(m) = &emb_mask {
             dst.iter_mut()
                 .zip(&m[row * e..])
                 .for_each(|(x, k)| *x = *x * *k);
         }
     }
+    // The word's share of the input gates, for all steps at once.
     let mut gi = Vec::with_capacity(rows * h3);
     for _ in 0..rows {
         gi.extend_from_slice(&w.b_ih);
@@ -323,99 +395,149 @@ fn pass<T: Real>(
     matmul(
         &mut gi,
         h3,
-        View::columns(&x, rows, inp, 0, e),
-        false,
-        View::columns(&w.w_ih, h3, inp, 0, e),
-        true,
-        true,
+        View::new(&x, rows, e),
+        View::columns(&w.w_ih, h3, inp, 0, e).t(),
+        Update::Add,
     );
 
-    // Attention memory of all clips, concatenated; offsets[b]..offsets[b+1] are clip b's items.
-    let mut offsets = vec![0usize];
-    let (mut fprime, mut keys) = (Vec::new(), Vec::new());
-    if d.attention {
-        for items in &batch.clips {
-            let (f, k) = attention_memory(w, d, items);
-            fprime.extend(f);
-            keys.extend(k);
-            offsets.push(fprime.len() / fd);
+    let mem = Memory::new(w, d, &batch.clips);
+    let mut tape = Tape {
+        loss: T::zero(),
+        bsz,
+        len,
+        tokens,
+        emb_mask,
+        out_mask,
+        mean,
+        hs,
+        x,
+        pre: vec![T::zero(); len * mem.items() * d.att],
+        alpha: vec![T::zero(); len * mem.items()],
+        mem,
+        rg: vec![T::zero(); rows * h],
+        zg: vec![T::zero(); rows * h],
+        ng: vec![T::zero(); rows * h],
+        ghn: vec![T::zero(); rows * h],
+        active: vec![],
+        hact: vec![],
+        dlogits: vec![],
+        argmax: vec![],
+    };
+    let recurrent = Recurrent::forward(w, d);
+    for t in 0..len {
+        tape.step(w, d, t, &recurrent, &mut gi);
+    }
+    tape.project_and_loss(w, d, &targets, opts);
+    tape
+}
+
+/// The weights of the products at every step, packed once per pass (`StepWeight`).
+struct Recurrent<'a, T> {
+    /// `W_hhᵀ` with `b_hh` (forward) or `W_hh` (backward).
+    w_hh: StepWeight<'a, T>,
+    /// `W_hidᵀ` (forward) or `W_hid` (backward), with attention.
+    att_hid: Option<StepWeight<'a, T>>,
+}
+
+impl<'a, T: Real> Recurrent<'a, T> {
+    fn forward(w: &'a Weights<T>, d: &Dims) -> Self {
+        let (h, a) = (d.hidden, d.att);
+        Self {
+            w_hh: StepWeight::new(View::new(&w.w_hh, 3 * h, h).t(), Some(&w.b_hh)),
+            att_hid: d
+                .attention
+                .then(|| StepWeight::new(View::new(&w.att_w_hid, a, h).t(), None)),
         }
     }
-    let items_total = *offsets.last().unwrap();
-    let mut pre = vec![
-        T::zero();
-        if d.attention {
-            len * items_total * a
-        } else {
-            0
-        }
-    ];
-    let mut alpha = vec![T::zero(); if d.attention { len * items_total } else { 0 }];
 
-    let (mut rg, mut zg, mut ng, mut ghn) = (
-        vec![T::zero(); rows * h],
-        vec![T::zero(); rows * h],
-        vec![T::zero(); rows * h],
-        vec![T::zero(); rows * h],
+    fn backward(w: &'a Weights<T>, d: &Dims) -> Self {
+        let (h, a) = (d.hidden, d.att);
+        Self {
+            w_hh: StepWeight::new(View::new(&w.w_hh, 3 * h, h), None),
+            att_hid: d
+                .attention
+                .then(|| StepWeight::new(View::new(&w.att_w_hid, a, h), None)),
+        }
+    }
+}
+
+/// `h0 = tanh(W_init · mean + b_init)` of every clip into `h0` (`[B, H]`).
+fn initial_state<T: Real>(w: &Weights<T>, d: &Dims, mean: &[T], h0: &mut [T]) {
+    let (h, fd) = (d.hidden, d.feat);
+    let bsz = mean.len() / fd;
+    for row in h0.chunks_exact_mut(h) {
+        row.copy_from_slice(&w.init_b);
+    }
+    matmul(
+        h0,
+        h,
+        View::new(mean, bsz, fd),
+        View::new(&w.init_w, h, fd).t(),
+        Update::Add,
     );
-    for t in 0..len {
-        let (done, rest) = hs.split_at_mut((t + 1) * bsz * h);
+    h0.iter_mut().for_each(|x| *x = x.tanh());
+}
+
+impl<T: Real> Tape<T> {
+    /// Forward step `t`: attention of the state before it (adds the context's share of the
+    /// input gates into `gi`, `[rows, 3H]`), then the GRU cell.
+    fn step(&mut self, w: &Weights<T>, d: &Dims, t: usize, rec: &Recurrent<T>, gi: &mut [T]) {
+        let (bsz, h, a, h3) = (self.bsz, d.hidden, d.att, 3 * d.hidden);
+        let (done, rest) = self.hs.split_at_mut((t + 1) * bsz * h);
         let h_prev = &done[t * bsz * h..];
         let h_next = &mut rest[..bsz * h];
         let step = t * bsz..(t + 1) * bsz;
         if d.attention {
+            let mem = &self.mem;
+            let items = mem.items();
             let mut hp = vec![T::zero(); bsz * a];
-            matmul(
+            rec.att_hid.as_ref().expect("attention").product(
                 &mut hp,
-                a,
                 View::new(h_prev, bsz, h),
-                false,
-                View::new(&w.att_w_hid, a, h),
-                true,
-                false,
+                Update::Set,
             );
-            let pre_t = &mut pre[t * items_total * a..(t + 1) * items_total * a];
-            let alpha_t = &mut alpha[t * items_total..(t + 1) * items_total];
-            split_by_offsets(pre_t, &offsets, a)
+            let pre_t = &mut self.pre[t * items * a..(t + 1) * items * a];
+            let alpha_t = &mut self.alpha[t * items..(t + 1) * items];
+            split_by_offsets(pre_t, &mem.offsets, a)
                 .into_par_iter()
-                .zip(split_by_offsets(alpha_t, &offsets, 1))
-                .zip(x[step.start * inp..step.end * inp].par_chunks_mut(inp))
+                .zip(split_by_offsets(alpha_t, &mem.offsets, 1))
+                .zip(gi[step.start * h3..step.end * h3].par_chunks_mut(h3))
                 .enumerate()
-                .for_each(|(b, ((pre_b, alpha_b), x_row))| {
-                    let (lo, hi) = (offsets[b], offsets[b + 1]);
-                    attend(
-                        &keys[lo * a..hi * a],
-                        &fprime[lo * fd..hi * fd],
+                .for_each(|(b, ((pre_b, alpha_b), gi_row))| {
+                    let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
+                    attention_weights_with(
+                        &mem.keys[lo * a..hi * a],
                         &hp[b * a..(b + 1) * a],
                         &w.att_v,
                         pre_b,
                         alpha_b,
-                        &mut x_row[e..],
+                        T::tanh_act,
+                        T::exp_act,
                     );
+                    for (gates, &al) in mem.gates[lo * h3..hi * h3].chunks_exact(h3).zip(&*alpha_b)
+                    {
+                        gi_row
+                            .iter_mut()
+                            .zip(gates)
+                            .for_each(|(g, x)| *g += al * *x);
+                    }
                 });
-            matmul(
-                &mut gi[step.start * h3..step.end * h3],
-                h3,
-                View::columns(&x[step.start * inp..], bsz, inp, e, fd),
-                false,
-                View::columns(&w.w_ih, h3, inp, e, fd),
-                true,
-                true,
-            );
         }
-        let gh = hidden_gates(w, h, h_prev, bsz);
+        let mut gh = vec![T::zero(); bsz * h3];
+        rec.w_hh
+            .product(&mut gh, View::new(h_prev, bsz, h), Update::Set);
         let rows_t = step.start * h..step.end * h;
         h_next
             .par_chunks_mut(h)
-            .zip(rg[rows_t.clone()].par_chunks_mut(h))
-            .zip(zg[rows_t.clone()].par_chunks_mut(h))
-            .zip(ng[rows_t.clone()].par_chunks_mut(h))
-            .zip(ghn[rows_t].par_chunks_mut(h))
+            .zip(self.rg[rows_t.clone()].par_chunks_mut(h))
+            .zip(self.zg[rows_t.clone()].par_chunks_mut(h))
+            .zip(self.ng[rows_t.clone()].par_chunks_mut(h))
+            .zip(self.ghn[rows_t].par_chunks_mut(h))
             .enumerate()
             .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| {
                 let row = t * bsz + b;
                 ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
-                gru_cell(
+                gru_cell_with(
                     &gi[row * h3..(row + 1) * h3],
                     &gh[b * h3..(b + 1) * h3],
                     &h_prev[b * h..(b + 1) * h],
@@ -423,119 +545,201 @@ fn pass<T: Real>(
                     z_b,
                     n_b,
                     h_out,
+                    sigmoid_act,
+                    T::tanh_act,
                 );
             });
     }
 
-    let mut hout = hs[bsz * h..].to_vec();
-    if let Some(m) = &out_mask {
-        hout.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
-    }
-    // Only rows with a target reach the loss, so only they are projected to the vocabulary.
-    let active: Vec<usize> = (0..rows)
-        .filter(|&row| opts.all_positions || target(row) != PAD)
-        .collect();
-    let hact: Vec<T> = active
-        .iter()
-        .flat_map(|&row| hout[row * h..(row + 1) * h].iter().copied())
-        .collect();
-    let n_act = active.len();
-    let mut logits = output_logits(w, &hact, n_act, h);
-    // Log-softmax and the loss; `logits` becomes d loss / d logits in place.
-    let count = (0..rows).filter(|&row| target(row) != PAD).count();
-    let eps: T = r(opts.label_smoothing);
-    let inv_count: T = r(1.0 / count.max(1) as f64);
-    let inv_v: T = r(1.0 / v as f64);
-    // Per-row results collected in order and summed sequentially: the loss is the same
-    // bits whatever the thread split.
-    let per_row: Vec<(T, u32)> = logits
-        .par_chunks_mut(v)
-        .zip(active.par_iter())
-        .map(|(z, &row)| {
-            let y = target(row);
-            if y == PAD {
-                z.fill(T::zero());
-                return (T::zero(), PAD);
-            }
-            let (mut max, mut best) = (T::neg_infinity(), 0);
-            for (i, &x) in z.iter().enumerate() {
-                if x > max {
-                    (max, best) = (x, i as u32);
-                }
-            }
-            let mut sum = T::zero();
-            let mut mean_logit = T::zero();
-            for x in z.iter() {
-                sum += (*x - max).exp();
-                mean_logit += *x;
-            }
-            let lse = max + sum.ln();
-            mean_logit = mean_logit * inv_v;
-            let row_loss = -(T::one() - eps) * (z[y as usize] - lse) - eps * (mean_logit - lse);
-            for x in z.iter_mut() {
-                *x = ((*x - lse).exp() - eps * inv_v) * inv_count;
-            }
-            z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
-            (row_loss, best)
-        })
-        .collect();
-    let loss = per_row.iter().fold(T::zero(), |acc, (l, _)| acc + *l) * inv_count;
-    if let Some(preds) = preds {
-        for (&row, &(_, best)) in active.iter().zip(&per_row) {
-            preds[(row % bsz) * len + row / bsz] = best;
+    /// Output projection of the rows that reach the loss (all with `all_positions`),
+    /// masked label-smoothed cross-entropy; keeps its gradient with respect to the logits.
+    fn project_and_loss(&mut self, w: &Weights<T>, d: &Dims, targets: &[u32], opts: &PassOptions) {
+        let (h, v) = (d.hidden, d.vocab);
+        let rows = targets.len();
+        let mut hout = self.hs[self.bsz * h..].to_vec();
+        if let Some(m) = &self.out_mask {
+            hout.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
         }
+        // Only rows with a target reach the loss, so only they are projected to the vocabulary.
+        self.active = (0..rows)
+            .filter(|&row| opts.all_positions || targets[row] != PAD)
+            .collect();
+        self.hact = self
+            .active
+            .iter()
+            .flat_map(|&row| hout[row * h..(row + 1) * h].iter().copied())
+            .collect();
+        let mut logits = output_logits(w, &self.hact, self.active.len(), h);
+        // Log-softmax and the loss; `logits` becomes d loss / d logits in place.
+        let count = targets.iter().filter(|&&y| y != PAD).count();
+        let eps: T = r(opts.label_smoothing);
+        let inv_count: T = r(1.0 / count.max(1) as f64);
+        let inv_v: T = r(1.0 / v as f64);
+        // Per-row results collected in order and summed sequentially: the loss is the same
+        // bits whatever the thread split.
+        let per_row: Vec<(T, u32)> = logits
+            .par_chunks_mut(v)
+            .zip(self.active.par_iter())
+            .map(|(z, &row)| {
+                let y = targets[row];
+                if y == PAD {
+                    z.fill(T::zero());
+                    return (T::zero(), PAD);
+                }
+                let max = max_lanes(z);
+                // The first index of the maximum, as a strict `>` scan finds it.
+                let best = z.iter().position(|&x| x == max).unwrap_or(0) as u32;
+                let mean_logit = sum_lanes(z) * inv_v;
+                let zy = z[y as usize];
+                // z becomes e^(z - max); softmax = that / its sum, so one exp per logit.
+                z.iter_mut().for_each(|x| *x = (*x - max).exp_act());
+                let sum = sum_lanes(z);
+                let lse = max + sum.ln();
+                let row_loss = -(T::one() - eps) * (zy - lse) - eps * (mean_logit - lse);
+                let (inv_sum, smooth) = (T::one() / sum, eps * inv_v);
+                for x in z.iter_mut() {
+                    *x = (*x * inv_sum - smooth) * inv_count;
+                }
+                z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
+                (row_loss, best)
+            })
+            .collect();
+        self.loss = per_row.iter().fold(T::zero(), |acc, (l, _)| acc + *l) * inv_count;
+        self.argmax = per_row.iter().map(|&(_, best)| best).collect();
+        self.dlogits = logits;
     }
 
-    let Some(g) = grad else {
-        return loss;
-    };
-    // ---- backward ----
-    let dlogits = logits;
-    *g = Weights::zeros(d);
-    matmul(
-        &mut g.out_w,
-        h,
-        View::new(&dlogits, n_act, v),
-        true,
-        View::new(&hact, n_act, h),
-        false,
-        false,
-    );
-    add_row_sums(&mut g.out_b, &dlogits, v);
-    let mut dh_act = vec![T::zero(); n_act * h];
-    matmul(
-        &mut dh_act,
-        h,
-        View::new(&dlogits, n_act, v),
-        false,
-        View::new(&w.out_w, v, h),
-        false,
-        false,
-    );
-    drop(dlogits);
-    let mut dh_out = vec![T::zero(); rows * h];
-    for (k, &row) in active.iter().enumerate() {
-        dh_out[row * h..(row + 1) * h].copy_from_slice(&dh_act[k * h..(k + 1) * h]);
-    }
-    if let Some(m) = &out_mask {
-        dh_out.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
+    /// Backpropagation through time: overwrites `g` with the gradient of the loss.
+    pub fn backward(self, w: &Weights<T>, d: &Dims, g: &mut Weights<T>) {
+        let (bsz, len) = (self.bsz, self.len);
+        let (h, a, inp) = (d.hidden, d.att, d.gru_input());
+        let (rows, h3, items) = (bsz * len, 3 * d.hidden, self.mem.items());
+        *g = Weights::zeros(d);
+        let dh_out = self.output_backward(w, d, g);
+
+        let mut dgi = vec![T::zero(); rows * h3];
+        // d/d(W_hh h + b_hh) and d/d(W_hid h) of every row; their weight gradients are one
+        // matmul each after the loop instead of one per step.
+        let mut dgh = vec![T::zero(); rows * h3];
+        let mut dhp = vec![T::zero(); if d.attention { rows * a } else { 0 }];
+        let mut dkeys = vec![T::zero(); items * a];
+        // d loss / d mem.gates: Σ over steps of alpha · dgi.
+        let mut dgates = vec![T::zero(); items * h3];
+        let mut dh = vec![T::zero(); bsz * h];
+        let recurrent = Recurrent::backward(w, d);
+        for t in (0..len).rev() {
+            let rows_t = t * bsz..(t + 1) * bsz;
+            let mut dh_prev = self.gru_backward(d, t, &dh, &dh_out, &mut dgi, &mut dgh);
+            recurrent.w_hh.product(
+                &mut dh_prev,
+                View::new(&dgh[rows_t.start * h3..rows_t.end * h3], bsz, h3),
+                Update::Add,
+            );
+            if d.attention {
+                let dhp_t = &mut dhp[rows_t.start * a..rows_t.end * a];
+                self.attention_backward(
+                    w,
+                    d,
+                    t,
+                    &dgi[rows_t.start * h3..rows_t.end * h3],
+                    &mut dkeys,
+                    &mut dgates,
+                    dhp_t,
+                    &mut g.att_v,
+                );
+                recurrent.att_hid.as_ref().expect("attention").product(
+                    &mut dh_prev,
+                    View::new(dhp_t, bsz, a),
+                    Update::Add,
+                );
+            }
+            dh = dh_prev;
+        }
+        // Weight gradients of the per-step products, each one product over all steps.
+        let h_prevs = View::new(&self.hs[..rows * h], rows, h);
+        matmul(
+            &mut g.w_hh,
+            h,
+            View::new(&dgh, rows, h3).t(),
+            h_prevs,
+            Update::Set,
+        );
+        add_row_sums(&mut g.b_hh, &dgh, h3);
+        if d.attention {
+            matmul(
+                &mut g.att_w_hid,
+                h,
+                View::new(&dhp, rows, a).t(),
+                h_prevs,
+                Update::Set,
+            );
+        }
+        matmul(
+            &mut g.w_ih,
+            inp,
+            View::new(&dgi, rows, h3).t(),
+            View::new(&self.x, rows, d.embed),
+            Update::Set,
+        );
+        add_row_sums(&mut g.b_ih, &dgi, h3);
+        self.embedding_backward(w, d, &dgi, g);
+        if d.attention {
+            self.memory_backward(w, d, &dkeys, &dgates, g);
+        }
+        self.initial_state_backward(d, &dh, g);
     }
 
-    let mut dgi = vec![T::zero(); rows * h3];
-    // d/d(W_hh h + b_hh) and d/d(W_hid h) of every row; their weight gradients are one
-    // matmul each after the loop instead of one per step.
-    let mut dgh = vec![T::zero(); rows * h3];
-    let mut dhp = vec![T::zero(); if d.attention { rows * a } else { 0 }];
-    let mut dkeys = vec![T::zero(); items_total * a];
-    let mut dfprime = vec![T::zero(); items_total * fd];
-    let mut dh = vec![T::zero(); bsz * h];
-    for t in (0..len).rev() {
-        let h_prev = &hs[t * bsz * h..(t + 1) * bsz * h];
-        let step = t * bsz..(t + 1) * bsz;
+    /// Gradients of the output projection; returns d loss / d h of every row `[rows, H]`.
+    fn output_backward(&self, w: &Weights<T>, d: &Dims, g: &mut Weights<T>) -> Vec<T> {
+        let (h, v, n_act) = (d.hidden, d.vocab, self.active.len());
+        let rows = self.bsz * self.len;
+        let dlogits = View::new(&self.dlogits, n_act, v);
+        matmul(
+            &mut g.out_w,
+            h,
+            dlogits.t(),
+            View::new(&self.hact, n_act, h),
+            Update::Set,
+        );
+        add_row_sums(&mut g.out_b, &self.dlogits, v);
+        let mut dh_act = vec![T::zero(); n_act * h];
+        matmul(
+            &mut dh_act,
+            h,
+            dlogits,
+            View::new(&w.out_w, v, h),
+            Update::Set,
+        );
+        let mut dh_out = vec![T::zero(); rows * h];
+        for (k, &row) in self.active.iter().enumerate() {
+            dh_out[row * h..(row + 1) * h].copy_from_slice(&dh_act[k * h..(k + 1) * h]);
+        }
+        if let Some(m) = &self.out_mask {
+            dh_out.iter_mut().zip(m).for_each(|(x, k)| *x = *x * *k);
+        }
+        dh_out
+    }
+
+    /// Backward of the GRU cell at step `t` given `dh` (from step t + 1) and `dh_out` (from
+    /// the output): writes the step's input- and hidden-gate gradients into `dgi`/`dgh` and
+    /// returns the direct part of d loss / d h_{t-1} (the `z · h` term).
+    fn gru_backward(
+        &self,
+        d: &Dims,
+        t: usize,
+        dh: &[T],
+        dh_out: &[T],
+        dgi: &mut [T],
+        dgh: &mut [T],
+    ) -> Vec<T> {
+        let (bsz, h, h3) = (self.bsz, d.hidden, 3 * d.hidden);
+        let h_prev = &self.hs[t * bsz * h..(t + 1) * bsz * h];
+        let rows_t = t * bsz..(t + 1) * bsz;
+        let (rg, zg, ng, ghn) = (&self.rg, &self.zg, &self.ng, &self.ghn);
         let mut dh_prev = vec![T::zero(); bsz * h];
-        dgi[step.start * h3..step.end * h3]
+        dgi[rows_t.start * h3..rows_t.end * h3]
             .par_chunks_mut(h3)
-            .zip(dgh[step.start * h3..step.end * h3].par_chunks_mut(h3))
+            .zip(dgh[rows_t.start * h3..rows_t.end * h3].par_chunks_mut(h3))
             .zip(dh_prev.par_chunks_mut(h))
             .enumerate()
             .for_each(|(b, ((gi_row, gh_row), dhp_row))| {
@@ -558,139 +762,124 @@ fn pass<T: Real>(
                     gh_row[2 * h + j] = dan * rr;
                 }
             });
+        dh_prev
+    }
+
+    /// Backward of the attention at step `t` given the step's input-gate gradients
+    /// `dgi_t` (`[B, 3H]`): accumulates key, item-gate and `v` gradients, writes the query
+    /// gradients `dhp_t` (`[B, att]`).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(
+        &self,
+        w: &Weights<T>,
+        d: &Dims,
+        t: usize,
+        dgi_t: &[T],
+        dkeys: &mut [T],
+        dgates: &mut [T],
+        dhp_t: &mut [T],
+        dv: &mut [T],
+    ) {
+        let (a, h3) = (d.att, 3 * d.hidden);
+        let (mem, items) = (&self.mem, self.mem.items());
+        let pre_t = &self.pre[t * items * a..(t + 1) * items * a];
+        let alpha_t = &self.alpha[t * items..(t + 1) * items];
+        let dv_clips: Vec<Vec<T>> = split_by_offsets(dkeys, &mem.offsets, a)
+            .into_par_iter()
+            .zip(split_by_offsets(dgates, &mem.offsets, h3))
+            .zip(dhp_t.par_chunks_mut(a))
+            .enumerate()
+            .map(|(b, ((dk, dg), dhp_b))| {
+                let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
+                attend_backward(
+                    &dgi_t[b * h3..(b + 1) * h3],
+                    &mem.gates[lo * h3..hi * h3],
+                    &pre_t[lo * a..hi * a],
+                    &alpha_t[lo..hi],
+                    &w.att_v,
+                    dk,
+                    dg,
+                    dhp_b,
+                )
+            })
+            .collect();
+        for dv_b in dv_clips {
+            dv.iter_mut().zip(dv_b).for_each(|(g, x)| *g += x);
+        }
+    }
+
+    /// Gradient of the word embeddings from the input-gate gradients `dgi` (`[rows, 3H]`).
+    fn embedding_backward(&self, w: &Weights<T>, d: &Dims, dgi: &[T], g: &mut Weights<T>) {
+        let (e, inp, h3) = (d.embed, d.gru_input(), 3 * d.hidden);
+        let rows = self.tokens.len();
+        let mut dx_emb = vec![T::zero(); rows * e];
         matmul(
-            &mut dh_prev,
-            h,
-            View::new(&dgh[step.start * h3..step.end * h3], bsz, h3),
-            false,
-            View::new(&w.w_hh, h3, h),
-            false,
-            true,
+            &mut dx_emb,
+            e,
+            View::new(dgi, rows, h3),
+            View::columns(&w.w_ih, h3, inp, 0, e),
+            Update::Set,
         );
-        if d.attention {
-            let mut dctx = vec![T::zero(); bsz * fd];
-            matmul(
-                &mut dctx,
-                fd,
-                View::new(&dgi[step.start * h3..step.end * h3], bsz, h3),
-                false,
-                View::columns(&w.w_ih, h3, inp, e, fd),
-                false,
-                false,
-            );
-            let pre_t = &pre[t * items_total * a..(t + 1) * items_total * a];
-            let alpha_t = &alpha[t * items_total..(t + 1) * items_total];
-            let dhp_t = &mut dhp[step.start * a..step.end * a];
-            let dv: Vec<Vec<T>> = split_by_offsets(&mut dkeys, &offsets, a)
-                .into_par_iter()
-                .zip(split_by_offsets(&mut dfprime, &offsets, fd))
-                .zip(dhp_t.par_chunks_mut(a))
-                .enumerate()
-                .map(|(b, ((dk, dfp), dhp_b))| {
-                    let (lo, hi) = (offsets[b], offsets[b + 1]);
-                    attend_backward(
-                        &dctx[b * fd..(b + 1) * fd],
-                        &fprime[lo * fd..hi * fd],
-                        &pre_t[lo * a..hi * a],
-                        &alpha_t[lo..hi],
-                        &w.att_v,
-                        dk,
-                        dfp,
-                        dhp_b,
-                    )
-                })
-                .collect();
-            for dv_b in dv {
-                g.att_v.iter_mut().zip(dv_b).for_each(|(g, x)| *g += x);
+        for (row, &tok) in self.tokens.iter().enumerate() {
+            let dst = &mut g.embed[tok * e..(tok + 1) * e];
+            let src = &dx_emb[row * e..(row + 1) * e];
+            match &self.emb_mask {
+                Some(m) => dst
+                    .iter_mut()
+                    .zip(src.iter().zip(&m[row * e..]))
+                    .for_each(|(d, (s, k))| *d += *s * *k),
+                None => dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s),
             }
-            matmul(
-                &mut dh_prev,
-                h,
-                View::new(dhp_t, bsz, a),
-                false,
-                View::new(&w.att_w_hid, a, h),
-                false,
-                true,
-            );
         }
-        dh = dh_prev;
     }
-    let h_prevs = View::new(&hs[..rows * h], rows, h);
-    matmul(
-        &mut g.w_hh,
-        h,
-        View::new(&dgh, rows, h3),
-        true,
-        h_prevs,
-        false,
-        false,
-    );
-    add_row_sums(&mut g.b_hh, &dgh, h3);
-    if d.attention {
-        matmul(
-            &mut g.att_w_hid,
-            h,
-            View::new(&dhp, rows, a),
-            true,
-            h_prevs,
-            false,
-            false,
+
+    /// Gradients of the key layer, of the context block of `W_ih` and of the region
+    /// embedding, given the key and item-gate gradients.
+    fn memory_backward(
+        &self,
+        w: &Weights<T>,
+        d: &Dims,
+        dkeys: &[T],
+        dgates: &[T],
+        g: &mut Weights<T>,
+    ) {
+        let (fd, a, e, inp, h3, mem) = (
+            d.feat,
+            d.att,
+            d.embed,
+            d.gru_input(),
+            3 * d.hidden,
+            &self.mem,
         );
-    }
-    matmul(
-        &mut g.w_ih,
-        inp,
-        View::new(&dgi, rows, h3),
-        true,
-        View::new(&x, rows, inp),
-        false,
-        false,
-    );
-    add_row_sums(&mut g.b_ih, &dgi, h3);
-    let mut dx_emb = vec![T::zero(); rows * e];
-    matmul(
-        &mut dx_emb,
-        e,
-        View::new(&dgi, rows, h3),
-        false,
-        View::columns(&w.w_ih, h3, inp, 0, e),
-        false,
-        false,
-    );
-    for row in 0..rows {
-        let tok = token_in(row);
-        let dst = &mut g.embed[tok * e..(tok + 1) * e];
-        let src = &dx_emb[row * e..(row + 1) * e];
-        match &emb_mask {
-            Some(m) => dst
-                .iter_mut()
-                .zip(src.iter().zip(&m[row * e..]))
-                .for_each(|(d, (s, k))| *d += *s * *k),
-            None => dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s),
-        }
-    }
-    if d.attention {
+        let items = mem.items();
+        let fprime = View::new(&mem.fprime, items, fd);
         matmul(
             &mut g.att_w_feat,
             fd,
-            View::new(&dkeys, items_total, a),
-            true,
-            View::new(&fprime, items_total, fd),
-            false,
-            false,
+            View::new(dkeys, items, a).t(),
+            fprime,
+            Update::Set,
         );
-        add_row_sums(&mut g.att_b_feat, &dkeys, a);
+        add_row_sums(&mut g.att_b_feat, dkeys, a);
+        let dgates = View::new(dgates, items, h3);
+        matmul(&mut g.w_ih[e..], inp, dgates.t(), fprime, Update::Set);
+        let mut dfprime = vec![T::zero(); items * fd];
         matmul(
             &mut dfprime,
             fd,
-            View::new(&dkeys, items_total, a),
-            false,
-            View::new(&w.att_w_feat, a, fd),
-            false,
-            true,
+            dgates,
+            View::columns(&w.w_ih, h3, inp, e, fd),
+            Update::Set,
         );
-        for b in 0..bsz {
-            for (k, i) in (offsets[b]..offsets[b + 1]).enumerate() {
+        matmul(
+            &mut dfprime,
+            fd,
+            View::new(dkeys, items, a),
+            View::new(&w.att_w_feat, a, fd),
+            Update::Add,
+        );
+        for b in 0..self.bsz {
+            for (k, i) in (mem.offsets[b]..mem.offsets[b + 1]).enumerate() {
                 let region = (k % d.regions) * fd;
                 g.region[region..region + fd]
                     .iter_mut()
@@ -699,43 +888,44 @@ fn pass<T: Real>(
             }
         }
     }
-    let h0 = &hs[..bsz * h];
-    let da0: Vec<T> = dh
-        .iter()
-        .zip(h0)
-        .map(|(g, y)| *g * (T::one() - *y * *y))
-        .collect();
-    matmul(
-        &mut g.init_w,
-        fd,
-        View::new(&da0, bsz, h),
-        true,
-        View::new(&mean, bsz, fd),
-        false,
-        false,
-    );
-    add_row_sums(&mut g.init_b, &da0, h);
-    loss
+
+    /// Gradients of the initial-state layer given d loss / d h0 (`[B, H]`).
+    fn initial_state_backward(&self, d: &Dims, dh0: &[T], g: &mut Weights<T>) {
+        let (h, fd) = (d.hidden, d.feat);
+        let h0 = &self.hs[..self.bsz * h];
+        let da0: Vec<T> = dh0
+            .iter()
+            .zip(h0)
+            .map(|(g, y)| *g * (T::one() - *y * *y))
+            .collect();
+        matmul(
+            &mut g.init_w,
+            fd,
+            View::new(&da0, self.bsz, h).t(),
+            View::new(&self.mean, self.bsz, fd),
+            Update::Set,
+        );
+        add_row_sums(&mut g.init_b, &da0, h);
+    }
 }
 
-/// Backward of `attend` for one clip and step: accumulates into the clip's key and item
-/// gradients, writes the query gradient `dhp`, returns this clip's gradient of `v`.
+/// Backward of the attention of one clip and step, given the gradient `dgi` of the step's
+/// input gates, whose context share is `Σ alpha_i gates_i`: accumulates into the clip's key
+/// and item-gate gradients, writes the query gradient `dhp`, returns this clip's gradient
+/// of `v`.
 #[allow(clippy::too_many_arguments)]
 fn attend_backward<T: Real>(
-    dctx: &[T],
-    fprime: &[T],
+    dgi: &[T],
+    gates: &[T],
     pre: &[T],
     alpha: &[T],
     v: &[T],
     dkeys: &mut [T],
-    dfprime: &mut [T],
+    dgates: &mut [T],
     dhp: &mut [T],
 ) -> Vec<T> {
-    let (a, fd) = (v.len(), dctx.len());
-    let dalpha: Vec<T> = fprime
-        .chunks_exact(fd)
-        .map(|f| f.iter().zip(dctx).map(|(x, y)| *x * *y).sum())
-        .collect();
+    let (a, h3) = (v.len(), dgi.len());
+    let dalpha: Vec<T> = gates.chunks_exact(h3).map(|g| dot(g, dgi)).collect();
     let s: T = alpha.iter().zip(&dalpha).map(|(al, da)| *al * *da).sum();
     let mut dv = vec![T::zero(); a];
     for (i, &al) in alpha.iter().enumerate() {
@@ -747,10 +937,10 @@ fn attend_backward<T: Real>(
             dkeys[i * a + j] += du;
             dhp[j] += du;
         }
-        dfprime[i * fd..(i + 1) * fd]
+        dgates[i * h3..(i + 1) * h3]
             .iter_mut()
-            .zip(dctx)
-            .for_each(|(df, c)| *df += al * *c);
+            .zip(dgi)
+            .for_each(|(dg, x)| *dg += al * *x);
     }
     dv
 }

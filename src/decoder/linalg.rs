@@ -7,6 +7,8 @@ use std::iter::Sum;
 use std::ops::AddAssign;
 
 use gemm::Parallelism;
+
+use crate::encoder::kernels::matmul::PackedWeights;
 use num_traits::{Float, FromPrimitive};
 
 /// Scalar type of the decoder maths.
@@ -23,8 +25,109 @@ pub trait Real:
     ) {
         rows_times_transposed(dst, ldd, a, b, a.rows, b.rows, a.cols, accumulate);
     }
+
+    /// `e^x` in the training pass: libm in f64 (the gradient check's precision), the
+    /// vectorising [`exp_fast`] (within 2 ulp) in f32, where libm's one call per element
+    /// was a seventh of an attention training step.
+    #[inline(always)]
+    fn exp_act(self) -> Self {
+        self.exp()
+    }
+
+    /// `tanh(x)` in the training pass, as [`Real::exp_act`] ([`tanh_fast`] in f32).
+    #[inline(always)]
+    fn tanh_act(self) -> Self {
+        self.tanh()
+    }
+
+    /// `b` (`[k, n]` as read) packed for [`Real::packed_product`], where this type and CPU
+    /// have such a kernel (f32 with AVX-512F).
+    fn pack(_b: View<Self>) -> Option<PackedWeights> {
+        None
+    }
+
+    /// `dst (m × n, dense) = a · b` of weights `pack` returned.
+    fn packed_product(_p: &PackedWeights, _a: View<Self>, _dst: &mut [Self]) {
+        unreachable!("pack returns None for this type")
+    }
 }
 impl Real for f32 {
+    fn pack(b: View<f32>) -> Option<PackedWeights> {
+        if !packed_kernel_available() {
+            return None;
+        }
+        let (k, n) = b.shape();
+        let zeros = vec![0.0; n];
+        if !b.transposed && b.ld == n {
+            return Some(PackedWeights::new(&b.data[..k * n], k, n, &zeros));
+        }
+        // A dense `[k, n]` copy first; the transpose in 32 × 32 tiles, so that both sides
+        // of a tile stay in cache.
+        let mut dense = vec![0.0; k * n];
+        const TILE: usize = 32;
+        for r0 in (0..k).step_by(TILE) {
+            for c0 in (0..n).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(k) {
+                    for c in c0..(c0 + TILE).min(n) {
+                        dense[r * n + c] = if b.transposed {
+                            b.data[c * b.ld + r]
+                        } else {
+                            b.data[r * b.ld + c]
+                        };
+                    }
+                }
+            }
+        }
+        Some(PackedWeights::new(&dense, k, n, &zeros))
+    }
+
+    fn packed_product(p: &PackedWeights, a: View<f32>, dst: &mut [f32]) {
+        use rayon::prelude::*;
+        let (m, k) = a.shape();
+        assert!(!a.transposed && k == p.k, "rows of length k");
+        assert!(m == 0 || a.data.len() >= (m - 1) * a.ld + k);
+        assert!(dst.len() >= m * p.n, "destination too small");
+        assert!(packed_kernel_available(), "packed on a CPU with AVX-512F");
+        let out = SendPtr(dst.as_mut_ptr());
+        // Panels of 48 columns; two per task keeps both threads busy down to n = 192.
+        let panels = p.panel_count();
+        let tasks: Vec<usize> = (0..panels).step_by(2).collect();
+        let run = |&p0: &usize| {
+            // The whole SendPtr, not its field, is what the closure may share.
+            let base = out;
+            // SAFETY: AVX-512F was checked; `a` holds `m` rows of stride `ld` >= k and `dst`
+            // `m` rows of `n` (asserted above); tasks own disjoint panels (column blocks).
+            unsafe {
+                p.run_block_partial(
+                    a.data.as_ptr(),
+                    a.ld,
+                    0,
+                    k,
+                    0,
+                    m,
+                    p0,
+                    (p0 + 2).min(panels),
+                    base.0,
+                )
+            }
+        };
+        if m * p.n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
+            tasks.par_iter().for_each(run);
+        } else {
+            tasks.iter().for_each(run);
+        }
+    }
+
+    #[inline(always)]
+    fn exp_act(self) -> f32 {
+        exp_fast(self)
+    }
+
+    #[inline(always)]
+    fn tanh_act(self) -> f32 {
+        tanh_fast(self)
+    }
+
     fn few_rows_times_transposed(
         dst: &mut [f32],
         ldd: usize,
@@ -51,13 +154,18 @@ pub fn r<T: Real>(x: f64) -> T {
     T::from_f64(x).expect("representable")
 }
 
-/// A row-major matrix view: `rows × cols`, row stride `ld` (>= cols, for column blocks).
+/// A row-major matrix view: `rows × cols` stored with row stride `ld` (>= cols, for column
+/// blocks). [`View::t`] reads the same storage as its transpose, which is how a product
+/// names a transposed operand.
 #[derive(Clone, Copy)]
 pub struct View<'a, T> {
     pub data: &'a [T],
+    /// Rows and columns as stored (before any transposition).
     pub rows: usize,
     pub cols: usize,
     pub ld: usize,
+    /// Read as the transpose of the stored matrix.
+    pub transposed: bool,
 }
 
 impl<'a, T> View<'a, T> {
@@ -68,6 +176,7 @@ impl<'a, T> View<'a, T> {
             rows,
             cols,
             ld: cols,
+            transposed: false,
         }
     }
 
@@ -79,30 +188,49 @@ impl<'a, T> View<'a, T> {
             rows,
             cols,
             ld,
+            transposed: false,
+        }
+    }
+
+    /// The same matrix read transposed (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// (rows, columns) as a product reads it.
+    pub fn shape(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+
+    /// (row stride, column stride) as a product reads it.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (1, self.ld as isize)
+        } else {
+            (self.ld as isize, 1)
         }
     }
 }
 
-/// `dst (m × n, row stride ldd) = [dst +] op(a) · op(b)` where `op` transposes when asked.
-pub fn matmul<T: Real>(
-    dst: &mut [T],
-    ldd: usize,
-    a: View<T>,
-    trans_a: bool,
-    b: View<T>,
-    trans_b: bool,
-    accumulate: bool,
-) {
-    let (m, k) = if trans_a {
-        (a.cols, a.rows)
-    } else {
-        (a.rows, a.cols)
-    };
-    let (kb, n) = if trans_b {
-        (b.cols, b.rows)
-    } else {
-        (b.rows, b.cols)
-    };
+/// Whether a product overwrites its destination or adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    Set,
+    Add,
+}
+
+/// `dst (m × n, row stride ldd) = a · b` or `dst += a · b`, each operand read as its view
+/// says (`x.t()` for a transpose).
+pub fn matmul<T: Real>(dst: &mut [T], ldd: usize, a: View<T>, b: View<T>, update: Update) {
+    let ((m, k), (kb, n)) = (a.shape(), b.shape());
+    let accumulate = update == Update::Add;
     assert_eq!(k, kb, "inner dimensions differ");
     if m == 0 || n == 0 {
         return;
@@ -119,27 +247,20 @@ pub fn matmul<T: Real>(
         }
         return;
     }
-    if !trans_a && trans_b && m <= SMALL_ROWS {
-        T::few_rows_times_transposed(dst, ldd, a, b, accumulate);
+    if !a.transposed && b.transposed && m <= SMALL_ROWS {
+        T::few_rows_times_transposed(dst, ldd, a, b.t(), accumulate);
         return;
     }
-    // (row stride, column stride) of op(x).
-    let strides = |v: &View<T>, t: bool| -> (isize, isize) {
-        if t {
-            (1, v.ld as isize)
-        } else {
-            (v.ld as isize, 1)
-        }
-    };
-    let (a_rs, a_cs) = strides(&a, trans_a);
-    let (b_rs, b_cs) = strides(&b, trans_b);
+    let (a_rs, a_cs) = a.strides();
+    let (b_rs, b_cs) = b.strides();
     // Threads only pay off for products big enough to split.
     let par = if m * n * k >= 1 << 18 && rayon::current_num_threads() > 1 {
         Parallelism::Rayon(rayon::current_num_threads())
     } else {
         Parallelism::None
     };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices.
+    // SAFETY: View's constructors and the asserts above keep every index the strides reach
+    // inside the slices.
     unsafe {
         gemm::gemm(
             m,
@@ -162,6 +283,74 @@ pub fn matmul<T: Real>(
             false,
             par,
         );
+    }
+}
+
+/// Whether the packed kernel of [`PackedWeights`] may run (AVX-512F, not lowered by tests).
+fn packed_kernel_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
+        && std::is_x86_feature_detected!("avx512f")
+    {
+        return true;
+    }
+    false
+}
+
+/// The weight operand of a product repeated at every decoder step of a batch (`x_t · W_hhᵀ`,
+/// `dgh_t · W_hh`, ...), packed once for the AVX-512 kernel of the encoder's 1×1
+/// convolutions where there is one. gemm repacks its operand on every call, which at 32
+/// rows costs a large share of the product (the per-step `W_hh` product ran at 90 GFLOP/s
+/// against 300 for the large products).
+pub struct StepWeight<'a, T> {
+    b: View<'a, T>,
+    bias: Option<&'a [T]>,
+    packed: Option<PackedWeights>,
+}
+
+impl<'a, T: Real> StepWeight<'a, T> {
+    /// `b` as the products read it (`[k, n]`, e.g. `View::new(&w_hh, 3H, H).t()`), and a
+    /// bias of length `n` they add.
+    pub fn new(b: View<'a, T>, bias: Option<&'a [T]>) -> Self {
+        Self {
+            b,
+            bias,
+            packed: T::pack(b),
+        }
+    }
+
+    /// `dst (m × n, dense) = bias + a · b`, or `+=` that with [`Update::Add`].
+    pub fn product(&self, dst: &mut [T], a: View<T>, update: Update) {
+        let n = self.b.shape().1;
+        let m = a.shape().0;
+        assert!(dst.len() >= m * n, "destination too small");
+        let dst = &mut dst[..m * n];
+        let add_bias = |dst: &mut [T]| {
+            if let Some(b) = self.bias {
+                for row in dst.chunks_exact_mut(n) {
+                    row.iter_mut().zip(b).for_each(|(d, b)| *d += *b);
+                }
+            }
+        };
+        match (&self.packed, update) {
+            (Some(p), Update::Set) => {
+                T::packed_product(p, a, dst);
+                add_bias(dst);
+            }
+            (Some(p), Update::Add) => {
+                let mut tmp = vec![T::zero(); m * n];
+                T::packed_product(p, a, &mut tmp);
+                add_bias(&mut tmp);
+                dst.iter_mut().zip(&tmp).for_each(|(d, t)| *d += *t);
+            }
+            (None, update) => {
+                if update == Update::Set {
+                    dst.fill(T::zero());
+                }
+                add_bias(dst);
+                matmul(dst, n, a, self.b, Update::Add);
+            }
+        }
     }
 }
 
@@ -222,17 +411,41 @@ pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
 }
 
 /// Sum with 16 independent partial sums (vectorises, unlike a sequential sum).
-pub fn sum_lanes(x: &[f32]) -> f32 {
+pub fn sum_lanes<T: Real>(x: &[T]) -> T {
     const LANES: usize = 16;
-    let mut acc = [0.0f32; LANES];
+    let mut acc = [T::zero(); LANES];
     let chunks = x.chunks_exact(LANES);
-    let rest: f32 = chunks.remainder().iter().sum();
+    let rest: T = chunks.remainder().iter().copied().sum();
     for c in chunks {
         for l in 0..LANES {
             acc[l] += c[l];
         }
     }
     acc.iter().fold(rest, |t, &v| t + v)
+}
+
+/// Largest element (−∞ for none) with 16 running maxima, which vectorises where one
+/// running maximum does not. NaNs are skipped, as `Float::max` does.
+pub fn max_lanes<T: Real>(x: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut acc = [T::neg_infinity(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(T::neg_infinity(), |m, &v| m.max(v));
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    acc.iter().fold(rest, |m, &v| m.max(v))
+}
+
+/// `1 / (1 + e^-x)` through [`Real::exp_act`].
+#[inline(always)]
+pub fn sigmoid_act<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp_act())
 }
 
 /// Plain triple loop: the reference the gemm path is tested against.
@@ -293,6 +506,10 @@ pub fn rows_products(products: &mut [RowsProduct]) {
     let mut bytes = 0;
     for (p, prod) in products.iter_mut().enumerate() {
         let (m, n, k) = (prod.x.rows, prod.w.rows, prod.x.cols);
+        assert!(
+            !prod.x.transposed && !prod.w.transposed,
+            "rows of x times rows of w"
+        );
         assert_eq!(k, prod.w.cols, "inner dimensions differ");
         assert!(prod.dst.len() >= m * n, "destination too small");
         assert!(prod.bias.is_none_or(|b| b.len() >= n), "bias too short");
@@ -309,7 +526,7 @@ pub fn rows_products(products: &mut [RowsProduct]) {
                     (None, false) => row.fill(0.0),
                 }
             }
-            matmul(dst, n, prod.x, false, prod.w, true, true);
+            matmul(dst, n, prod.x, prod.w.t(), Update::Add);
             continue;
         }
         bytes += n * k * 4;
@@ -413,14 +630,21 @@ unsafe fn rows_dot_portable(
 /// `out` must be valid for reads and writes.
 #[inline(always)]
 unsafe fn store(out: *mut f32, v: f32, accumulate: bool) {
+    // SAFETY: this function's contract.
     unsafe { *out = if accumulate { *out + v } else { v } };
 }
 
 /// Lane sums and partial loads, which the GEMV needs beyond the encoder's [`Simd`].
 trait SimdDot: Simd {
     /// Sum of the lanes.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set of `Self`.
     unsafe fn sum(v: Self::V) -> f32;
     /// `p[0..n]` for `n < LANES`, zeros in the other lanes.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set of `Self`; `p` is valid for reads of `n` floats.
     unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
 }
 
@@ -438,6 +662,8 @@ mod x86_dot {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
+            // SAFETY: the mask enables lanes `0..n` only, which the contract makes readable;
+            // masked-off lanes are not accessed.
             unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p) }
         }
     }
@@ -455,6 +681,7 @@ mod x86_dot {
         unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            // SAFETY: as for AVX-512: only lanes `0..n` are loaded.
             unsafe { _mm256_maskload_ps(p, mask) }
         }
     }
@@ -521,6 +748,9 @@ unsafe fn rows_dot_simd<S: SimdDot>(
 }
 
 /// Dot products of rows `0..R` of `x` (row stride `ldx`) with rows `j..j + C` of `w`.
+///
+/// # Safety
+/// The CPU has the instruction set of `S`. (Row bounds are checked by the slicing below.)
 #[inline(always)]
 unsafe fn dot_block<S: SimdDot, const R: usize, const C: usize>(
     x: &[f32],
@@ -534,6 +764,9 @@ unsafe fn dot_block<S: SimdDot, const R: usize, const C: usize>(
     let full = k - k % lanes;
     let xp: [*const f32; R] = std::array::from_fn(|r| x[r * ldx..][..k].as_ptr());
     let wp: [*const f32; C] = std::array::from_fn(|c| w[(j + c) * ldw..][..k].as_ptr());
+    // SAFETY: every pointer starts a row of `k` floats (the slicing above checked it); full
+    // loads stay below `full <= k`, the partial load reads `k - full` floats; the CPU
+    // feature is the caller's contract.
     unsafe {
         let mut acc = [[S::splat(0.0); C]; R];
         let mut kk = 0;
@@ -664,6 +897,61 @@ mod tests {
         assert!(exp_fast(1000.0).is_finite() && sigmoid_fast(-1000.0) > 0.0);
     }
     use crate::simd::for_each_level;
+
+    /// `StepWeight` (the packed AVX-512 kernel at level 2, gemm below) against an f64 triple
+    /// loop: a transposed and a plain weight, widths that leave a partial 48-column panel,
+    /// a row stride wider than k, with and without bias, overwriting and accumulating.
+    #[test]
+    fn step_weight_products_match_the_reference() {
+        let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.37;
+        for (m, k, n, transposed, lda) in [
+            (32, 64, 200, true, 64),
+            (5, 37, 49, false, 40),
+            (9, 100, 16, true, 101),
+            (1, 3, 97, false, 3),
+        ] {
+            let wdata: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();
+            // Stored `[n, k]` and read transposed, or stored `[k, n]`.
+            let b = if transposed {
+                View::new(&wdata, n, k).t()
+            } else {
+                View::new(&wdata, k, n)
+            };
+            let wkn = |r: usize, c: usize| {
+                if transposed {
+                    wdata[c * k + r]
+                } else {
+                    wdata[r * n + c]
+                }
+            };
+            let x: Vec<f32> = (0..m * lda).map(|i| val(i + 1)).collect();
+            let bias: Vec<f32> = (0..n).map(|i| val(i + 9)).collect();
+            for_each_level(|level| {
+                for with_bias in [false, true] {
+                    let sw = StepWeight::new(b, with_bias.then_some(&bias[..]));
+                    let a = View::columns(&x, m, lda, 0, k);
+                    let (mut set, mut add) = (vec![f32::NAN; m * n], vec![0.5f32; m * n]);
+                    sw.product(&mut set, a, Update::Set);
+                    sw.product(&mut add, a, Update::Add);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let want = (0..k)
+                                .map(|t| x[i * lda + t] as f64 * wkn(t, j) as f64)
+                                .sum::<f64>()
+                                + if with_bias { bias[j] as f64 } else { 0.0 };
+                            let tol = 1e-5 * (1.0 + want.abs()) * (k as f64).sqrt();
+                            let (s, ad) = (set[i * n + j] as f64, add[i * n + j] as f64);
+                            assert!(
+                                (s - want).abs() <= tol && (ad - 0.5 - want).abs() <= tol,
+                                "level {level} m{m} k{k} n{n} bias {with_bias} [{i},{j}]: \
+                                 {s} / {ad} vs {want}"
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    }
 
     /// Every instruction-set path of `rows_products` against the plain triple loop, with odd
     /// sizes (partial vectors, partial 4-row groups, several blocks), a column block of a
