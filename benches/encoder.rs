@@ -4,8 +4,9 @@
 //! with X = B / median(seconds per call).
 //!
 //! `cargo bench --bench encoder -- [--threads 2] [--batch 1 16] [--warmup 10] [--runs 50]
-//! [--plain] [--model DIR] [--profile]`; `--profile` prints instead the fast path's time per
-//! layer at batch 1 (mean of `--runs` passes) and per kind of layer.
+//! [--plain] [--model DIR] [--profile] [--simd]`; `--profile` prints instead the fast path's
+//! time per layer at batch 1 (median of `--runs` passes) and per kind of layer; `--simd` only
+//! prints the instruction set the kernels dispatch to (`simd=avx512`).
 use std::time::Instant;
 
 use anyhow::Context;
@@ -20,6 +21,7 @@ struct Options {
     runs: usize,
     backend: Backend,
     profile: bool,
+    simd: bool,
     model: std::path::PathBuf,
 }
 
@@ -31,6 +33,7 @@ fn parse() -> anyhow::Result<Options> {
         runs: 50,
         backend: Backend::FastCpu,
         profile: false,
+        simd: false,
         model: encoder_dir("efficientnet-lite0").expect("run `make models`"),
     };
     let args: Vec<String> = std::env::args()
@@ -50,6 +53,11 @@ fn parse() -> anyhow::Result<Options> {
             "--model" => o.model = value(i)?.into(),
             "--profile" => {
                 o.profile = true;
+                i += 1;
+                continue;
+            }
+            "--simd" => {
+                o.simd = true;
                 i += 1;
                 continue;
             }
@@ -76,6 +84,10 @@ fn parse() -> anyhow::Result<Options> {
 
 fn main() -> anyhow::Result<()> {
     let o = parse()?;
+    if o.simd {
+        println!("simd={}", vidcap::simd::dispatch_level());
+        return Ok(());
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads)
         .build_global()?;
@@ -104,12 +116,13 @@ fn main() -> anyhow::Result<()> {
             o.runs
         );
         println!(
-            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?}",
+            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?} simd={}",
             median * 1e3,
             secs[0] * 1e3,
             secs[secs.len() - 1] * 1e3,
             o.threads,
-            o.backend
+            o.backend,
+            vidcap::simd::dispatch_level()
         );
     }
     Ok(())

@@ -131,6 +131,25 @@ unsafe impl Sync for SendPtr {}
 /// Only lowered by tests, so that every path is checked against its reference on one machine.
 pub static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
 
+/// The instruction set `simd_dispatch!` picks on this CPU at the current [`MAX_LEVEL`]:
+/// `avx512`, `avx2` or `portable` (benchmarks print it beside their figures).
+pub fn dispatch_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+        if level >= 2 && std::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if level >= 1
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
 /// Held while a test lowers [`MAX_LEVEL`], so that tests needing the top level can wait.
 #[cfg(test)]
 static LEVEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
