@@ -22,7 +22,8 @@ struct Options {
     backend: Backend,
     profile: bool,
     simd: bool,
-    model: std::path::PathBuf,
+    /// `None`: the installed `efficientnet-lite0`.
+    model: Option<std::path::PathBuf>,
 }
 
 fn parse() -> anyhow::Result<Options> {
@@ -34,7 +35,7 @@ fn parse() -> anyhow::Result<Options> {
         backend: Backend::FastCpu,
         profile: false,
         simd: false,
-        model: encoder_dir("efficientnet-lite0").expect("run `make models`"),
+        model: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -50,7 +51,7 @@ fn parse() -> anyhow::Result<Options> {
             "--threads" => o.threads = value(i)?.parse()?,
             "--warmup" => o.warmup = value(i)?.parse()?,
             "--runs" => o.runs = value(i)?.parse()?,
-            "--model" => o.model = value(i)?.into(),
+            "--model" => o.model = Some(value(i)?.into()),
             "--profile" => {
                 o.profile = true;
                 i += 1;
@@ -91,7 +92,12 @@ fn main() -> anyhow::Result<()> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads)
         .build_global()?;
-    let encoder = EfficientNetLite::load(&o.model, &Device::Cpu)?;
+    // Looked up only without --model, so that --model works where none is installed.
+    let model = match &o.model {
+        Some(dir) => dir.clone(),
+        None => encoder_dir("efficientnet-lite0").context("run `make models`, or pass --model")?,
+    };
+    let encoder = EfficientNetLite::load(&model, &Device::Cpu)?;
     if o.profile {
         return profile(&encoder, &o);
     }
