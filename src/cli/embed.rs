@@ -208,13 +208,11 @@ fn split_batches(t: &Tensor) -> anyhow::Result<Vec<Tensor>> {
 /// The encoder and the input's batches. A tensor file is read on a second thread while the
 /// encoder loads (both take tens of milliseconds, and neither needs the other until the
 /// shape check).
-fn load_with_input(
-    args: &Args,
-) -> anyhow::Result<(Box<dyn FrameEncoder>, Vec<Tensor>, Option<Vec<f64>>)> {
+fn load_with_input(args: &Args) -> anyhow::Result<(Box<dyn FrameEncoder>, Vec<Tensor>)> {
     if !matches!(input_kind(&args.input)?, InputKind::Tensor) {
         let encoder = load_encoder(&args.encoder)?;
-        let (batches, pts) = input_batches(encoder.as_ref(), &args.input, args.frames)?;
-        return Ok((encoder, batches, pts));
+        let (batches, _) = input_batches(encoder.as_ref(), &args.input, args.frames)?;
+        return Ok((encoder, batches));
     }
     let (encoder, tensor) = std::thread::scope(|s| {
         let reader = s.spawn(|| read_tensor(&args.input));
@@ -226,7 +224,7 @@ fn load_with_input(
     });
     let encoder = encoder?;
     let tensor = check_tensor(encoder.as_ref(), &args.input, tensor?)?;
-    Ok((encoder, split_batches(&tensor)?, None))
+    Ok((encoder, split_batches(&tensor)?))
 }
 
 /// Writes `t` to `path` as .npy through a temporary file in the same directory and a rename,
@@ -275,7 +273,7 @@ fn write_npy_f32(t: &Tensor, path: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
-    let (encoder, batches, _) = load_with_input(&args)?;
+    let (encoder, batches) = load_with_input(&args)?;
     let mut parts = Vec::new();
     for batch in batches {
         let out = encoder.forward(&batch)?;
