@@ -4,8 +4,9 @@
 //! with X = B / median(seconds per call).
 //!
 //! `cargo bench --bench encoder -- [--threads 2] [--batch 1 16] [--warmup 10] [--runs 50]
-//! [--plain] [--model DIR] [--profile]`; `--profile` prints instead the fast path's time per
-//! layer at batch 1 (mean of `--runs` passes) and per kind of layer.
+//! [--plain] [--model DIR] [--profile] [--simd]`; `--profile` prints instead the fast path's
+//! time per layer at batch 1 (median of `--runs` passes) and per kind of layer; `--simd` only
+//! prints the instruction set the kernels dispatch to (`simd=avx512`).
 use std::time::Instant;
 
 use anyhow::Context;
@@ -20,7 +21,9 @@ struct Options {
     runs: usize,
     backend: Backend,
     profile: bool,
-    model: std::path::PathBuf,
+    simd: bool,
+    /// `None`: the installed `efficientnet-lite0`.
+    model: Option<std::path::PathBuf>,
 }
 
 fn parse() -> anyhow::Result<Options> {
@@ -31,7 +34,8 @@ fn parse() -> anyhow::Result<Options> {
         runs: 50,
         backend: Backend::FastCpu,
         profile: false,
-        model: encoder_dir("efficientnet-lite0").expect("run `make models`"),
+        simd: false,
+        model: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -47,9 +51,14 @@ fn parse() -> anyhow::Result<Options> {
             "--threads" => o.threads = value(i)?.parse()?,
             "--warmup" => o.warmup = value(i)?.parse()?,
             "--runs" => o.runs = value(i)?.parse()?,
-            "--model" => o.model = value(i)?.into(),
+            "--model" => o.model = Some(value(i)?.into()),
             "--profile" => {
                 o.profile = true;
+                i += 1;
+                continue;
+            }
+            "--simd" => {
+                o.simd = true;
                 i += 1;
                 continue;
             }
@@ -76,10 +85,19 @@ fn parse() -> anyhow::Result<Options> {
 
 fn main() -> anyhow::Result<()> {
     let o = parse()?;
+    if o.simd {
+        println!("simd={}", vidcap::simd::dispatch_level());
+        return Ok(());
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads)
         .build_global()?;
-    let encoder = EfficientNetLite::load(&o.model, &Device::Cpu)?;
+    // Looked up only without --model, so that --model works where none is installed.
+    let model = match &o.model {
+        Some(dir) => dir.clone(),
+        None => encoder_dir("efficientnet-lite0").context("run `make models`, or pass --model")?,
+    };
+    let encoder = EfficientNetLite::load(&model, &Device::Cpu)?;
     if o.profile {
         return profile(&encoder, &o);
     }
@@ -104,12 +122,13 @@ fn main() -> anyhow::Result<()> {
             o.runs
         );
         println!(
-            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?}",
+            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?} simd={}",
             median * 1e3,
             secs[0] * 1e3,
             secs[secs.len() - 1] * 1e3,
             o.threads,
-            o.backend
+            o.backend,
+            vidcap::simd::dispatch_level()
         );
     }
     Ok(())

@@ -16,6 +16,10 @@ if [ ! -x "$PY" ] || [ ! -f "$ORT" ]; then
   exit 1
 fi
 cargo bench --locked --bench encoder --no-run >/dev/null 2>&1 || cargo bench --locked --bench encoder --no-run
+# What the figures were measured on: CPU, the kernels' instruction set, the peer's versions.
+echo "# cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p') ($(nproc) cpus)"
+echo "# vidcap kernels: $(cargo bench --locked --bench encoder -- --simd 2>/dev/null)"
+echo "# peer: $("$PY" -c 'import numpy, onnxruntime; print(f"onnxruntime {onnxruntime.__version__}, numpy {numpy.__version__}")')"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for round in $(seq 1 "$ROUNDS"); do

@@ -5,18 +5,37 @@
 //! Why not rely on auto-vectorisation: LLVM left the register-blocked accumulators of the
 //! depthwise and stem kernels scalar (`vaddss` + stores, seen with `perf annotate`), which
 //! made them several times slower than their FLOP share.
-#![allow(clippy::missing_safety_doc)]
 
 /// One vector type. Every method requires the CPU feature of its implementation; callers
 /// reach them only through `simd_dispatch!`, which checks it.
 pub trait Simd: Copy {
     const LANES: usize;
     type V: Copy;
+    /// `x` in every lane.
+    ///
+    /// # Safety
+    /// The CPU has the implementation's feature.
     unsafe fn splat(x: f32) -> Self::V;
+    /// `LANES` values from `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has the implementation's feature; `p` is valid for reading `LANES` values.
     unsafe fn load(p: *const f32) -> Self::V;
+    /// `v` to `p` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has the implementation's feature; `p` is valid for writing `LANES` values and
+    /// no one else accesses them meanwhile.
     unsafe fn store(p: *mut f32, v: Self::V);
     /// `a * b + c`.
+    ///
+    /// # Safety
+    /// The CPU has the implementation's feature.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `v` clamped to `[lo, hi]` lane by lane.
+    ///
+    /// # Safety
+    /// The CPU has the implementation's feature.
     unsafe fn clamp(v: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
 }
 
@@ -40,11 +59,13 @@ mod x86 {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn load(p: *const f32) -> __m512 {
+            // SAFETY: the caller guarantees `LANES` readable values at `p` (trait contract).
             unsafe { _mm512_loadu_ps(p) }
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn store(p: *mut f32, v: __m512) {
+            // SAFETY: the caller guarantees `LANES` writable values at `p` (trait contract).
             unsafe { _mm512_storeu_ps(p, v) }
         }
         #[inline]
@@ -70,11 +91,13 @@ mod x86 {
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn load(p: *const f32) -> __m256 {
+            // SAFETY: the caller guarantees `LANES` readable values at `p` (trait contract).
             unsafe { _mm256_loadu_ps(p) }
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn store(p: *mut f32, v: __m256) {
+            // SAFETY: the caller guarantees `LANES` writable values at `p` (trait contract).
             unsafe { _mm256_storeu_ps(p, v) }
         }
         #[inline]
@@ -108,6 +131,25 @@ unsafe impl Sync for SendPtr {}
 /// Only lowered by tests, so that every path is checked against its reference on one machine.
 pub static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
 
+/// The instruction set `simd_dispatch!` picks on this CPU at the current [`MAX_LEVEL`]:
+/// `avx512`, `avx2` or `portable` (benchmarks print it beside their figures).
+pub fn dispatch_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let level = MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
+        if level >= 2 && std::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if level >= 1
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
 /// Held while a test lowers [`MAX_LEVEL`], so that tests needing the top level can wait.
 #[cfg(test)]
 static LEVEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -135,7 +177,8 @@ pub fn for_each_level(mut f: impl FnMut(u8)) {
 /// has the feature (checked at run time; CI and users build without `target-cpu=native`), else
 /// the portable `$scalar`.
 ///
-/// Kernels whose arguments are all safe types (slices, values) get a safe wrapper. A kernel
+/// Kernels whose arguments are all safe types (slices, values) get a safe wrapper; such a
+/// kernel's only precondition may be the CPU feature (it checks its slice sizes itself). A kernel
 /// that takes a raw pointer is declared `unsafe fn $name = ...`: its wrapper stays `unsafe`
 /// and its callers take over the kernel's `# Safety` contract, so no safe function forwards an
 /// unchecked pointer.
@@ -167,12 +210,16 @@ macro_rules! dispatch_body {
         #[cfg(target_arch = "x86_64")]
         {
             use $crate::simd::{Avx2, Avx512};
+            /// # Safety
+            /// The CPU has AVX-512F, AVX2 and FMA; the generic kernel's own contract holds.
             #[target_feature(enable = "avx512f,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512($($arg: $ty),*) {
                 // SAFETY: the caller checked the CPU features; the rest is its contract.
                 unsafe { $generic::<Avx512>($($arg),*) }
             }
+            /// # Safety
+            /// The CPU has AVX2 and FMA; the generic kernel's own contract holds.
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2($($arg: $ty),*) {

@@ -158,9 +158,17 @@ fn check_npy_size(path: &Path) -> anyhow::Result<()> {
 
 /// Reads a preprocessed `(N, 3, S, S)` tensor.
 pub(super) fn tensor_batch(encoder: &dyn FrameEncoder, path: &Path) -> anyhow::Result<Tensor> {
+    check_tensor(encoder, path, read_tensor(path)?)
+}
+
+/// Reads a .npy tensor (any shape), after [`check_npy_size`].
+fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
     check_npy_size(path)?;
-    let t =
-        Tensor::read_npy(path).with_context(|| format!("{}: cannot read .npy", path.display()))?;
+    Tensor::read_npy(path).with_context(|| format!("{}: cannot read .npy", path.display()))
+}
+
+/// `t` as the encoder's f32 `(N, 3, S, S)` input, or an error naming `path`.
+fn check_tensor(encoder: &dyn FrameEncoder, path: &Path, t: Tensor) -> anyhow::Result<Tensor> {
     let s = encoder.input_size();
     if t.dims().len() != 4 || t.dims()[1..] != [3, s, s] || t.dims()[0] == 0 {
         bail!(
@@ -184,32 +192,90 @@ pub(super) fn input_batches(
             let (batch, pts) = video_batch(encoder, path, video_frames)?;
             Ok((vec![batch], Some(pts)))
         }
-        InputKind::Tensor => {
-            let t = tensor_batch(encoder, path)?;
-            let n = t.dim(0)?;
-            let batches = (0..n)
-                .step_by(BATCH)
-                .map(|i| Ok(t.narrow(0, i, BATCH.min(n - i))?))
-                .collect::<anyhow::Result<_>>()?;
-            Ok((batches, None))
-        }
+        InputKind::Tensor => Ok((split_batches(&tensor_batch(encoder, path)?)?, None)),
     }
+}
+
+/// A tensor of many images as views of [`BATCH`] images (no copy).
+fn split_batches(t: &Tensor) -> anyhow::Result<Vec<Tensor>> {
+    let n = t.dim(0)?;
+    (0..n)
+        .step_by(BATCH)
+        .map(|i| Ok(t.narrow(0, i, BATCH.min(n - i))?))
+        .collect()
+}
+
+/// The encoder and the input's batches. A tensor file is read on a second thread while the
+/// encoder loads (both take tens of milliseconds, and neither needs the other until the
+/// shape check).
+fn load_with_input(args: &Args) -> anyhow::Result<(Box<dyn FrameEncoder>, Vec<Tensor>)> {
+    if !matches!(input_kind(&args.input)?, InputKind::Tensor) {
+        let encoder = load_encoder(&args.encoder)?;
+        let (batches, _) = input_batches(encoder.as_ref(), &args.input, args.frames)?;
+        return Ok((encoder, batches));
+    }
+    let (encoder, tensor) = std::thread::scope(|s| {
+        let reader = s.spawn(|| read_tensor(&args.input));
+        let encoder = load_encoder(&args.encoder);
+        let tensor = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (encoder, tensor)
+    });
+    let encoder = encoder?;
+    let tensor = check_tensor(encoder.as_ref(), &args.input, tensor?)?;
+    Ok((encoder, split_batches(&tensor)?))
 }
 
 /// Writes `t` to `path` as .npy through a temporary file in the same directory and a rename,
 /// so a reader never sees a partial file.
 pub(super) fn write_npy_atomic(t: &Tensor, path: &Path) -> anyhow::Result<()> {
     let tmp = crate::atomic::temp_path(path);
-    let written = t
-        .write_npy(&tmp)
-        .with_context(|| format!("cannot write {}", path.display()));
+    let written = if t.dtype() == candle_core::DType::F32 {
+        write_npy_f32(t, &tmp)
+    } else {
+        t.write_npy(&tmp).map_err(Into::into)
+    };
+    let written = written.with_context(|| format!("cannot write {}", path.display()));
     crate::atomic::commit_temp(&tmp, path, written)
 }
 
+/// An f32 tensor as .npy (format 1.0, little-endian, C order) in one buffered write: candle's
+/// `write_npy` issues one unbuffered write per value (30 ms for 80×1280 features).
+fn write_npy_f32(t: &Tensor, path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let values = t.flatten_all()?.to_vec1::<f32>()?;
+    let shape = match t.dims() {
+        [n] => format!("({n},)"),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to 64 bytes as numpy does.
+    let unpadded = 10 + header.len() + 1;
+    header.extend(std::iter::repeat_n(
+        ' ',
+        unpadded.next_multiple_of(64) - unpadded,
+    ));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * values.len());
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&u16::try_from(header.len())?.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::File::create(path)?.write_all(&bytes)?;
+    Ok(())
+}
+
 pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
-    let encoder = load_encoder(&args.encoder)?;
+    let (encoder, batches) = load_with_input(&args)?;
     let mut parts = Vec::new();
-    for batch in input_batches(encoder.as_ref(), &args.input, args.frames)?.0 {
+    for batch in batches {
         let out = encoder.forward(&batch)?;
         parts.push(if args.grid {
             out.grid
@@ -227,4 +293,34 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
         args.output.display()
     );
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our .npy writer against candle's reader, for a 2-D, a 3-D and a 1-D tensor; and the
+    /// header is padded as numpy pads it.
+    #[test]
+    fn f32_npy_writer_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = candle_core::Device::Cpu;
+        for shape in [vec![3usize, 5], vec![2, 4, 7], vec![9]] {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.37 - 3.0).collect();
+            let t = Tensor::from_vec(values.clone(), shape.as_slice(), &dev).unwrap();
+            let path = dir.path().join("t.npy");
+            write_npy_atomic(&t, &path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            assert_eq!((10 + header_len) % 64, 0);
+            assert_eq!(bytes.len(), 10 + header_len + 4 * n);
+            let back = Tensor::read_npy(&path).unwrap();
+            assert_eq!(back.dims(), shape.as_slice());
+            assert_eq!(
+                back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                values
+            );
+        }
+    }
 }

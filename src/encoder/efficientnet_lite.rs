@@ -315,8 +315,9 @@ impl ConvBn {
     }
 
     /// BatchNorm folded into the convolution (float64 maths): `(weight * scale, beta - mean * scale)`
-    /// with `scale = gamma / sqrt(var + eps)`; the weight as `[out, rest...]` rows.
-    fn fold(&self, eps: f64) -> anyhow::Result<(Vec<Vec<f64>>, Vec<f32>)> {
+    /// with `scale = gamma / sqrt(var + eps)`, the weight `[out, rest...]` transposed to
+    /// `[rest..., out]` (the layout of every fast kernel), rounded to f32 once at the end.
+    fn fold(&self, eps: f64) -> anyhow::Result<Folded> {
         let vec = |t: &Tensor| -> anyhow::Result<Vec<f64>> {
             Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
         };
@@ -327,39 +328,30 @@ impl ConvBn {
             .context("BatchNorm without affine weights")?;
         let (gamma, beta) = (vec(gamma)?, vec(beta)?);
         let out = self.weight.dim(0)?;
-        let w = vec(&self.weight)?;
+        let w: Vec<f32> = self.weight.flatten_all()?.to_vec1()?;
         let per_out = w.len() / out;
-        let mut rows = Vec::with_capacity(out);
+        let mut weight = vec![0f32; w.len()];
         let mut bias = Vec::with_capacity(out);
-        for o in 0..out {
+        for (o, row) in w.chunks_exact(per_out).enumerate() {
             let scale = gamma[o] / (var[o] + eps).sqrt();
-            rows.push(
-                w[o * per_out..(o + 1) * per_out]
-                    .iter()
-                    .map(|v| v * scale)
-                    .collect(),
-            );
+            for (i, &v) in row.iter().enumerate() {
+                weight[i * out + o] = (f64::from(v) * scale) as f32;
+            }
             bias.push((beta[o] - mean[o] * scale) as f32);
         }
-        Ok((rows, bias))
+        Ok(Folded { weight, bias })
     }
 
     /// Folded 1×1 convolution as a `[in, out]` GEMM operand.
     fn fold_pointwise(&self, eps: f64) -> anyhow::Result<Pointwise> {
-        let (rows, bias) = self.fold(eps)?;
-        let (out, inp) = (rows.len(), rows[0].len());
-        let weight = (0..inp * out)
-            .map(|i| rows[i % out][i / out] as f32)
-            .collect();
-        Ok(Pointwise::new(weight, inp, out, bias))
+        let Folded { weight, bias } = self.fold(eps)?;
+        let out = bias.len();
+        Ok(Pointwise::new(weight, self.weight.dim(1)?, out, bias))
     }
 
     /// Folded depthwise convolution as `[k, k, channels]`.
     fn fold_depthwise(&self, eps: f64) -> anyhow::Result<Folded> {
-        let (rows, bias) = self.fold(eps)?;
-        let (c, taps) = (rows.len(), rows[0].len());
-        let weight = (0..taps * c).map(|i| rows[i % c][i / c] as f32).collect();
-        Ok(Folded { weight, bias })
+        self.fold(eps)
     }
 
     /// Folded dense convolution as `[in, k, k, out]` (the stem kernel's layout).
@@ -677,9 +669,10 @@ impl PlainNet {
 impl FastNet {
     fn fold(plain: &PlainNet, cfg: &Config) -> anyhow::Result<Self> {
         let eps = cfg.bn_eps;
+        // In parallel: folding and packing is most of the load time (`vidcap embed`).
         let blocks = plain
             .blocks
-            .iter()
+            .par_iter()
             .map(|(b, e, d, p)| {
                 Ok((
                     *b,

@@ -76,6 +76,7 @@ fn rotation_of(stream: &ff::format::stream::Stream) -> i32 {
                     *v = i32::from_ne_bytes(data[i * 4..i * 4 + 4].try_into().unwrap());
                 }
                 // av_display_rotation_get gives degrees counter-clockwise.
+                // SAFETY: it reads the 9 i32s of a display matrix, which `m` holds.
                 -unsafe { ffi::av_display_rotation_get(m.as_ptr()) }
             },
         )
@@ -186,10 +187,12 @@ impl Source {
         } else {
             (duration_s * fps).round() as u64
         };
+        // SAFETY: `input` owns a live, opened AVFormatContext; reading a plain field.
+        let container_start = unsafe { (*input.as_ptr()).start_time };
         let start_time_s = if stream.start_time() != ffi::AV_NOPTS_VALUE {
             stream.start_time() as f64 * time_base
-        } else if unsafe { (*input.as_ptr()).start_time } != ffi::AV_NOPTS_VALUE {
-            (unsafe { (*input.as_ptr()).start_time }) as f64 / f64::from(ffi::AV_TIME_BASE)
+        } else if container_start != ffi::AV_NOPTS_VALUE {
+            container_start as f64 / f64::from(ffi::AV_TIME_BASE)
         } else {
             0.0
         };
@@ -436,6 +439,9 @@ impl Source {
     /// the container has one.
     pub fn indexed_keyframe_before(&self, t: f64) -> Option<f64> {
         let ts = (t / self.time_base).floor() as i64;
+        // SAFETY: `input` owns a live AVFormatContext whose `streams` array holds the stream
+        // `stream_index` was taken from; the index entry, when not null, points into that
+        // stream's index and is read before anything can change it.
         unsafe {
             let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
             let entry =
@@ -448,6 +454,9 @@ impl Source {
     /// times, which run ahead by the decoder's reordering delay; 0 for indexes of
     /// presentation times. Read off the first index entry against the stream's start.
     pub fn index_lead(&self) -> f64 {
+        // SAFETY: `input` owns a live AVFormatContext whose `streams` array holds the stream
+        // `stream_index` was taken from; the index entry, when not null, points into that
+        // stream's index and is read before anything can change it.
         unsafe {
             let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
             let first = ffi::avformat_index_get_entry(st, 0);
@@ -467,6 +476,9 @@ impl Source {
     /// and there is such a keyframe.
     pub fn indexed_keyframe_after(&self, t: f64) -> Option<f64> {
         let ts = (t / self.time_base).floor() as i64 + 1;
+        // SAFETY: `input` owns a live AVFormatContext whose `streams` array holds the stream
+        // `stream_index` was taken from; the index entry, when not null, points into that
+        // stream's index and is read before anything can change it.
         unsafe {
             let st = *(*self.input.as_ptr()).streams.add(self.stream_index);
             // Without AVSEEK_FLAG_BACKWARD: the first keyframe entry at or after `ts`.
@@ -553,6 +565,8 @@ impl Source {
         if !self.has_timestamps {
             return false;
         }
+        // SAFETY: `input` owns a live AVFormatContext, borrowed mutably here; the stream index
+        // is one of its streams.
         let ret = unsafe {
             ffi::avformat_seek_file(
                 self.input.as_mut_ptr(),
@@ -761,6 +775,9 @@ fn set_colorspace(ctx: &mut scaling::Context, space: ff::color::Space, range: ff
         s => ffi::AVColorSpace::from(s) as i32,
     };
     let src_full = i32::from(range == ff::color::Range::JPEG);
+    // SAFETY: `ctx` owns a live SwsContext, borrowed mutably; the out-parameters are locals
+    // that live across the call, and the tables swscale hands back are its own, passed back
+    // unchanged; `sws_getCoefficients` returns a static table.
     unsafe {
         let ptr = ctx.as_mut_ptr();
         let mut inv_table: *mut i32 = std::ptr::null_mut();

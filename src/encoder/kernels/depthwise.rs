@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::{Activation, Padding, relu6, same_padding};
-use crate::simd::{Simd, simd_dispatch};
+use crate::simd::{SendPtr, Simd, simd_dispatch};
 
 /// Shape of one depthwise convolution; weights are `[k, k, channels]` (tap-major, channel
 /// innermost), bias `[channels]`.
@@ -154,37 +154,25 @@ impl Depthwise {
             let target = rayon::current_num_threads() * 8;
             let bands = target.div_ceil(batch * vectors).clamp(1, oh);
             let band = oh.div_ceil(bands);
-            let out_ptr = output.as_mut_ptr() as usize;
+            // Tasks write interleaved channel vectors of the same pixels, so they share the
+            // output as a raw pointer: no task holds a `&mut` over another's elements.
+            let out = SendPtr(output.as_mut_ptr());
             (0..batch * vectors * bands).into_par_iter().for_each(|t| {
+                // Capture the whole (Send) wrapper, not its raw pointer field.
+                #[allow(clippy::redundant_locals)]
+                let out = out;
                 let (n, b, v) = (t / (vectors * bands), t / vectors % bands, t % vectors);
                 let (oy0, oy1) = (b * band, ((b + 1) * band).min(oh));
                 if oy0 >= oy1 {
                     return;
                 }
-                let img = &padded[n * pimage..(n + 1) * pimage];
-                // SAFETY: this task alone writes channels v*16..v*16+16 of rows oy0..oy1 of
-                // image n; the kernel writes nothing else.
-                let out_img = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        (out_ptr as *mut f32).add(n * oh * ow * c),
-                        oh * ow * c,
-                    )
-                };
-                let args = (
-                    img,
-                    pw,
-                    c,
-                    weights,
-                    bias,
-                    act,
-                    out_img,
-                    ow,
-                    oy0,
-                    oy1,
-                    v * 16,
-                );
-                // SAFETY: AVX-512F checked above; `img` is the padded image the kernel expects.
-                unsafe { padded_rows(k, self.stride, args) };
+                let img = padded[n * pimage..(n + 1) * pimage].as_ptr();
+                let args = (img, pw, c, weights, bias, act, ow, oy0, oy1, v * 16);
+                // SAFETY: AVX-512F checked by `padded_kernel_layout`; `img` is image n's
+                // padded input (sizes asserted above), which no one writes meanwhile; this
+                // task alone writes channels v*16..v*16+16 of rows oy0..oy1 of image n, inside
+                // `output` (asserted above).
+                unsafe { padded_rows(k, self.stride, args, out.0.add(n * oh * ow * c)) };
             });
         }
     }
@@ -219,37 +207,40 @@ impl Depthwise {
         #[cfg(target_arch = "x86_64")]
         for v in 0..c / 16 {
             let args = (
-                band,
+                band.as_ptr(),
                 pw,
                 c,
                 weights,
                 bias,
                 act,
-                &mut *output,
                 ow,
                 0,
                 oy1 - oy0,
                 v * 16,
             );
-            // SAFETY: `padded_kernel_layout` checked AVX-512F; sizes asserted above.
-            unsafe { padded_rows(k, self.stride, args) };
+            // SAFETY: `padded_kernel_layout` checked AVX-512F; `band` and `output` are
+            // borrowed for this call and hold the rows the kernel touches (asserted above).
+            unsafe { padded_rows(k, self.stride, args, output.as_mut_ptr()) };
         }
     }
 }
 
 impl Depthwise {
     /// Channels `c0..c1` (multiples of 16) of every output row of one image, on the calling
-    /// thread, from its padded input (borders zero); only those channels of `output` (the
-    /// image's `[out_h, out_w, channels]`) are written. For callers that split the channels
-    /// between threads themselves (the channel-split MBConv block).
+    /// thread, from its padded input (borders zero); only those channels of `padded` are read
+    /// and of `output` (the image's `[out_h, out_w, channels]`) written. For callers that split
+    /// the channels between threads themselves (the channel-split MBConv block), so both are
+    /// raw pointers: other threads use the other channels meanwhile.
     ///
     /// # Safety
-    /// `output` is valid for the whole output image and no one else accesses channels `c0..c1`
-    /// of it meanwhile. Panics when this CPU or shape has no padded kernel.
+    /// `padded` is valid for reading one padded image (`padded_input().pixels() * channels`
+    /// values) and no one writes its channels `c0..c1` meanwhile; `output` is valid for the
+    /// whole output image and no one else accesses its channels `c0..c1` meanwhile. Panics
+    /// when this CPU or shape has no padded kernel.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn run_padded_channels(
         &self,
-        padded: &[f32],
+        padded: *const f32,
         weights: &[f32],
         bias: &[f32],
         act: Activation,
@@ -265,9 +256,6 @@ impl Depthwise {
         assert!(c0.is_multiple_of(16) && c1.is_multiple_of(16) && c0 <= c1 && c1 <= c);
         assert_eq!(weights.len(), k * k * c);
         assert_eq!(bias.len(), c);
-        assert_eq!(padded.len(), pad.pixels() * c);
-        // SAFETY: the caller guarantees `output` and its channels.
-        let out_img = unsafe { std::slice::from_raw_parts_mut(output, oh * ow * c) };
         #[cfg(target_arch = "x86_64")]
         for v in c0 / 16..c1 / 16 {
             let args = (
@@ -277,14 +265,14 @@ impl Depthwise {
                 weights,
                 bias,
                 act,
-                &mut *out_img,
                 ow,
                 0,
                 oh,
                 v * 16,
             );
-            // SAFETY: `padded_kernel_layout` checked AVX-512F; sizes asserted above.
-            unsafe { padded_rows(k, self.stride, args) };
+            // SAFETY: `padded_kernel_layout` checked AVX-512F; the caller vouches for the
+            // padded image and for channels c0..c1 of the output image, v*16+16 <= c1.
+            unsafe { padded_rows(k, self.stride, args, output) };
         }
     }
 }
@@ -294,27 +282,27 @@ impl Depthwise {
 /// # Safety
 /// As [`padded_rows_avx512`].
 #[cfg(target_arch = "x86_64")]
-unsafe fn padded_rows(kernel: usize, stride: usize, args: PaddedRowsArgs<'_>) {
+unsafe fn padded_rows(kernel: usize, stride: usize, args: PaddedRowsArgs<'_>, out: *mut f32) {
+    // SAFETY: the caller's contract is the kernel's.
     unsafe {
         match (kernel, stride) {
-            (3, 1) => padded_rows_avx512::<3, 1, 8>(args),
-            (3, 2) => padded_rows_avx512::<3, 2, 8>(args),
-            (5, 1) => padded_rows_avx512::<5, 1, 4>(args),
-            _ => padded_rows_avx512::<5, 2, 4>(args),
+            (3, 1) => padded_rows_avx512::<3, 1, 8>(args, out),
+            (3, 2) => padded_rows_avx512::<3, 2, 8>(args, out),
+            (5, 1) => padded_rows_avx512::<5, 1, 4>(args, out),
+            _ => padded_rows_avx512::<5, 2, 4>(args, out),
         }
     }
 }
 
-/// Padded image, padded width, channels, weights, bias, activation, output image, output
-/// width, output rows `oy0..oy1`, first channel of the 16-channel vector.
+/// Padded image, padded width, channels, weights, bias, activation, output width, output rows
+/// `oy0..oy1`, first channel of the 16-channel vector.
 type PaddedRowsArgs<'a> = (
-    &'a [f32],
+    *const f32,
     usize,
     usize,
     &'a [f32],
     &'a [f32],
     Activation,
-    &'a mut [f32],
     usize,
     usize,
     usize,
@@ -326,15 +314,24 @@ type PaddedRowsArgs<'a> = (
 /// for all the rows, `P` output pixels are accumulated at once, and each input vector is the
 /// memory operand of its FMA. Padding removes every bounds test from the inner loops, so they
 /// unroll fully. (K² + P + 1 ≤ 32 registers.)
+///
+/// # Safety
+/// The CPU has AVX-512F; `c0 + 16 <= c`; `img` is valid for reading channels `c0..c0 + 16` of
+/// the padded rows `oy0 * ST..(oy1 - 1) * ST + K` (`pw` pixels of `c` channels each; borders zero,
+/// `pw >= (ow - 1) * ST + K`), which no one writes meanwhile; `out` is valid for writing
+/// channels `c0..c0 + 16` of output rows `oy0..oy1` (`ow` pixels of `c`), which no one else
+/// accesses meanwhile.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn padded_rows_avx512<const K: usize, const ST: usize, const P: usize>(
-    (img, pw, c, weights, bias, act, out_img, ow, oy0, oy1, c0): PaddedRowsArgs<'_>,
+    (img, pw, c, weights, bias, act, ow, oy0, oy1, c0): PaddedRowsArgs<'_>,
+    out: *mut f32,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(((oy1 - 1) * ST + K - 1) * pw * c + ((ow - 1) * ST + K) * c <= img.len());
-    debug_assert!(oy1 * ow * c <= out_img.len() && c0 + 16 <= c);
-    let (img, out) = (img.as_ptr(), out_img.as_mut_ptr());
+    assert!(c0 + 16 <= c && weights.len() >= K * K * c && bias.len() >= c);
+    debug_assert!(pw >= (ow - 1) * ST + K);
+    // SAFETY: the weight and bias loads stay inside the slices (asserted); the image and output
+    // accesses inside the extents of this function's contract.
     unsafe {
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         let finish = |v: __m512| {
@@ -377,6 +374,11 @@ unsafe fn padded_rows_avx512<const K: usize, const ST: usize, const P: usize>(
 }
 
 /// `Q` output pixels from `ox` of one row (see `padded_rows_avx512`).
+///
+/// # Safety
+/// The CPU has AVX-512F; `top` points at channel `c0` of the first of the `K` padded rows
+/// this output row reads and `out_row` at channel `c0` of the output row, both valid per
+/// [`padded_rows_avx512`]'s contract for pixels `ox..ox + Q` (`ox + Q <= ow`).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -392,6 +394,8 @@ unsafe fn pixel_group<const K: usize, const ST: usize, const Q: usize>(
     finish: &impl Fn(std::arch::x86_64::__m512) -> std::arch::x86_64::__m512,
 ) {
     use std::arch::x86_64::*;
+    // SAFETY: input pixels `(ox + p) * ST + kx < pw` of rows `ky < K` and output pixels
+    // `ox + p < ow`, as the contract allows.
     unsafe {
         let mut acc = [b; Q];
         for ky in 0..K {
@@ -470,7 +474,7 @@ impl RowGeometry {
 }
 
 /// # Safety
-/// The CPU has `S`'s feature; slice sizes are as `Depthwise::run` asserts.
+/// The CPU has `S`'s feature (the slice sizes are checked here).
 #[inline(always)]
 unsafe fn depthwise_row_simd<S: Simd>(
     dw: Depthwise,
@@ -481,8 +485,13 @@ unsafe fn depthwise_row_simd<S: Simd>(
     oy: usize,
     out_row: &mut [f32],
 ) {
-    let g = RowGeometry::new(&dw, oy, out_row.len() / dw.channels);
+    let (c, k) = (dw.channels, dw.kernel);
+    let (oh, ow) = dw.output_size();
+    assert!(img.len() >= dw.height * dw.width * c && weights.len() >= k * k * c);
+    assert!(bias.len() >= c && out_row.len() == ow * c && oy < oh);
+    let g = RowGeometry::new(&dw, oy, ow);
     let mut c0 = 0;
+    // SAFETY: the CPU feature is the caller's; the sizes asserted above are `block`'s contract.
     unsafe {
         while c0 + 2 * S::LANES <= dw.channels {
             block::<S, 2>(&dw, &g, img, weights, bias, act, out_row, c0);
@@ -497,6 +506,11 @@ unsafe fn depthwise_row_simd<S: Simd>(
 }
 
 /// Channels `c0 .. c0 + VB * LANES` of one output row.
+///
+/// # Safety
+/// The CPU has `S`'s feature; `c0 + VB * LANES <= channels`; `img` holds one input image,
+/// `weights` `k * k * channels`, `bias` `channels` values, `out_row` the row of `g` (`g.ow`
+/// pixels), and `g` was made by `RowGeometry::new` for this shape and an output row `< oh`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn block<S: Simd, const VB: usize>(
@@ -511,6 +525,8 @@ unsafe fn block<S: Simd, const VB: usize>(
 ) {
     let (c, k, s, l) = (dw.channels, dw.kernel, dw.stride, S::LANES);
     let (img, weights, out) = (img.as_ptr(), weights.as_ptr(), out_row.as_mut_ptr());
+    // SAFETY: `g` keeps every tap inside the image (rows `ky_lo..ky_hi`, interior columns or
+    // `columns`' clipped range) and every store inside `out_row`; channels stay below `c`.
     unsafe {
         let (zero, six) = (S::splat(0.0), S::splat(6.0));
         let mut b = [zero; VB];

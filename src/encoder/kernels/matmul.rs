@@ -87,6 +87,7 @@ impl PackedWeights {
         layout: RowLayout,
     ) {
         let k = self.k;
+        // SAFETY: the caller's contract is `run_panels`' with all `k` channels, stride `k`.
         unsafe {
             self.run_panels(
                 input, k, 0, k, true, r0, r1, p0, p1, act, residual, out, layout,
@@ -116,6 +117,7 @@ impl PackedWeights {
         out: *mut f32,
     ) {
         let (none, null, dense) = (Activation::None, std::ptr::null(), RowLayout::Dense);
+        // SAFETY: the caller's contract is `run_panels`' (no residual, dense rows).
         unsafe {
             self.run_panels(
                 input, x_stride, k0, k1, false, r0, r1, p0, p1, none, null, out, dense,
@@ -123,6 +125,14 @@ impl PackedWeights {
         }
     }
 
+    /// Rows `r0..r1` and panels `p0..p1` over input channels `k0..k1` (row `r` of `x` at
+    /// `input + r * x_stride`), with the bias when `with_bias`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `k0 <= k1 <= k`, `p1 <= panel_count()`; `input` is valid for
+    /// `r1` rows of stride `x_stride` holding channels `k0..k1`; `residual` is null or valid
+    /// for `r1` rows of `n`; `out` is valid for the rows `layout.row(r)` (`r < r1`) of `n`
+    /// values, and no one else accesses this block's rows and columns of it meanwhile.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn run_panels(
@@ -148,6 +158,9 @@ impl PackedWeights {
         for p in p0..p1 {
             let c0 = p * PANEL;
             let cols = PANEL.min(n - c0);
+            // SAFETY: panel `p` lies inside `panels` (`p < panel_count`, `k0 <= k`); the bias
+            // (padded to whole panels) or ZEROS holds 48 values from `c0`; the rest is this
+            // function's contract, which `rows_of_panel` takes over.
             unsafe {
                 let panel = self.panels.as_ptr().add((p * self.k + k0) * PANEL);
                 let bias = if with_bias {
@@ -201,12 +214,17 @@ type PanelArgs = (
 );
 
 /// All rows `r0..r1` of one panel, 8 at a time, then 4, then 1.
+///
+/// # Safety
+/// As [`PackedWeights::run_panels`] for this one panel: `panel` holds `k` rows of 48 weights,
+/// `bias` 48 values; at most `cols` (≤ 16 · `NV`) columns from `c0` are written.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows_of_panel<const NV: usize>(
     ((k, x_stride), n, input, panel, bias, out, layout, c0, cols, relu, residual, r0, r1): PanelArgs,
 ) {
+    // SAFETY: every pointer offset below stays inside the rows `r0..r1` the caller vouches for.
     unsafe {
         let res = |r: usize| {
             if residual.is_null() {
@@ -268,6 +286,12 @@ unsafe fn rows_of_panel<const NV: usize>(
 }
 
 /// One block of `MR` rows × `NV` vectors of 16 columns, accumulated over all of `k`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `x` is valid for `MR` rows of stride `x_stride` holding `k` values;
+/// `panel` for `k` rows of 48 and `bias` for `16 * NV` values; `residual` is null or valid for
+/// `MR` rows of `out_stride` holding `cols` values; `out` is valid for the first `cols` values
+/// of the rows `layout.row(first_row + r) * out_stride` (`r < MR`), which no one else accesses.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -286,6 +310,8 @@ unsafe fn micro<const MR: usize, const NV: usize>(
     residual: *const f32,
 ) {
     use std::arch::x86_64::*;
+    // SAFETY: the loads and stores stay inside the extents of this function's contract; the
+    // stores and residual loads are masked to the `cols` live columns.
     unsafe {
         let mut b = [_mm512_setzero_ps(); NV];
         for (v, bv) in b.iter_mut().enumerate() {

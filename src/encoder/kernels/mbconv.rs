@@ -19,6 +19,7 @@ use super::depthwise::Depthwise;
 use super::matmul::{PANEL, RowLayout};
 use super::pointwise::Pointwise;
 use super::{Activation, Padding};
+use crate::simd::SendPtr;
 
 /// Bytes of expanded rows a band may hold: a fraction of the 1 MiB L2 of current x86 cores,
 /// leaving room for the depthwise output, the weights and the input rows.
@@ -156,25 +157,26 @@ impl MbConv<'_> {
                 buf.resize(len, 0.0);
             }
         }
-        let exp = expanded.as_mut_ptr() as usize;
-        let conv = convolved.as_mut_ptr() as usize;
-        let outs: Vec<usize> = (0..parts)
-            .map(|t| {
-                if t == 0 {
-                    output.as_mut_ptr() as usize
-                } else {
-                    partials[(t - 1) * rows_out * cout..].as_mut_ptr() as usize
-                }
-            })
-            .collect();
+        // Every part writes its own channels of the shared `expanded` and `convolved`, so those
+        // travel as raw pointers; the outputs are disjoint slices.
+        let (exp, conv) = (
+            SendPtr(expanded.as_mut_ptr()),
+            SendPtr(convolved.as_mut_ptr()),
+        );
+        let mut outs: Vec<&mut [f32]> = vec![&mut *output];
+        outs.extend(partials[..(parts - 1) * rows_out * cout].chunks_exact_mut(rows_out * cout));
         let project_panels = self.project.packed().panel_count();
-        (0..parts).into_par_iter().for_each(|t| {
+        outs.into_par_iter().enumerate().for_each(|(t, out)| {
             let (p0, p1) = (t * panels / parts, (t + 1) * panels / parts);
             let (c0, c1) = (p0 * PANEL, (p1 * PANEL).min(mid));
-            let (exp, conv) = (exp as *mut f32, conv as *mut f32);
-            // SAFETY: part `t` alone touches channels c0..c1 of `expanded` and `convolved` and
-            // its own partial output; AVX-512F and the padded layout were checked by
-            // `applies`; the buffers were sized above.
+            // Capture the whole (Send) wrappers, not their raw pointer fields.
+            #[allow(clippy::redundant_locals)]
+            let (exp, conv) = (exp, conv);
+            let (exp, conv) = (exp.0, conv.0);
+            // SAFETY: part `t` alone touches channels c0..c1 of `expanded` and `convolved`
+            // (whole panels of the expansion; `mid` is a multiple of 16, checked by `applies`)
+            // and writes `out`, its own; AVX-512F and the padded layout were checked by
+            // `applies`; the buffers were sized above and the shapes checked.
             unsafe {
                 zero_border_channels(exp, pad, mid, c0, c1);
                 self.expand.packed().run_block(
@@ -188,9 +190,8 @@ impl MbConv<'_> {
                     exp,
                     RowLayout::Padded(pad),
                 );
-                let padded = std::slice::from_raw_parts(exp, pad.pixels() * mid);
                 let (w, b) = (self.depthwise_weights, self.depthwise_bias);
-                dw.run_padded_channels(padded, w, b, Activation::Relu6, c0, c1, conv);
+                dw.run_padded_channels(exp, w, b, Activation::Relu6, c0, c1, conv);
                 self.project.packed().run_block_partial(
                     conv.add(c0),
                     mid,
@@ -200,7 +201,7 @@ impl MbConv<'_> {
                     rows_out,
                     0,
                     project_panels,
-                    outs[t] as *mut f32,
+                    out.as_mut_ptr(),
                 );
             }
         });

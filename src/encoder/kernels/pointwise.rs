@@ -315,6 +315,11 @@ fn pointwise(
 }
 
 /// Row-major `dst[m, n] = lhs[m, k] @ rhs[k, n]` with the given row strides, single-threaded.
+///
+/// # Safety
+/// `lhs` is valid for `m` rows of stride `lhs_rs` holding `k` values, `rhs` for `k` rows of
+/// stride `rhs_rs` holding `n`, `dst` for `m` rows of stride `dst_rs` holding `n`, which no
+/// one else accesses meanwhile.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_tile(
     m: usize,
@@ -361,7 +366,7 @@ simd_dispatch!(fn epilogue = epilogue_simd | epilogue_scalar(
 ));
 
 /// # Safety
-/// The CPU has `S`'s feature; `bias` and `residual` are as long as `row`.
+/// The CPU has `S`'s feature (slice lengths are checked here).
 #[inline(always)]
 unsafe fn epilogue_simd<S: Simd>(
     row: &mut [f32],
@@ -370,7 +375,10 @@ unsafe fn epilogue_simd<S: Simd>(
     residual: Option<&[f32]>,
 ) {
     let (n, l) = (row.len(), S::LANES);
+    assert!(bias.len() >= n && residual.is_none_or(|r| r.len() >= n));
     let full = n / l * l;
+    // SAFETY: the CPU feature is the caller's; every access is at `j + LANES <= full <= n`,
+    // inside `row`, `bias` and `residual` (asserted above).
     unsafe {
         let (zero, six) = (S::splat(0.0), S::splat(6.0));
         let mut j = 0;

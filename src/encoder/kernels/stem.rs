@@ -84,14 +84,14 @@ impl Stem {
         assert_eq!((pad.height, pad.width), (oh, ow));
         assert_eq!(output.len(), batch * pad.pixels() * co);
         pad.zero_borders(output, batch, co);
-        let out_ptr = output.as_mut_ptr() as usize;
-        (0..batch * oh).into_par_iter().for_each(|row| {
-            let (n, oy) = (row / oh, row % oh);
-            let start = ((n * pad.padded_height + oy + pad.top) * pad.padded_width + pad.left) * co;
-            // SAFETY: each task writes the interior of its own padded row, inside `output`.
-            let out_row = unsafe {
-                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), ow * co)
-            };
+        let rows = output.par_chunks_mut(pad.padded_width * co).enumerate();
+        rows.for_each(|(row, padded_row)| {
+            let (n, py) = (row / pad.padded_height, row % pad.padded_height);
+            if py < pad.top || py >= pad.top + oh {
+                return;
+            }
+            let oy = py - pad.top;
+            let out_row = &mut padded_row[pad.left * co..(pad.left + ow) * co];
             stem_row(
                 this,
                 &input[n * image..(n + 1) * image],
@@ -148,7 +148,7 @@ fn gather(st: &Stem, img: &[f32], oy: usize, ox: usize, group: usize, patches: &
 }
 
 /// # Safety
-/// The CPU has `S`'s feature; slice sizes are as `Stem::run` asserts.
+/// The CPU has `S`'s feature (the slice sizes are checked here).
 #[inline(always)]
 unsafe fn stem_row_simd<S: Simd>(
     st: Stem,
@@ -161,7 +161,9 @@ unsafe fn stem_row_simd<S: Simd>(
 ) {
     let (co, l) = (st.out_channels, S::LANES);
     let taps = st.in_channels * st.kernel * st.kernel;
-    let ow = out_row.len() / co;
+    let (oh, ow) = st.output_size();
+    assert!(img.len() >= st.in_channels * st.height * st.width && weights.len() >= taps * co);
+    assert!(bias.len() >= co && out_row.len() == ow * co && oy < oh);
     let mut patches = vec![0f32; taps * PIXELS];
     let (k, s) = (st.kernel, st.stride);
     let (pad_top, _, _) = same_padding(st.height, k, s);
@@ -179,6 +181,9 @@ unsafe fn stem_row_simd<S: Simd>(
         if inside && co % l == 0 && ox + wide <= ow {
             let at = (iy0 as usize, ix0 as usize);
             let mut c0 = 0;
+            // SAFETY: the CPU feature is the caller's; the group's taps lie inside the image
+            // (`inside`), its pixels inside the row (`ox + wide <= ow`), and `co % l == 0`
+            // keeps every vector of channels below `co`: `direct`'s contract.
             unsafe {
                 while c0 + 2 * l <= co {
                     if wide == 8 {
@@ -202,6 +207,8 @@ unsafe fn stem_row_simd<S: Simd>(
         let group = PIXELS.min(ow - ox);
         gather(&st, img, oy, ox, group, &mut patches);
         let mut c0 = 0;
+        // SAFETY: the CPU feature is the caller's; `patches` holds `taps * PIXELS` values, the
+        // group's pixels lie inside the row and each vector of channels below `co`.
         unsafe {
             while c0 + 2 * l <= co {
                 block::<S, 2>(&st, &patches, weights, bias, act, out_row, ox, group, c0);
@@ -220,6 +227,11 @@ unsafe fn stem_row_simd<S: Simd>(
 /// Output channels `c0 .. c0 + VB * LANES` of the `P` pixels from `ox`, whose taps all lie
 /// inside the image, the first at input row and column `at`: each input value is broadcast
 /// straight from the NCHW image (no gather), `P × VB` accumulators in registers.
+///
+/// # Safety
+/// The CPU has `S`'s feature; `c0 + VB * LANES <= out_channels`; the taps of the `P` pixels
+/// lie inside `img` and the pixels `ox..ox + P` inside `out_row` (the debug assertions);
+/// `weights` and `bias` have the sizes `Stem::run` asserts.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn direct<S: Simd, const VB: usize, const P: usize>(
@@ -240,6 +252,7 @@ unsafe fn direct<S: Simd, const VB: usize, const P: usize>(
             <= img.len()
     );
     debug_assert!((ox + P) * co <= out_row.len() && c0 + VB * l <= co);
+    // SAFETY: every access stays inside the extents of this function's contract.
     unsafe {
         let (zero, six) = (S::splat(0.0), S::splat(6.0));
         let mut b = [zero; VB];
@@ -282,6 +295,11 @@ unsafe fn direct<S: Simd, const VB: usize, const P: usize>(
 }
 
 /// Output channels `c0 .. c0 + VB * LANES` of a gathered pixel group.
+///
+/// # Safety
+/// The CPU has `S`'s feature; `c0 + VB * LANES <= out_channels`; `patches` holds
+/// `taps * PIXELS` values; pixels `ox..ox + group` lie inside `out_row`; `weights` and `bias`
+/// have the sizes `Stem::run` asserts.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn block<S: Simd, const VB: usize>(
@@ -297,6 +315,7 @@ unsafe fn block<S: Simd, const VB: usize>(
 ) {
     let (co, l) = (st.out_channels, S::LANES);
     let taps = st.in_channels * st.kernel * st.kernel;
+    // SAFETY: every access stays inside the extents of this function's contract.
     unsafe {
         let (zero, six) = (S::splat(0.0), S::splat(6.0));
         let mut b = [zero; VB];
