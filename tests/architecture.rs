@@ -185,12 +185,9 @@ fn resolve(
 ) -> Option<Vec<String>> {
     let mut module: Vec<String> = from.to_vec();
     let mut segs = path.iter().peekable();
-    match segs.peek().map(|s| s.as_str()) {
-        Some("crate") => {
-            module.clear();
-            segs.next();
-        }
-        _ => {}
+    if segs.peek().is_some_and(|s| s.as_str() == "crate") {
+        module.clear();
+        segs.next();
     }
     while let Some(s) = segs.peek() {
         match s.as_str() {
@@ -320,11 +317,11 @@ fn no_import_cycle_between_files() {
     }
     let mut state = BTreeMap::new();
     for node in edges.keys() {
-        if state.get(node).copied().unwrap_or(0) == 0 {
-            if let Some(cycle) = visit(node, &edges, &mut state, &mut Vec::new()) {
-                let names: Vec<String> = cycle.iter().map(|m| show(m)).collect();
-                panic!("import cycle: {}", names.join(" → "));
-            }
+        if state.get(node).copied().unwrap_or(0) == 0
+            && let Some(cycle) = visit(node, &edges, &mut state, &mut Vec::new())
+        {
+            let names: Vec<String> = cycle.iter().map(|m| show(m)).collect();
+            panic!("import cycle: {}", names.join(" → "));
         }
     }
 }
