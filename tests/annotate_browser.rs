@@ -6,15 +6,15 @@
 //! message, and trains on the JSONL. Skipped, saying so, only where Chromium is not installed.
 //!
 //! `VIDCAP_ANNOTATE_SCREENSHOT=docs/annotate.png` keeps the page's screenshot there.
-mod annotate_util;
+mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use annotate_util::{
+use serde_json::{Value, json};
+use util::annotate::{
     Server, extract_and_train, make_clip, records, request, sample_clips, wait_for,
 };
-use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CONTROL: &str = "\u{E009}";

@@ -2,17 +2,17 @@
 //! answered with the file's own bytes, only listed clips served (traversal, links), malformed
 //! saves refused with nothing written, the JSONL written at once and read by `vidcap train`,
 //! resuming, extending a dataset, the lock, Ctrl-C, and the model's suggestions.
-mod annotate_util;
+mod util;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use annotate_util::{
+use serde_json::{Value, json};
+use util::annotate::{
     Server, VIDCAP, extract_and_train, make_clip, records, request, sample_clips, samples_dir,
     wait_for,
 };
-use serde_json::{Value, json};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

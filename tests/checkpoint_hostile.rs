@@ -1,6 +1,6 @@
 //! Hostile, truncated and garbled checkpoints: every one refused with a clear error, without
 //! executing anything, without a panic and without allocating what the file merely declares.
-mod common;
+mod util;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -9,7 +9,7 @@ use vidcap::checkpoint::{CheckpointError, parse_checkpoint, read_checkpoint_tens
 const PWNED_MARKER: &str = "/tmp/vidcap-checkpoint-test-pwned";
 
 fn refused(name: &str) -> String {
-    let path = common::fixture(&format!("hostile/{name}"));
+    let path = util::checkpoint::fixture(&format!("hostile/{name}"));
     let err = read_checkpoint_tensors(&path).expect_err(name);
     let msg = err.to_string();
     assert!(
@@ -160,7 +160,7 @@ fn parse_no_panic(bytes: &[u8], what: &str) -> Result<usize, String> {
 #[test]
 fn truncated_at_every_offset_is_refused() {
     for name in ["tiny_legacy.pt", "tiny_zip.pt"] {
-        let bytes = std::fs::read(common::fixture(name)).unwrap();
+        let bytes = std::fs::read(util::checkpoint::fixture(name)).unwrap();
         assert_eq!(parse_no_panic(&bytes, name), Ok(15));
         for len in 0..bytes.len() {
             let r = parse_no_panic(&bytes[..len], &format!("{name} cut at {len}"));
@@ -173,9 +173,9 @@ fn truncated_at_every_offset_is_refused() {
 /// never a panic or a hang. Deterministic seed, so a failure repeats.
 #[test]
 fn garbled_files_never_panic() {
-    let mut rng = common::Rng::new(0x5eed);
+    let mut rng = util::checkpoint::Rng::new(0x5eed);
     for name in ["tiny_legacy.pt", "tiny_zip.pt", "nested_zip.pt"] {
-        let original = std::fs::read(common::fixture(name)).unwrap();
+        let original = std::fs::read(util::checkpoint::fixture(name)).unwrap();
         let mut refused = 0;
         for round in 0..1500 {
             let mut bytes = original.clone();
@@ -203,11 +203,11 @@ fn garbled_files_never_panic() {
 /// cuts are always refused, flips never panic.
 #[test]
 fn real_checkpoint_truncated_or_garbled_never_panics() {
-    let Some(pth) = common::real_checkpoint() else {
+    let Some(pth) = util::checkpoint::real_checkpoint() else {
         return;
     };
     let original = std::fs::read(pth).unwrap();
-    let mut rng = common::Rng::new(0xface);
+    let mut rng = util::checkpoint::Rng::new(0xface);
     for _ in 0..30 {
         let len = rng.below(original.len());
         let r = parse_no_panic(&original[..len], &format!("real checkpoint cut at {len}"));

@@ -1,16 +1,12 @@
 //! `import_to_model_dir` / `vidcap models import`: the model directory it writes, checked
 //! against torch's summary of the real checkpoint, and its refusals.
-mod common;
+mod util;
+use util::vidcap_cmd as vidcap;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use vidcap::checkpoint::{expected_tensors, import_to_model_dir, import_with_labels};
-
-fn vidcap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vidcap"))
-}
 
 fn write_labels(dir: &Path, n: usize) -> PathBuf {
     let path = dir.join("labels.txt");
@@ -21,7 +17,8 @@ fn write_labels(dir: &Path, n: usize) -> PathBuf {
 
 fn torch_summary() -> Vec<Value> {
     serde_json::from_str(
-        &std::fs::read_to_string(common::fixture("efficientnet_lite0_summary.json")).unwrap(),
+        &std::fs::read_to_string(util::checkpoint::fixture("efficientnet_lite0_summary.json"))
+            .unwrap(),
     )
     .unwrap()
 }
@@ -59,7 +56,7 @@ fn architecture_table_matches_the_real_checkpoint() {
 
 #[test]
 fn real_checkpoint_imports_with_unchanged_values() {
-    let Some(pth) = common::real_checkpoint() else {
+    let Some(pth) = util::checkpoint::real_checkpoint() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -144,7 +141,7 @@ fn real_checkpoint_imports_with_unchanged_values() {
 fn a_checkpoint_of_another_network_is_refused_and_nothing_written() {
     let tmp = tempfile::tempdir().unwrap();
     let ckpt = tmp.path().join("tiny.pt");
-    std::fs::copy(common::fixture("tiny_zip.pt"), &ckpt).unwrap();
+    std::fs::copy(util::checkpoint::fixture("tiny_zip.pt"), &ckpt).unwrap();
     write_labels(tmp.path(), 1000);
     let out = tmp.path().join("out");
     let err = import_to_model_dir(&ckpt, "efficientnet-lite0", &out)
@@ -161,7 +158,7 @@ fn a_checkpoint_of_another_network_is_refused_and_nothing_written() {
 fn bad_arguments_are_refused_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let err = import_to_model_dir(&common::fixture("tiny_legacy.pt"), "vgg16", &out)
+    let err = import_to_model_dir(&util::checkpoint::fixture("tiny_legacy.pt"), "vgg16", &out)
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown architecture \"vgg16\""), "{err}");
@@ -170,7 +167,7 @@ fn bad_arguments_are_refused_with_the_reason() {
 
 #[test]
 fn missing_or_short_labels_are_refused() {
-    let Some(pth) = common::real_checkpoint() else {
+    let Some(pth) = util::checkpoint::real_checkpoint() else {
         return;
     };
     // The checkpoint under another name, with no labels.txt beside it.
@@ -197,7 +194,7 @@ fn missing_or_short_labels_are_refused() {
 fn cli_import_of_a_hostile_file_fails_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let labels = write_labels(tmp.path(), 1000);
-    let hostile = common::fixture("hostile/os_system_legacy.pt");
+    let hostile = util::checkpoint::fixture("hostile/os_system_legacy.pt");
     let out = tmp.path().join("out");
     let result = vidcap()
         .args(["models", "import"])
@@ -220,7 +217,7 @@ fn cli_import_of_a_hostile_file_fails_cleanly() {
 
 #[test]
 fn cli_import_writes_the_directory_and_prints_it() {
-    let Some(pth) = common::real_checkpoint() else {
+    let Some(pth) = util::checkpoint::real_checkpoint() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! Both checkpoint formats against values torch recorded (scripts/make_checkpoints.py).
-mod common;
+mod util;
 
 use candle_core::{DType, Device};
 use serde_json::Value;
@@ -51,10 +51,10 @@ fn assert_same_values(got: &[f64], want: &[f64], what: &str) {
 
 fn check_against_expected(file: &str, prefix: &str) {
     let expected: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(common::fixture("tiny_expected.json")).unwrap(),
+        &std::fs::read_to_string(util::checkpoint::fixture("tiny_expected.json")).unwrap(),
     )
     .unwrap();
-    let tensors = read_checkpoint_tensors(&common::fixture(file)).unwrap();
+    let tensors = read_checkpoint_tensors(&util::checkpoint::fixture(file)).unwrap();
     let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
     let want: Vec<String> = expected
         .iter()
@@ -90,8 +90,8 @@ fn nested_state_dict_is_flattened_and_non_tensors_skipped() {
 
 #[test]
 fn format_is_detected_by_content() {
-    let zip = std::fs::read(common::fixture("tiny_zip.pt")).unwrap();
-    let legacy = std::fs::read(common::fixture("tiny_legacy.pt")).unwrap();
+    let zip = std::fs::read(util::checkpoint::fixture("tiny_zip.pt")).unwrap();
+    let legacy = std::fs::read(util::checkpoint::fixture("tiny_legacy.pt")).unwrap();
     assert_eq!(detect_format(&zip), Ok(CheckpointFormat::Zip));
     assert_eq!(detect_format(&legacy), Ok(CheckpointFormat::Legacy));
     // Same file under a misleading name still reads.
@@ -103,7 +103,7 @@ fn format_is_detected_by_content() {
 
 #[test]
 fn read_checkpoint_gives_candle_tensors() {
-    let tensors = read_checkpoint(&common::fixture("tiny_legacy.pt")).unwrap();
+    let tensors = read_checkpoint(&util::checkpoint::fixture("tiny_legacy.pt")).unwrap();
     let (name, t) = &tensors[5];
     assert_eq!(name, "fc.weight_t");
     // torch.arange(15).reshape(5, 3).t(): row i of the transpose is column i.
@@ -120,11 +120,12 @@ fn read_checkpoint_gives_candle_tensors() {
 /// The real EfficientNet-Lite0 file (legacy format) against sums torch computed from it.
 #[test]
 fn real_efficientnet_lite0_checkpoint_matches_torch_summary() {
-    let Some(pth) = common::real_checkpoint() else {
+    let Some(pth) = util::checkpoint::real_checkpoint() else {
         return;
     };
     let summary: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(common::fixture("efficientnet_lite0_summary.json")).unwrap(),
+        &std::fs::read_to_string(util::checkpoint::fixture("efficientnet_lite0_summary.json"))
+            .unwrap(),
     )
     .unwrap();
     let tensors = read_checkpoint_tensors(&pth).unwrap();
@@ -154,7 +155,7 @@ fn real_efficientnet_lite0_checkpoint_matches_torch_summary() {
 #[test]
 fn parameters_read_as_their_data() {
     for file in ["params_zip.pt", "params_legacy.pt"] {
-        let tensors = read_checkpoint(&common::fixture(file)).unwrap();
+        let tensors = read_checkpoint(&util::checkpoint::fixture(file)).unwrap();
         assert_eq!(tensors.len(), 1, "{file}");
         assert_eq!(tensors[0].0, "p");
         assert_eq!(
@@ -169,7 +170,7 @@ fn parameters_read_as_their_data() {
 /// references must see it filled.
 #[test]
 fn a_dict_shared_by_two_keys_is_read_under_both() {
-    let tensors = read_checkpoint(&common::fixture("shared_dict_zip.pt")).unwrap();
+    let tensors = read_checkpoint(&util::checkpoint::fixture("shared_dict_zip.pt")).unwrap();
     let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["model.w", "ema.w"]);
     for (_, t) in &tensors {

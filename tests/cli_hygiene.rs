@@ -1,18 +1,13 @@
 //! The command line as a whole: every option explained, enum values listed, global options
 //! apart, usage errors exit 2 in vidcap's message style, failures of a multi-video caption
 //! on stderr only.
+mod util;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+use util::vidcap;
 
 use clap::CommandFactory;
 use vidcap::cli::Cli;
-
-fn vidcap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidcap"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -1,8 +1,9 @@
 //! `vidcap classify` and `vidcap embed` end to end, against the independent reference outputs
 //! of `scripts/encoder_reference.py`, and their errors on bad input. Needs
 //! `models/efficientnet-lite0` (`make models`).
+mod util;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use util::vidcap;
 
 use candle_core::Tensor;
 
@@ -10,13 +11,6 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/encoder")
         .join(name)
-}
-
-fn vidcap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidcap"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

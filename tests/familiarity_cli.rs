@@ -3,14 +3,14 @@
 //! srt, vtt, batch results, eval predictions) carries familiarity, subtitles still parse in
 //! FFmpeg; `--tags`; a model without a summary says it cannot tell; captions of real
 //! footage never repeat a content word three times.
+mod util;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use util::{VIDCAP, vidcap_ok as vidcap};
 
 use serde_json::Value;
 use vidcap::decoder::search::FUNCTION_WORDS;
-
-const VIDCAP: &str = env!("CARGO_BIN_EXE_vidcap");
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,16 +22,6 @@ fn bundled() -> PathBuf {
 
 fn sample(name: &str) -> PathBuf {
     root().join("samples/synth").join(name)
-}
-
-fn vidcap(args: &[&str]) -> Output {
-    let out = Command::new(VIDCAP).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "vidcap {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn stdout(out: &Output) -> String {

@@ -1,7 +1,9 @@
 //! `vidcap score` end to end: the numbers it prints against pycocoevalcap's (committed by
 //! scripts/metrics_reference.py), both hypothesis formats, and its errors on bad input.
+mod util;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use util::vidcap;
 
 use serde_json::Value;
 
@@ -9,14 +11,6 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/metrics")
         .join(name)
-}
-
-fn vidcap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidcap"))
-        .args(args)
-        .env_remove("VIDCAP_METEOR_JAR")
-        .output()
-        .unwrap()
 }
 
 fn score_json(refs: &Path, hyps: &Path) -> Value {

@@ -2,16 +2,16 @@
 //! subtitle demuxers, bad inputs as error records with exit code 3, kill -9 and resume,
 //! and shards that cover every input exactly once. The decoder here has random weights
 //! (these tests are about the pipeline, not caption quality); the encoder is the real one.
+mod util;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use util::{VIDCAP, vidcap};
 
 use vidcap::decoder::{Arch, CaptionModel, DecoderConfig};
 use vidcap::text::Vocab;
-
-const VIDCAP: &str = env!("CARGO_BIN_EXE_vidcap");
 
 fn ffmpeg(args: &[&str]) {
     let status = Command::new("ffmpeg")
@@ -65,10 +65,6 @@ fn random_decoder(dir: &Path) -> PathBuf {
         .save(&model_dir)
         .unwrap();
     model_dir
-}
-
-fn vidcap(args: &[&str]) -> Output {
-    Command::new(VIDCAP).args(args).output().unwrap()
 }
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {

@@ -1,10 +1,10 @@
 //! Every claim of every caption holds for the trajectory the generator drew, checked on
 //! planned clips (parameters + captions, no rendering) of the procedural asset set.
-mod synth_util;
+mod util;
 
 use std::collections::HashSet;
 
-use synth_util::*;
+use util::synth::*;
 use vidcap::synth::scene::{CameraMotion, Interaction, Story, held_out_motion, held_out_scene};
 use vidcap::synth::{self, AssetSet, CorpusConfig, Geometry};
 

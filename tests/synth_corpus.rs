@@ -1,6 +1,6 @@
 //! Whole corpora: deterministic for a seed whatever the thread count, in the DESIGN
 //! annotation format; the CLI reports which assets it used; bad asset input is a clear error.
-mod synth_util;
+mod util;
 
 use std::path::Path;
 use std::process::Command;
@@ -23,7 +23,7 @@ fn tiny(seed: u64) -> CorpusConfig {
 }
 
 fn generate_with_threads(dir: &Path, threads: usize, seed: u64) {
-    synth_util::quiet_ffmpeg();
+    util::synth::quiet_ffmpeg();
     let assets = AssetSet::procedural();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -235,7 +235,7 @@ fn catalogue_assets_are_prepared_once_and_render() {
     let again = AssetSet::from_catalogue(dir.path()).unwrap();
     assert_eq!(again.sprite("ball-a").unwrap().levels[0], sprite.levels[0]);
     let out = tempfile::tempdir().unwrap();
-    synth_util::quiet_ffmpeg();
+    util::synth::quiet_ffmpeg();
     let report = synth::generate_corpus(out.path(), &assets, &tiny(1)).unwrap();
     assert!(report.failures.is_empty());
     let first = &synth::read_annotations(&out.path().join("annotations.jsonl")).unwrap()[0];

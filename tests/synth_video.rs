@@ -1,13 +1,13 @@
 //! The written files are real H.264 MP4 (checked with ffprobe), and what a caption says is
 //! visible in the DECODED frames (decoded by the ffmpeg CLI, an independent decoder path):
 //! the sprite, found by difference from the clean background, moves the stated way.
-mod synth_util;
+mod util;
 
 use std::path::Path;
 use std::process::Command;
 
 use image::RgbImage;
-use synth_util::*;
+use util::synth::*;
 use vidcap::synth::scene::{Motion, Story};
 use vidcap::synth::{self, AssetSet, ClipParams, ClipRenderer, CorpusConfig, Geometry};
 

@@ -1,6 +1,8 @@
 //! `vidcap train` → `vidcap eval` → `vidcap score` end to end on a tiny learnable dataset
 //! whose features are written into the cache directly (no encoder, no decoding), and the
 //! errors when features are missing.
+mod util;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -118,11 +120,11 @@ fn fixture() -> Fixture {
     }
 }
 
+/// `vidcap ARGS` with the fixture's models folder as the installed models.
 fn vidcap(fx: &Fixture, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidcap"))
+    util::vidcap_cmd()
         .args(args)
         .env("VIDCAP_MODELS", &fx.models)
-        .env_remove("VIDCAP_METEOR_JAR")
         .output()
         .unwrap()
 }

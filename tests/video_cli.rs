@@ -1,17 +1,11 @@
 //! `vidcap probe` and `vidcap frames` end to end: outputs, exit codes, one-line errors.
-mod video_util;
+mod util;
+use util::vidcap;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use video_util::{ffprobe, ffprobe_frame_pts, fixture};
-
-fn vidcap(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidcap"))
-        .args(args)
-        .output()
-        .expect("run vidcap")
-}
+use util::video::{ffprobe, ffprobe_frame_pts, fixture};
 
 fn os(s: &str) -> &std::ffi::OsStr {
     s.as_ref()
@@ -42,7 +36,7 @@ fn frames_keyframes_writes_keyframes() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let doc = frames_json(&path, &["--count", "4", "--keyframes"], &out_dir);
-    let keys = video_util::ffprobe_keyframe_pts(&path);
+    let keys = util::video::ffprobe_keyframe_pts(&path);
     let pts: Vec<f64> = doc["frames"]
         .as_array()
         .unwrap()
@@ -122,7 +116,7 @@ fn frames_writes_pngs_and_frames_json() {
 }
 
 fn image_size(png: &Path) -> (u64, u64) {
-    let out = video_util::run_ok(
+    let out = util::video::run_ok(
         Command::new("ffprobe")
             .args([
                 "-v",
@@ -280,7 +274,7 @@ fn damaged_files_never_panic_or_hang() {
     let dir = tempfile::tempdir().unwrap();
     for ext in ["mkv", "ts", "avi", "mp4"] {
         let remuxed = dir.path().join(format!("clip.{ext}"));
-        video_util::run_ok(
+        util::video::run_ok(
             Command::new("ffmpeg")
                 .args(["-nostdin", "-v", "error", "-y", "-i"])
                 .arg(&src)

@@ -1,12 +1,12 @@
 //! Frame sampling against the ffmpeg CLI (`ffmpeg -ss`) and ffprobe's frame timestamps.
-mod video_util;
+mod util;
 
 use std::path::Path;
 
-use vidcap::video::{self, Frame, Resize, SampleSpec, Sampling};
-use video_util::{
+use util::video::{
     ffmpeg_frame_at, ffmpeg_frame_rotated, ffprobe_frame_pts, fixture, psnr, real_sample,
 };
+use vidcap::video::{self, Frame, Resize, SampleSpec, Sampling};
 
 /// The frame the contract keeps for target t: the first with pts >= t, else the last.
 fn expected_pts(all: &[f64], t: f64) -> f64 {
@@ -304,7 +304,7 @@ fn raw_stream_without_timestamps_or_duration() {
 fn keyframe_sampling_takes_the_nearest_keyframe() {
     let path = fixture("h264"); // 4 s at 25 fps, a keyframe every second
     let info = video::probe(&path).unwrap();
-    let keys = video_util::ffprobe_keyframe_pts(&path);
+    let keys = util::video::ffprobe_keyframe_pts(&path);
     assert!(keys.len() >= 4, "keyframes {keys:?}");
     let mut s = spec(Sampling::Uniform { count: 8 }, Resize::ShortSide(64));
     s.keyframes = true;
@@ -359,7 +359,7 @@ fn keyframe_sampling_takes_the_nearest_keyframe() {
 #[test]
 fn keyframe_sampling_prefers_keyframes_inside_the_window() {
     let path = fixture("h264");
-    let keys = video_util::ffprobe_keyframe_pts(&path); // 0, 1, 2, 3 s
+    let keys = util::video::ffprobe_keyframe_pts(&path); // 0, 1, 2, 3 s
     let window = |count: usize, start: f64, end: f64| -> Vec<f64> {
         let mut s = spec(Sampling::Uniform { count }, Resize::ShortSide(64));
         (s.start, s.end, s.keyframes) = (Some(start), Some(end), true);

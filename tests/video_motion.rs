@@ -1,7 +1,7 @@
 //! The motion descriptor on decoded video whose motion the ffmpeg CLI's filter expressions
 //! define: a camera pan (a moving crop of a wider picture) and an object crossing a still,
 //! textured background.
-mod video_util;
+mod util;
 
 use std::path::Path;
 use std::process::Command;
@@ -18,7 +18,7 @@ fn make(path: &Path, inputs: &[&str], filter: &str) {
     cmd.args(["-filter_complex", filter, "-t", "4", "-r", "25"])
         .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18"])
         .arg(path);
-    video_util::run_ok(&mut cmd);
+    util::video::run_ok(&mut cmd);
 }
 
 /// Motion rows of 16 frames sampled as `vidcap extract` samples them.

@@ -1,10 +1,10 @@
 //! `video::probe` against ffprobe on fixtures made at test time and on real footage.
-mod video_util;
+mod util;
 
 use std::path::Path;
 
+use util::video::{ffprobe, ffprobe_frame_pts, fixture, parse_rate, real_sample};
 use vidcap::video;
-use video_util::{ffprobe, ffprobe_frame_pts, fixture, parse_rate, real_sample};
 
 fn check_against_ffprobe(path: &Path) {
     let info = video::probe(path).unwrap_or_else(|e| panic!("probe: {e}"));

@@ -216,7 +216,7 @@ fn load_model(args: &Args) -> Result<(Suggester, Option<String>, bool)> {
         model
             .model
             .as_deref()
-            .unwrap_or(super::caption::DEFAULT_DECODER),
+            .unwrap_or(crate::pipeline::caption::DEFAULT_DECODER),
         None,
     )?
     .dir;

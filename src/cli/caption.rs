@@ -7,18 +7,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 
 use super::{EXIT_OK, EXIT_PARTIAL, Global, UsageError};
-use crate::decoder::{CaptionModel, SearchOptions};
-use crate::encoder::registry::{load_encoder, load_encoder_beside};
-use crate::familiarity::{DEFAULT_MIN_FAMILIARITY, Familiarity};
+use crate::decoder::SearchOptions;
+use crate::familiarity::DEFAULT_MIN_FAMILIARITY;
 use crate::model_path;
 use crate::output::sheet::{self, SheetLayout, Thumb};
 use crate::output::{Format, UNFAMILIAR_MARK, VideoCaptions, any_unfamiliar, timestamp};
 use crate::pipeline::batch::collect_inputs;
-use crate::pipeline::caption::{CaptionOptions, Captioner, SegmentMode};
+use crate::pipeline::caption::{
+    CaptionOptions, Captioner, DEFAULT_BEAM, DEFAULT_DECODER, SegmentMode,
+};
 use crate::pipeline::run::{RunOptions, run as run_pipeline};
-
-/// The decoder `make demo` and a plain `vidcap caption` use.
-pub const DEFAULT_DECODER: &str = "synth-decoder";
 
 /// Model and search options shared by `caption` and `batch`.
 #[derive(clap::Args, Debug, Clone)]
@@ -79,9 +77,6 @@ pub struct ModelArgs {
     pub timeout: f64,
 }
 
-/// Beam width of `caption`, `batch` and `eval` unless told otherwise.
-pub const DEFAULT_BEAM: usize = 3;
-
 /// `--segments`: one window per video, shot-bounded windows, or fixed windows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Segments {
@@ -106,13 +101,11 @@ fn parse_segments(text: &str) -> Result<Segments, String> {
 impl ModelArgs {
     pub fn load(&self) -> Result<(Captioner, CaptionOptions, RunOptions)> {
         let dir = model_path::locate(self.model.as_deref().unwrap_or(DEFAULT_DECODER), None)?.dir;
-        let model = CaptionModel::load(&dir)
-            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
-        let encoder = match &self.encoder {
-            Some(name) => load_encoder(name)?,
-            None => load_encoder_beside(&model.config.encoder, &dir)?,
+        let captioner = match &self.encoder {
+            Some(name) => Captioner::from_dir_with_encoder(&dir, name)?,
+            None => Captioner::from_dir(&dir)?,
         };
-        model.expect_encoder(encoder.name(), encoder.feature_dim())?;
+        let model = &captioner.model;
         let segments = match self.segments {
             Segments::None => SegmentMode::Whole,
             Segments::Auto => {
@@ -130,14 +123,6 @@ impl ModelArgs {
             }
             Segments::Seconds(s) => SegmentMode::Fixed(s),
         };
-        let familiarity = Familiarity::load(&dir)?;
-        if familiarity.is_none() {
-            tracing::warn!(
-                "{}: no familiarity summary ({}), so vidcap cannot tell whether footage is like the clips this decoder was trained on; `vidcap familiarity fit` makes one",
-                dir.display(),
-                crate::familiarity::FILE
-            );
-        }
         let search = SearchOptions {
             beam: self.beam,
             max_len: model.config.caption_limit(self.max_len),
@@ -157,15 +142,7 @@ impl ModelArgs {
             jobs: self.jobs.max(1),
             timeout: Duration::from_secs_f64(self.timeout),
         };
-        Ok((
-            Captioner {
-                encoder,
-                model,
-                familiarity,
-            },
-            caption,
-            run,
-        ))
+        Ok((captioner, caption, run))
     }
 }
 

@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "test")]
     pub split: Split,
     /// Beam width, in hypotheses kept per step (1: greedy; the default is `caption`'s).
-    #[arg(long, default_value_t = super::caption::DEFAULT_BEAM as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, default_value_t = crate::pipeline::caption::DEFAULT_BEAM as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub beam: u64,
     /// Score = log-prob / length^penalty when ranking beams.
     #[arg(long, default_value_t = 1.0)]

@@ -113,7 +113,7 @@ fn list(as_json: bool) -> anyhow::Result<u8> {
         }));
     }
     let bundled = checkpoint::ARCHES.iter().map(|arch| (*arch, "encoder"));
-    for (name, kind) in bundled.chain([(super::caption::DEFAULT_DECODER, "decoder")]) {
+    for (name, kind) in bundled.chain([(crate::pipeline::caption::DEFAULT_DECODER, "decoder")]) {
         if !seen.contains(name) {
             rows.push(json!({
                 "name": name, "kind": kind, "installed": false, "used": false,

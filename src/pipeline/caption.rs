@@ -8,10 +8,11 @@ use candle_core::DType;
 
 use super::{Segment, Tag, VideoCaptions};
 use crate::decoder::{CaptionModel, SearchOptions};
-use crate::encoder::FrameEncoder;
-use crate::familiarity::Familiarity;
+use crate::encoder::{FrameEncoder, load_encoder, load_encoder_beside};
+use crate::familiarity::{DEFAULT_MIN_FAMILIARITY, Familiarity};
 use crate::features::ClipFeatures;
 use crate::features::{append_motion, encode_items};
+use crate::model_path;
 use crate::video::{self, Frame, Resize, SampleSpec, Sampling};
 
 /// How a video is split into captioned spans.
@@ -25,20 +26,48 @@ pub enum SegmentMode {
     Auto { min_s: f64, max_s: f64 },
 }
 
+/// The decoder used when none is named: the bundled one, trained on synthetic clips.
+pub const DEFAULT_DECODER: &str = "synth-decoder";
+/// Beam width of `caption`, `batch` and `eval` unless told otherwise.
+pub const DEFAULT_BEAM: usize = 3;
+
+/// How [`Captioner::caption_file`] samples, splits and decodes a video. The defaults are
+/// those of `vidcap caption`.
 #[derive(Debug, Clone)]
 pub struct CaptionOptions {
     /// Frames sampled uniformly in each window.
     pub frames: usize,
     /// Keyframe sampling (see [`crate::video::SampleSpec::keyframes`]).
     pub keyframes: bool,
+    /// Beam width, caption length (capped by the decoder's longest caption) and n-gram
+    /// blocking.
     pub search: SearchOptions,
     /// No content word more often than this in a caption (0: no limit).
     pub max_word_repeats: usize,
+    /// One caption per video, or per fixed or shot-bounded window.
     pub segments: SegmentMode,
     /// A span is familiar when its familiarity reaches this.
     pub min_familiarity: f64,
     /// ImageNet classes listed per span (0: none).
     pub tags: usize,
+}
+
+impl Default for CaptionOptions {
+    fn default() -> Self {
+        Self {
+            frames: 16,
+            keyframes: false,
+            search: SearchOptions {
+                beam: DEFAULT_BEAM,
+                no_repeat_ngram: 5,
+                ..SearchOptions::default()
+            },
+            max_word_repeats: 2,
+            segments: SegmentMode::Whole,
+            min_familiarity: DEFAULT_MIN_FAMILIARITY,
+            tags: 0,
+        }
+    }
 }
 
 /// Frames of one window, decoded and scaled for the encoder.
@@ -48,9 +77,20 @@ pub struct WindowFrames {
     pub frames: Vec<Frame>,
 }
 
-/// The encoder and decoder that caption windows of frames.
+/// A decoder with the encoder it was trained on: the one object needed to caption videos.
+///
+/// ```no_run
+/// use vidcap::{CaptionOptions, Captioner};
+///
+/// let captioner = Captioner::load("synth-decoder")?;
+/// let result = captioner.caption_file("clip.mp4", &CaptionOptions::default())?;
+/// println!("{}", result.caption.unwrap_or_default());
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub struct Captioner {
+    /// The frame encoder the decoder was trained on.
     pub encoder: Box<dyn FrameEncoder>,
+    /// The caption decoder with its vocabulary.
     pub model: CaptionModel,
     /// The model's summary of its training clips; `None` for models without one.
     pub familiarity: Option<Familiarity>,
@@ -108,6 +148,65 @@ pub fn decode_windows(
 }
 
 impl Captioner {
+    /// Loads a decoder model directory, or an installed decoder by name (looked up as
+    /// [`crate::model_path`] describes), with the encoder it was trained on (found beside
+    /// it first) and its familiarity summary when it has one.
+    pub fn load(decoder: &str) -> Result<Self> {
+        let dir = model_path::locate(decoder, None)?.dir;
+        Self::from_dir(&dir)
+    }
+
+    /// [`Captioner::load`] from a decoder model directory.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let model = CaptionModel::load(dir)
+            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
+        let encoder = load_encoder_beside(&model.config.encoder, dir)?;
+        Self::with_encoder(dir, model, encoder)
+    }
+
+    /// A loaded decoder with another encoder (by name or directory) than the one it names;
+    /// an error unless that encoder gives the features the decoder was trained on.
+    pub fn from_dir_with_encoder(dir: impl AsRef<Path>, encoder: &str) -> Result<Self> {
+        let dir = dir.as_ref();
+        let model = CaptionModel::load(dir)
+            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
+        Self::with_encoder(dir, model, load_encoder(encoder)?)
+    }
+
+    fn with_encoder(
+        dir: &Path,
+        model: CaptionModel,
+        encoder: Box<dyn FrameEncoder>,
+    ) -> Result<Self> {
+        model.expect_encoder(encoder.name(), encoder.feature_dim())?;
+        let familiarity = Familiarity::load(dir)?;
+        if familiarity.is_none() {
+            tracing::warn!(
+                "{}: no familiarity summary ({}), so vidcap cannot tell whether footage is like the clips this decoder was trained on; `vidcap familiarity fit` makes one",
+                dir.display(),
+                crate::familiarity::FILE
+            );
+        }
+        Ok(Self {
+            encoder,
+            model,
+            familiarity,
+        })
+    }
+
+    /// Captions one video file: decodes the windows `opts` asks for, encodes their frames
+    /// and decodes a caption per window, each with its familiarity.
+    pub fn caption_file(
+        &self,
+        path: impl AsRef<Path>,
+        opts: &CaptionOptions,
+    ) -> Result<VideoCaptions> {
+        let path = path.as_ref();
+        let windows = decode_windows(path, self.encoder.resize_shorter(), opts)?;
+        self.caption_windows(&path.display().to_string(), &windows, opts)
+    }
+
     /// Encode every window's frames in one batch and caption all windows together.
     pub fn caption_windows(
         &self,
@@ -122,9 +221,15 @@ impl Captioner {
             .collect::<Result<Vec<_>>>()?;
         let clips: Vec<ClipFeatures> = encoded.iter().map(|e| e.clip.clone()).collect();
         let encoded_at = Instant::now();
+        // The decoder's longest caption caps the requested length (idempotent for callers
+        // that already applied it).
+        let search = SearchOptions {
+            max_len: self.model.config.caption_limit(Some(opts.search.max_len)),
+            ..opts.search.clone()
+        };
         let hyps = self
             .model
-            .caption_bounded(&clips, &opts.search, opts.max_word_repeats)?;
+            .caption_bounded(&clips, &search, opts.max_word_repeats)?;
         // Stage times at -v: the benchmark's breakdown reads them.
         tracing::info!(
             "{video}: timing encode_s={:.4} caption_s={:.4}",

@@ -9,8 +9,11 @@ pub mod run;
 /// One captioned time span of a video.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
+    /// Start of the span, in seconds from the start of the video.
     pub start: f64,
+    /// End of the span, in seconds.
     pub end: f64,
+    /// The decoder's caption of the span.
     pub caption: String,
     /// Length-normalised log-probability of the caption under the decoder.
     pub score: f32,
@@ -31,21 +34,27 @@ pub struct Segment {
 /// One ImageNet class and its mean probability over the sampled frames.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
+    /// The class name.
     pub label: String,
+    /// Its mean probability.
     pub score: f64,
 }
 
 /// Everything vidcap says about one input: its caption(s), or why it failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoCaptions {
+    /// The input as it was named.
     pub video: String,
     /// The whole-video caption (the first segment's when the video was segmented).
     pub caption: Option<String>,
+    /// Every captioned span, in time order (one when the video was not segmented).
     pub segments: Vec<Segment>,
+    /// Why the input could not be captioned; the other fields are then empty.
     pub error: Option<String>,
     /// Those of `caption` (the first segment's).
     #[serde(default)]
     pub familiarity: Option<f64>,
+    /// Whether `familiarity` reaches the threshold (the first segment's).
     #[serde(default)]
     pub familiar: Option<bool>,
     /// With `--tags K`: over all sampled frames of the video.
@@ -54,6 +63,7 @@ pub struct VideoCaptions {
 }
 
 impl VideoCaptions {
+    /// The result of an input that failed with `error`.
     pub fn failed(video: impl Into<String>, error: impl Into<String>) -> Self {
         Self {
             video: video.into(),

@@ -1,6 +1,5 @@
 //! Shared helpers of the `vidcap annotate` tests: the server as a child process, a raw
 //! HTTP/1.1 client (so requests go out exactly as written, `..` and all), and clips.
-#![allow(dead_code)]
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const VIDCAP: &str = env!("CARGO_BIN_EXE_vidcap");
+pub use super::VIDCAP;
 
 /// The committed synthetic sample clips (4 s, 320x240 H.264) and their annotations.
 pub fn samples_dir() -> PathBuf {

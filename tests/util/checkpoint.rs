@@ -1,5 +1,4 @@
 //! Helpers shared by the checkpoint tests.
-#![allow(dead_code)]
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> PathBuf {

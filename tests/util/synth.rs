@@ -1,6 +1,5 @@
 //! Shared helpers of the synth tests: reading a caption's claims with a keyword table that
 //! is independent of the generator's grammar, and measuring trajectories.
-#![allow(dead_code)]
 use vidcap::synth::scene::{ClipParams, Keyframe, ObjectParams};
 
 /// Directions a caption claims, in the order they appear (camera clause removed).

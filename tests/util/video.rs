@@ -1,6 +1,5 @@
 //! Shared helpers of the video tests: fixtures made with the ffmpeg CLI at test time, and
 //! ffprobe/ffmpeg as the reference.
-#![allow(dead_code)]
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
