@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for b in scripts/bench_*.sh; do
-  [ -e "$b" ] || continue
+  [ -x "$b" ] || continue  # bench_lib.sh is sourced by the others, not run
   echo "### $b"
   "$b"
 done

@@ -11,14 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
-PYTHON=${PYTHON:-/tmp/vidcap-bench-venv/bin/python}
-BENCH_DIR=${BENCH_DIR:-../shared/bench}
-[ -f "$BENCH_DIR/gru_train_torch.py" ] || BENCH_DIR=/work/shared/bench
+. scripts/bench_lib.sh
+PYTHON=$BENCH_PYTHON
 if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
   echo "bench_decoder: no torch at $PYTHON (run $BENCH_DIR/setup.sh torch); skipped" >&2
   exit 0
 fi
 cargo build --release --quiet --example decoder_bench
+bench_header "PyTorch: $(py_versions torch numpy), $THREADS threads"
 RUST=target/release/examples/decoder_bench
 value() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -n1; }
 declare -A ratios

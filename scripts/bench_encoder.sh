@@ -8,18 +8,15 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 RUNS=${RUNS:-50}
-PY=${BENCH_PYTHON:-/tmp/vidcap-bench-venv/bin/python}
-ORT=${ORT_SCRIPT:-../shared/bench/encoder_ort.py}
-[ -f "$ORT" ] || ORT=/work/shared/bench/encoder_ort.py
+. scripts/bench_lib.sh
+PY=$BENCH_PYTHON
+ORT=${ORT_SCRIPT:-$BENCH_DIR/encoder_ort.py}
 if [ ! -x "$PY" ] || [ ! -f "$ORT" ]; then
   echo "bench_encoder: needs the peer baseline ($PY, $ORT; see shared/bench/README.md)" >&2
   exit 1
 fi
 cargo bench --locked --bench encoder --no-run >/dev/null 2>&1 || cargo bench --locked --bench encoder --no-run
-# What the figures were measured on: CPU, the kernels' instruction set, the peer's versions.
-echo "# cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p') ($(nproc) cpus)"
-echo "# vidcap kernels: $(cargo bench --locked --bench encoder -- --simd 2>/dev/null)"
-echo "# peer: $("$PY" -c 'import numpy, onnxruntime; print(f"onnxruntime {onnxruntime.__version__}, numpy {numpy.__version__}")')"
+bench_header "onnxruntime: $(py_versions onnxruntime numpy), $THREADS threads"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for round in $(seq 1 "$ROUNDS"); do

@@ -8,15 +8,14 @@
 # as the peer's, so its ratio is printed apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH=${VIDCAP_BENCH_DIR:-}
-if [ -z "$BENCH" ]; then  # ../shared/bench beside the checkout (or beside its parent, for worktrees)
-  for d in ../shared/bench ../../shared/bench; do [ -d "$d" ] && BENCH=$(cd "$d" && pwd) && break; done
-fi
+. scripts/bench_lib.sh
+BENCH=$BENCH_DIR
 VIDCAP=${VIDCAP:-target/release/vidcap}
 ROUNDS=${ROUNDS:-3}
 N=${FRAMES:-16}
 [ -x "$BENCH/frames_ffmpeg.sh" ] || { echo "bench_frames: peer scripts not found in $BENCH (set VIDCAP_BENCH_DIR)" >&2; exit 1; }
 [ -x "$VIDCAP" ] || { echo "bench_frames: $VIDCAP not built (cargo build --release)" >&2; exit 1; }
+bench_header "ffmpeg CLI: $(ffmpeg -version | head -n1)"
 VIDEO=${VIDEO:-$("$BENCH/make_test_video.sh" | tail -n1)}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench_frames.XXXXXX")

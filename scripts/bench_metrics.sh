@@ -12,7 +12,8 @@
 # /work/shared/bench), VIDCAP, IDS (10000), REFS (20), ROUNDS (3), VIDCAP_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-${VIDCAP_BENCH_VENV:-/tmp/vidcap-bench-venv}/bin/python}
+. scripts/bench_lib.sh
+PYTHON=$BENCH_PYTHON
 VIDCAP=${VIDCAP:-target/release/vidcap}
 IDS=${IDS:-10000}
 REFS=${REFS:-20}
@@ -24,6 +25,7 @@ if ! "$PYTHON" -c "import pycocoevalcap" 2>/dev/null || ! command -v java >/dev/
   echo "# bench_metrics skipped: needs java and pycocoevalcap in $PYTHON (\$PYTHON -m pip install pycocoevalcap)"
   exit 0
 fi
+bench_header "pycocoevalcap: $(py_versions pycocoevalcap), $(java -version 2>&1 | head -n1)"
 refs=$dir/refs_${IDS}x${REFS}.json
 hyps=$dir/hyps_${IDS}x${REFS}.json
 if [ ! -s "$refs" ] || [ ! -s "$hyps" ]; then

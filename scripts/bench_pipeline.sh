@@ -13,16 +13,15 @@
 #   ROUNDS (3), BATCH_ROUNDS (3), CLIPS (100), MANY (2000), VIDEO, VIDCAP, VIDCAP_BENCH_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH=${VIDCAP_BENCH_DIR:-}
-if [ -z "$BENCH" ]; then
-  for d in ../shared/bench ../../shared/bench; do [ -d "$d" ] && BENCH=$(cd "$d" && pwd) && break; done
-fi
+. scripts/bench_lib.sh
+BENCH=$BENCH_DIR
 VIDCAP=${VIDCAP:-target/release/vidcap}
 ROUNDS=${ROUNDS:-3}
 BATCH_ROUNDS=${BATCH_ROUNDS:-3}
 CLIPS=${CLIPS:-100}
 MANY=${MANY:-2000}
 [ -x "$VIDCAP" ] || { echo "bench_pipeline: $VIDCAP not built" >&2; exit 1; }
+bench_header "none (stage breakdown and batch scaling); ffmpeg $(ffmpeg -version | head -n1 | cut -d" " -f3)"
 [ -d models/synth-decoder ] || { echo "bench_pipeline: models/synth-decoder missing" >&2; exit 1; }
 VIDEO=${VIDEO:-$("$BENCH/make_test_video.sh" | tail -n1)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench_pipeline.XXXXXX")

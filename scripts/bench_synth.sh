@@ -9,10 +9,12 @@ CLIPS=${CLIPS:-40}
 REPEATS=${REPEATS:-3}
 BIN=${VIDCAP:-target/release/vidcap}
 [ -x "$BIN" ] || cargo build --release --locked
+. scripts/bench_lib.sh
+bench_header "ffmpeg CLI (lavfi testsrc2 → libx264): $(ffmpeg -version | head -n1)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+median_of_lines() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
 
 peer_once() {
@@ -30,7 +32,7 @@ run_set() {
         "$@" >/dev/null
         times+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')")
     done
-    MED=$(printf '%s\n' "${times[@]}" | median)
+    MED=$(printf '%s\n' "${times[@]}" | median_of_lines)
     echo "$name clips=$CLIPS median_s=$MED clips_per_s=$(awk -v n="$CLIPS" -v t="$MED" 'BEGIN {printf "%.2f", n / t}') runs=${times[*]}"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

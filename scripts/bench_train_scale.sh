@@ -15,9 +15,10 @@ CLIPS=${CLIPS:-10000}; CAPTIONS=${CAPTIONS:-20}; VOCAB=${VOCAB:-12000}
 SUBSET=${SUBSET:-500}; EPOCHS=${EPOCHS:-2}
 TRAIN_FLAGS=${TRAIN_FLAGS:---regions 1 --hidden 256 --embed 128 --att-dim 128 --min-count 1}
 WORK=${WORK:-${TMPDIR:-/tmp}/vidcap-scale}
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
 cargo build --release --quiet --example msrvtt_scale
 cargo build --release --quiet
+. scripts/bench_lib.sh
+bench_header "none (full set against a subset of it, same run)"
 VIDCAP=target/release/vidcap
 SHA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["provenance"]["sha256"])' \
       models/efficientnet-lite0/config.json)

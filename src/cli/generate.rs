@@ -1,6 +1,6 @@
-//! `vidcap generate man DIR | complete-bash | complete-zsh | complete-fish`: man pages and
-//! shell completions built from the clap definitions, for `make install` (hidden: packagers
-//! use it, users get its output).
+//! `vidcap generate man DIR | complete-bash | complete-zsh | complete-fish | build-info`: man
+//! pages and shell completions built from the clap definitions, for `make install`, and what
+//! the benchmarks print about the binary (hidden: packagers and scripts use it).
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -28,6 +28,9 @@ pub enum What {
     CompleteZsh,
     /// Fish completion script, on stdout.
     CompleteFish,
+    /// One line for benchmark logs: version, the SIMD level the kernels dispatch to on this
+    /// CPU, and the worker threads.
+    BuildInfo,
 }
 
 pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
@@ -42,6 +45,15 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
         What::CompleteBash => Shell::Bash,
         What::CompleteZsh => Shell::Zsh,
         What::CompleteFish => Shell::Fish,
+        What::BuildInfo => {
+            println!(
+                "vidcap {} simd={} threads={}",
+                env!("CARGO_PKG_VERSION"),
+                crate::simd::dispatch_level(),
+                rayon::current_num_threads()
+            );
+            return Ok(EXIT_OK);
+        }
     };
     clap_complete::generate(shell, &mut Cli::command(), "vidcap", &mut std::io::stdout());
     Ok(EXIT_OK)
