@@ -41,29 +41,8 @@ synth() {
 
 merge() {
   mkdir -p "$MERGED"
-  python3 - "$CORPUS" "$CORPUS2" "$MERGED" <<'EOF'
-import hashlib, json, os, sys
-first, second, merged = (os.path.abspath(p) for p in sys.argv[1:4])
-counts, sources = {}, []
-with open(os.path.join(merged, "annotations.jsonl"), "w") as out:
-    for corpus, prefix in ((first, ""), (second, "s2_")):
-        meta = json.load(open(os.path.join(corpus, "corpus.json")))
-        data = open(os.path.join(corpus, "annotations.jsonl"), "rb").read()
-        sources.append({"path": corpus, "generator": meta["generator"], "seed": meta["seed"],
-                        "annotations_sha256": hashlib.sha256(data).hexdigest(),
-                        "splits": "as generated" if not prefix else "all clips to train"})
-        for line in data.decode().splitlines():
-            clip = json.loads(line)
-            clip["video"] = os.path.join(corpus, clip["video"])
-            clip["id"] = prefix + clip["id"]
-            if prefix:
-                clip["split"] = "train"
-            counts[clip["split"]] = counts.get(clip["split"], 0) + 1
-            out.write(json.dumps(clip) + "\n")
-json.dump({"generator": sources[0]["generator"], "seed": [s["seed"] for s in sources],
-           "sources": sources, "splits": counts}, open(os.path.join(merged, "corpus.json"), "w"), indent=2)
-print(counts)
-EOF
+  "$VIDCAP" merge "$MERGED/annotations.jsonl" "$CORPUS/annotations.jsonl" \
+    "$CORPUS2/annotations.jsonl,split=train,prefix=s2_"
 }
 
 extract() {
@@ -119,10 +98,7 @@ fresh() {
     "$VIDCAP" --threads "$THREADS" --seed "$FRESH_SEED" synth --out "$FRESH" --clips "$FRESH_CLIPS" --json >/dev/null
   # No clip of this seed was seen in training: score all of them as test clips.
   for set in annotations compositional; do
-    python3 -c 'import json, sys
-for line in open(sys.argv[1]):
-    clip = json.loads(line); clip["split"] = "test"; print(json.dumps(clip))' \
-      "$FRESH/$set.jsonl" >"$FRESH/$set-all-test.jsonl"
+    "$VIDCAP" merge "$FRESH/$set-all-test.jsonl" "$FRESH/$set.jsonl,split=test" >/dev/null
     "$VIDCAP" --threads "$THREADS" extract "$FRESH/$set-all-test.jsonl" --out "$FRESH/features" --frames 16 --json >/dev/null
     "$VIDCAP" --threads "$THREADS" eval "$FRESH/$set-all-test.jsonl" --model "$MODEL" --cache "$FRESH/features" \
       --split test --no-meteor --out "$FRESH/eval-$set" --json >/dev/null
@@ -137,18 +113,8 @@ familiarity() {
   [ -f "$FAM/s1/corpus.json" ] ||
     "$VIDCAP" --threads "$THREADS" --seed 1 synth --out "$FAM/s1" --clips 400 --compositional 0 --json >/dev/null
   # One dataset: seed 2's clips are the fit ("train"), seed 1's the calibration ("val").
-  python3 - "$FAM" <<'EOF'
-import json, os, sys
-fam = os.path.abspath(sys.argv[1])
-with open(os.path.join(fam, "merged.jsonl"), "w") as out:
-    for corpus, split in (("s2", "train"), ("s1", "val")):
-        for line in open(os.path.join(fam, corpus, "annotations.jsonl")):
-            clip = json.loads(line)
-            clip["video"] = os.path.join(fam, corpus, clip["video"])
-            clip["id"] = corpus + "_" + clip["id"]
-            clip["split"] = split
-            out.write(json.dumps(clip) + "\n")
-EOF
+  "$VIDCAP" merge "$FAM/merged.jsonl" "$FAM/s2/annotations.jsonl,split=train,prefix=s2_" \
+    "$FAM/s1/annotations.jsonl,split=val,prefix=s1_" >/dev/null
   "$VIDCAP" --threads "$THREADS" extract "$FAM/merged.jsonl" --out "$FAM/cache" --frames 16 --json >/dev/null
   "$VIDCAP" --threads "$THREADS" familiarity fit "$MODEL" "$FAM/merged.jsonl" --cache "$FAM/cache"
 }
@@ -158,16 +124,11 @@ flagging() {
     "$VIDCAP" --threads "$THREADS" --seed "$UNSEEN_SEED" synth --out "$FAM/unseen" --clips 300 --json >/dev/null
   # Every unseen clip as a test clip; real footage as 4 s windows (a last part under 1 s
   # joins the window before it).
+  "$VIDCAP" merge "$FAM/unseen-all.jsonl" "$FAM/unseen/annotations.jsonl,split=test" \
+    "$FAM/unseen/compositional.jsonl,split=test" >/dev/null
   python3 - "$FAM" "$SAMPLES" <<'EOF'
 import json, os, subprocess, sys
 fam, samples = os.path.abspath(sys.argv[1]), sys.argv[2]
-with open(os.path.join(fam, "unseen-all.jsonl"), "w") as out:
-    for name in ("annotations", "compositional"):
-        for line in open(os.path.join(fam, "unseen", name + ".jsonl")):
-            clip = json.loads(line)
-            clip["video"] = os.path.join(fam, "unseen", clip["video"])
-            clip["split"] = "test"
-            out.write(json.dumps(clip) + "\n")
 with open(os.path.join(fam, "real.jsonl"), "w") as out:
     for name in ("vtest.avi", "tree.avi", "bikes.mp4", "carphone_pristine.mp4"):
         video = os.path.join(samples, name)

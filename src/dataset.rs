@@ -1007,6 +1007,124 @@ fn list_videos(dir: &Path) -> HashMap<String, PathBuf> {
     best.into_iter().map(|(k, (_, p))| (k, p)).collect()
 }
 
+// ---------------------------------------------------------------------------------------
+// Merging JSONL annotation files (`vidcap merge`).
+
+/// One annotation file to merge and what changes on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeSource {
+    /// vidcap's own JSONL annotation file.
+    pub file: PathBuf,
+    /// Every clip goes to this split (`None`: each keeps its own).
+    pub split: Option<Split>,
+    /// Put before every clip id, so ids of different sources cannot collide.
+    pub prefix: String,
+}
+
+/// What a merge wrote: clips per split, in split order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MergeSummary {
+    pub clips: usize,
+    pub splits: BTreeMap<String, usize>,
+}
+
+/// Merges JSONL annotation files into `out` (atomically): every record keeps its fields
+/// (generator parameters included), its video path made absolute (relative paths are read
+/// from the annotation file's folder, so the merged file works from anywhere), its id
+/// prefixed and its split set as the source says. Beside `out`, `corpus.json` records the
+/// sources (their hash, and the `corpus.json` that came with each) and the split counts,
+/// which `vidcap train` copies into its report (unless `out` is in a source's folder, whose
+/// own corpus.json stays). An error names the file and line of a bad
+/// record, or the id that occurs twice.
+pub fn merge_jsonl(sources: &[MergeSource], out: &Path) -> anyhow::Result<MergeSummary> {
+    use sha2::{Digest, Sha256};
+    let mut lines = String::new();
+    let mut summary = MergeSummary::default();
+    let mut ids = HashSet::new();
+    let mut described = Vec::new();
+    let mut folders = Vec::new();
+    for source in sources {
+        let text = read_utf8(&source.file)?;
+        let folder = source
+            .file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let folder = std::path::absolute(&folder).with_context(|| {
+            format!("{}: cannot make its folder absolute", source.file.display())
+        })?;
+        folders.push(folder.clone());
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let at = || format!("{}: line {}", source.file.display(), i + 1);
+            let record = JsonlRecord::parse(line, i + 1)
+                .with_context(|| source.file.display().to_string())?;
+            let mut value: serde_json::Value = serde_json::from_str(line).with_context(at)?;
+            let object = value
+                .as_object_mut()
+                .with_context(|| format!("{}: not a JSON object", at()))?;
+            let id = format!("{}{}", source.prefix, record.clip_id());
+            if !ids.insert(id.clone()) {
+                bail!("{}: clip id {id} occurs twice in the merged files", at());
+            }
+            let split = source.split.or(record.split);
+            object.insert("id".into(), id.into());
+            let video = folder.join(&record.video);
+            object.insert("video".into(), video.to_string_lossy().into_owned().into());
+            if let Some(split) = split {
+                object.insert("split".into(), split.as_str().into());
+            }
+            let split_name = split.map_or("unassigned", Split::as_str);
+            *summary.splits.entry(split_name.to_string()).or_default() += 1;
+            summary.clips += 1;
+            lines.push_str(&serde_json::to_string(&value)?);
+            lines.push('\n');
+        }
+        let corpus = folder.join("corpus.json");
+        let corpus: serde_json::Value = std::fs::read(&corpus)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
+        described.push(serde_json::json!({
+            "annotations": std::path::absolute(&source.file)?,
+            "annotations_sha256": format!("{:x}", Sha256::digest(text.as_bytes())),
+            "split": source.split.map_or("as given", Split::as_str),
+            "id_prefix": source.prefix,
+            "corpus": corpus,
+        }));
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    crate::atomic::write_atomic(out, lines.as_bytes())?;
+    // The generator and seeds of the sources, where they came from `vidcap synth`.
+    let generator = described
+        .iter()
+        .find_map(|d| d["corpus"]["generator"].as_str().map(str::to_string));
+    let seeds: Vec<&serde_json::Value> = described
+        .iter()
+        .filter_map(|d| d["corpus"].get("seed"))
+        .collect();
+    let corpus = serde_json::json!({
+        "generator": generator,
+        "seed": seeds,
+        "sources": described,
+        "splits": summary.splits,
+    });
+    let out_folder = std::path::absolute(out)?
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    // A source's own corpus.json (when merging into its folder) is left as it is.
+    if !folders.contains(&out_folder) {
+        let text = serde_json::to_string_pretty(&corpus)?;
+        crate::atomic::write_atomic(&out_folder.join("corpus.json"), text.as_bytes())?;
+    }
+    Ok(summary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

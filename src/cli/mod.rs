@@ -14,6 +14,7 @@ mod extract;
 mod familiarity;
 mod frames;
 mod generate;
+mod merge;
 mod models;
 mod probe;
 mod progress;
@@ -120,6 +121,8 @@ pub enum Command {
     Extract(extract::Args),
     /// A model's summary of its training clips: fit it, or score a split against it.
     Familiarity(familiarity::Args),
+    /// Merge JSONL annotation files into one (absolute video paths, id prefixes, splits).
+    Merge(merge::Args),
     /// Caption your own clips in a local web page, with the model's suggestions, into a
     /// JSONL dataset that `extract` and `train` read.
     Annotate(annotate::Args),
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &cli.global),
         Command::Embed(args) => embed::run(args, &cli.global),
         Command::Score(args) => score::run(args, &cli.global),
+        Command::Merge(args) => merge::run(args, &cli.global),
         Command::Train(args) => train::run(args, &cli.global),
         Command::Eval(args) => eval::run(args, &cli.global),
         Command::Extract(args) => extract::run(args, &cli.global),
