@@ -55,6 +55,21 @@ pub fn write_atomic_with(
     result.with_context(|| format!("{}: cannot write", path.display()))
 }
 
+/// A PNG of 8-bit pixels (`color` says which: RGB, RGBA, …), written atomically.
+pub fn write_png(
+    path: &Path,
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+) -> anyhow::Result<()> {
+    use image::ImageEncoder;
+    write_atomic_with(path, |w| {
+        image::codecs::png::PngEncoder::new(w).write_image(pixels, width, height, color)?;
+        Ok(())
+    })
+}
+
 /// Finish a file written to [`temp_path`] by a writer that needs a path (image, npy and MP4
 /// encoders): rename it into place, or remove it if writing failed.
 pub fn commit_temp(tmp: &Path, path: &Path, written: anyhow::Result<()>) -> anyhow::Result<()> {

@@ -32,8 +32,8 @@ use std::str::FromStr;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-/// Extensions tried, in order, for a video named only by its id.
-pub const VIDEO_EXTENSIONS: [&str; 4] = ["mp4", "avi", "webm", "mkv"];
+use crate::video::VIDEO_EXTENSIONS;
+
 /// Missing videos named in the warning; the rest are only counted.
 const MISSING_NAMED: usize = 5;
 /// Sub-directories of the annotation file's directory searched for videos by default

@@ -40,6 +40,8 @@ pub mod output;
 pub mod pipeline;
 #[doc(hidden)]
 pub mod simd;
+#[doc(hidden)]
+pub mod stamp;
 pub mod synth;
 pub mod text;
 pub mod train;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first; a module may import only its own layer's
 /// helpers listed before it on the same line or anything of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["atomic", "hash", "simd"],
+    &["atomic", "hash", "simd", "stamp"],
     &["model_path", "checkpoint", "text", "video", "dataset"],
     &["metrics", "encoder"],
     &["features"],

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use image::ImageEncoder;
 use serde::Serialize;
 
 use crate::video::{self, Frame, Resize, SampleSpec, Sampling, VideoError};
@@ -117,13 +116,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<u8> {
 }
 
 fn write_png(path: &Path, frame: &Frame) -> anyhow::Result<()> {
-    crate::atomic::write_atomic_with(path, |w| {
-        image::codecs::png::PngEncoder::new(w).write_image(
-            &frame.rgb,
-            frame.width,
-            frame.height,
-            image::ExtendedColorType::Rgb8,
-        )?;
-        Ok(())
-    })
+    let rgb = image::ExtendedColorType::Rgb8;
+    crate::atomic::write_png(path, &frame.rgb, frame.width, frame.height, rgb)
 }

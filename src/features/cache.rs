@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, bail};
 use candle_core::{DType, Device, Tensor};
@@ -21,6 +20,7 @@ use sha2::{Digest, Sha256};
 use super::ClipFeatures;
 use super::{GRID_REGIONS, MOTION_FEATURES};
 use crate::dataset::{Clip, Dataset, Split};
+use crate::stamp::FileStamp;
 
 /// Bumped whenever the file layout or the meaning of a metadata key changes.
 pub const CACHE_FORMAT_VERSION: &str = "1";
@@ -108,26 +108,16 @@ pub struct FeatureCache {
 /// The facts about a video that decide whether its cached features are still valid.
 struct VideoStamp {
     path: PathBuf,
-    size: u64,
-    mtime_ns: u128,
+    file: FileStamp,
 }
 
 impl VideoStamp {
     fn of(video: &Path) -> anyhow::Result<Self> {
         let path = std::path::absolute(video)
             .with_context(|| format!("cannot resolve {}", video.display()))?;
-        let meta =
-            fs::metadata(&path).with_context(|| format!("cannot stat {}", path.display()))?;
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        Ok(Self {
-            path,
-            size: meta.len(),
-            mtime_ns,
-        })
+        let file =
+            FileStamp::of(&path).with_context(|| format!("cannot stat {}", path.display()))?;
+        Ok(Self { path, file })
     }
 }
 
@@ -171,8 +161,8 @@ impl FeatureCache {
         let stamp = VideoStamp::of(&clip.video)?;
         let mut meta: HashMap<String, String> = [
             ("video_path", stamp.path.to_string_lossy().into_owned()),
-            ("video_size", stamp.size.to_string()),
-            ("video_mtime_ns", stamp.mtime_ns.to_string()),
+            ("video_size", stamp.file.size.to_string()),
+            ("video_mtime_ns", stamp.file.mtime_ns.to_string()),
             ("window_start", window_string(clip.start)),
             ("window_end", window_string(clip.end)),
         ]
@@ -189,8 +179,8 @@ impl FeatureCache {
         let meta: HashMap<String, String> = serde_json::from_slice(&bytes).ok()?;
         let stamp = VideoStamp::of(&clip.video).ok()?;
         let same = meta.get("video_path")? == &stamp.path.to_string_lossy()
-            && meta.get("video_size")? == &stamp.size.to_string()
-            && meta.get("video_mtime_ns")? == &stamp.mtime_ns.to_string()
+            && meta.get("video_size")? == &stamp.file.size.to_string()
+            && meta.get("video_mtime_ns")? == &stamp.file.mtime_ns.to_string()
             && meta.get("window_start")? == &window_string(clip.start)
             && meta.get("window_end")? == &window_string(clip.end);
         same.then(|| meta.get("reason").cloned().unwrap_or_default())
@@ -471,8 +461,8 @@ fn entry_metadata(clip: &Clip, key: &CacheKey, stamp: &VideoStamp) -> HashMap<St
         ("vidcap_version", env!("CARGO_PKG_VERSION").to_string()),
         ("clip_id", clip.id.clone()),
         ("video_path", stamp.path.to_string_lossy().into_owned()),
-        ("video_size", stamp.size.to_string()),
-        ("video_mtime_ns", stamp.mtime_ns.to_string()),
+        ("video_size", stamp.file.size.to_string()),
+        ("video_mtime_ns", stamp.file.mtime_ns.to_string()),
         ("window_start", window_string(clip.start)),
         ("window_end", window_string(clip.end)),
         ("encoder", key.encoder.clone()),

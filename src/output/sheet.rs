@@ -142,11 +142,10 @@ pub fn render(
 
 /// Write the sheet as PNG through a temporary file, so a reader never sees half of it.
 pub fn save(sheet: &RgbImage, path: &Path) -> Result<()> {
-    let tmp = crate::atomic::temp_path(path);
-    let written = sheet
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot write the contact sheet", path.display()));
-    crate::atomic::commit_temp(&tmp, path, written)
+    let (width, height) = sheet.dimensions();
+    let rgb = image::ExtendedColorType::Rgb8;
+    crate::atomic::write_png(path, sheet.as_raw(), width, height, rgb)
+        .context("cannot write the contact sheet")
 }
 
 fn text_width(text: &str, font: &FontVec, scale: PxScale) -> u32 {

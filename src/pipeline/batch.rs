@@ -4,18 +4,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::VideoCaptions;
-
-/// Extensions taken from directories without looking inside the file.
-const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "flv", "mpg", "mpeg", "ts", "m2ts", "mts", "wmv",
-    "ogv", "3gp", "3g2", "mxf", "dv", "vob", "y4m", "gif",
-];
+use crate::stamp::FileStamp;
+use crate::video::VIDEO_EXTENSIONS;
 
 /// One input of a batch: the path as the user named it (what results report) and the path
 /// to open.
@@ -210,37 +205,13 @@ impl Shard {
     }
 }
 
-/// What identifies the file a result was computed from, so `--resume` redoes a file that
-/// changed since.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceStamp {
-    pub size: u64,
-    pub mtime_ns: u128,
-}
-
-impl SourceStamp {
-    pub fn of(path: &Path) -> Option<Self> {
-        let meta = fs::metadata(path).ok()?;
-        let mtime_ns = meta
-            .modified()
-            .ok()?
-            .duration_since(UNIX_EPOCH)
-            .ok()?
-            .as_nanos();
-        Some(Self {
-            size: meta.len(),
-            mtime_ns,
-        })
-    }
-}
-
 /// One line of the results file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResultLine {
     #[serde(flatten)]
     pub result: VideoCaptions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<SourceStamp>,
+    pub source: Option<FileStamp>,
 }
 
 /// The results file: JSON lines appended one whole line per write and synced, so a crash
@@ -259,7 +230,7 @@ pub struct ResultsLog {
 /// What the results file says about one input.
 #[derive(Debug, Clone, Copy)]
 struct Recorded {
-    source: Option<SourceStamp>,
+    source: Option<FileStamp>,
     failed: bool,
 }
 
@@ -320,7 +291,7 @@ impl ResultsLog {
     /// unless `retry_failed`).
     pub fn is_done(&self, input: &Input, retry_failed: bool) -> bool {
         match self.done.get(&input.display) {
-            Some(r) => r.source == SourceStamp::of(&input.path) && !(retry_failed && r.failed),
+            Some(r) => r.source == FileStamp::of(&input.path).ok() && !(retry_failed && r.failed),
             None => false,
         }
     }
@@ -328,7 +299,7 @@ impl ResultsLog {
     pub fn append(&mut self, input: &Input, result: VideoCaptions) -> Result<()> {
         let line = ResultLine {
             result,
-            source: SourceStamp::of(&input.path),
+            source: FileStamp::of(&input.path).ok(),
         };
         let mut bytes = serde_json::to_vec(&line)?;
         bytes.push(b'\n');

@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail};
 use image::{Rgb, RgbImage, Rgba, RgbaImage, imageops};
 use serde::Serialize;
 
+use crate::atomic::write_png;
+
 /// Height of every prepared background; frames are crops of it, so it leaves room to zoom.
 pub const BACKGROUND_HEIGHT: u32 = 360;
 /// Longest side of a prepared sprite (sprites are drawn at most ~130 px in a 240-line frame).
@@ -221,7 +223,9 @@ impl AssetSet {
                     } else {
                         let image = prepare_sprite(&load_rgba(&dir.join(file))?)
                             .with_context(|| format!("{}: sprite {name}", at()))?;
-                        save_atomically(&image, &cached)?;
+                        let (w, h) = image.dimensions();
+                        let rgba = image::ExtendedColorType::Rgba8;
+                        write_png(&cached, image.as_raw(), w, h, rgba)?;
                         image
                     };
                     sprites.push(Sprite {
@@ -245,7 +249,14 @@ impl AssetSet {
                             .collect::<Result<Vec<_>>>()?;
                         let image = prepare_background(&tiles, &opts)
                             .with_context(|| format!("{}: background {name}", at()))?;
-                        save_atomically(&image, &cached)?;
+                        let (w, h) = image.dimensions();
+                        write_png(
+                            &cached,
+                            image.as_raw(),
+                            w,
+                            h,
+                            image::ExtendedColorType::Rgb8,
+                        )?;
                         image
                     };
                     backgrounds.push(Background {
@@ -355,19 +366,6 @@ fn load_rgba(path: &Path) -> Result<RgbaImage> {
 }
 
 /// Writes a PNG through a temp file in the same directory, so readers never see half a file.
-fn save_atomically<P, C>(image: &image::ImageBuffer<P, C>, path: &Path) -> Result<()>
-where
-    P: image::PixelWithColorType,
-    [P::Subpixel]: image::EncodableLayout,
-    C: std::ops::Deref<Target = [P::Subpixel]>,
-{
-    let tmp = crate::atomic::temp_path(path);
-    let written = image
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot write", path.display()));
-    crate::atomic::commit_temp(&tmp, path, written)
-}
-
 /// Trims transparent borders and downscales so the longest side is at most SPRITE_MAX_SIDE.
 fn prepare_sprite(image: &RgbaImage) -> Result<RgbaImage> {
     let (w, h) = image.dimensions();

@@ -13,6 +13,13 @@ use std::sync::Once;
 
 use serde::Serialize;
 
+/// Extensions of video files, in order of preference where one stem has several (a dataset's
+/// clip found by its id) and taken without looking inside when listing a folder.
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "avi", "webm", "mkv", "m4v", "mov", "flv", "mpg", "mpeg", "ts", "m2ts", "mts", "wmv",
+    "ogv", "3gp", "3g2", "mxf", "dv", "vob", "y4m", "gif",
+];
+
 mod decode;
 pub mod motion;
 mod sample;
