@@ -73,24 +73,11 @@ evaluate() {
 # model's training_report.json under KEY (atomically), after the fields of the JSON object
 # EXTRA:  record KEY PREFIX EXTRA
 record() {
-  python3 - "$MODEL" "$1" "$2" "$3" <<'EOF'
-import json, os, sys
-model, key, prefix, extra = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-path = os.path.join(model, "training_report.json")
-report = json.load(open(path))
-report[key] = extra
-for name in ("annotations", "compositional"):
-    metrics = json.load(open(f"{prefix}-{name}/metrics.json"))
-    report[key][name] = {k: metrics[k] for k in
-                         ("dataset", "ids", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR",
-                          "ROUGE_L", "CIDEr", "beam", "command")
-                         if k in metrics}
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(report, f, indent=2)
-    f.write("\n")
-os.replace(tmp, path)
-EOF
+  "$VIDCAP" report set "$MODEL" "$1" "$3"
+  for name in annotations compositional; do
+    "$VIDCAP" report set "$MODEL" "$1.$name" "@$2-$name/metrics.json" \
+      --keep dataset,ids,Bleu_1,Bleu_2,Bleu_3,Bleu_4,METEOR,ROUGE_L,CIDEr,beam,command
+  done
 }
 
 fresh() {
@@ -148,25 +135,15 @@ EOF
     "$VIDCAP" --threads "$THREADS" familiarity score "$FAM/$set.jsonl" --model "$MODEL" --cache "$FAM/cache" \
       --json >"$FAM/flagged-$set.json"
   done
-  python3 - "$MODEL" "$FAM" "$UNSEEN_SEED" <<'EOF'
-import json, os, sys
-model, fam, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-path = os.path.join(model, "training_report.json")
-report = json.load(open(path))
-report["familiarity"] = {"fit": "600 clips of seed 2 (decoder training clips)",
-                         "calibration": "clips 0-399 of seed 1", "flagged": {}}
-for name, what in (("unseen-all", f"seed {seed}: 300 clips + 30 compositional"),
-                   ("real", "4 s windows of vtest.avi, tree.avi, bikes.mp4, carphone_pristine.mp4")):
-    doc = json.load(open(os.path.join(fam, f"flagged-{name}.json")))
-    report["familiarity"]["flagged"][name] = {"what": what, "clips": doc["clips"],
-                                              "flagged": doc["flagged"], "fraction": doc["flagged_fraction"]}
-    print(f"{name}: {doc['flagged']} of {doc['clips']} clips flagged unfamiliar")
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(report, f, indent=2)
-    f.write("\n")
-os.replace(tmp, path)
-EOF
+  "$VIDCAP" report set "$MODEL" familiarity \
+    '{"fit": "600 clips of seed 2 (decoder training clips)", "calibration": "clips 0-399 of seed 1", "flagged": {}}'
+  for set in unseen-all real; do
+    "$VIDCAP" report set "$MODEL" "familiarity.flagged.$set" "@$FAM/flagged-$set.json" \
+      --keep clips,flagged,flagged_fraction
+  done
+  "$VIDCAP" report set "$MODEL" familiarity.flagged.unseen-all.what "\"seed $UNSEEN_SEED: 300 clips + 30 compositional\""
+  "$VIDCAP" report set "$MODEL" familiarity.flagged.real.what \
+    '"4 s windows of vtest.avi, tree.avi, bikes.mp4, carphone_pristine.mp4"'
 }
 
 stages=("$@")

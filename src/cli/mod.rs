@@ -18,6 +18,7 @@ mod merge;
 mod models;
 mod probe;
 mod progress;
+mod report;
 mod score;
 mod synth;
 mod train;
@@ -123,6 +124,8 @@ pub enum Command {
     Familiarity(familiarity::Args),
     /// Merge JSONL annotation files into one (absolute video paths, id prefixes, splits).
     Merge(merge::Args),
+    /// Add scores and notes to a model's training_report.json (used by training recipes).
+    Report(report::Args),
     /// Caption your own clips in a local web page, with the model's suggestions, into a
     /// JSONL dataset that `extract` and `train` read.
     Annotate(annotate::Args),
@@ -162,6 +165,7 @@ pub fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args, &cli.global),
         Command::Score(args) => score::run(args, &cli.global),
         Command::Merge(args) => merge::run(args, &cli.global),
+        Command::Report(args) => report::run(args, &cli.global),
         Command::Train(args) => train::run(args, &cli.global),
         Command::Eval(args) => eval::run(args, &cli.global),
         Command::Extract(args) => extract::run(args, &cli.global),

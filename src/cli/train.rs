@@ -18,12 +18,11 @@ use crate::features::source::dataset_dir;
 use crate::features::{FeatureSource, FeatureSpec, GRID_REGIONS, ItemLayout};
 use crate::model_path;
 use crate::train::optim::Decay;
+use crate::train::report::REPORT_FILE;
 use crate::train::trainer::{
     self, CHECKPOINT_FILE, EpochLog, Examples, LOG_FILE, RunOptions, Signal, StopReason,
     TrainConfig,
 };
-
-pub const REPORT_FILE: &str = "training_report.json";
 
 /// Where a dataset's features come from; the same flags as `vidcap extract`, so the cache
 /// key built here is the one extract wrote.

@@ -47,6 +47,8 @@ pub struct FeatureSource {
 }
 
 impl FeatureSource {
+    /// Loads the dataset and opens its cache under the key `vidcap extract` wrote with these
+    /// settings; a missing cache is an error that gives the extract command filling it.
     pub fn open(dataset_path: &Path, spec: &FeatureSpec) -> anyhow::Result<Self> {
         let opts = DatasetOptions {
             format: spec.format,
@@ -153,6 +155,7 @@ impl FeatureSource {
     }
 }
 
+/// The folder an annotation file lives in (a dataset folder is its own).
 pub fn dataset_dir(dataset: &Path) -> PathBuf {
     if dataset.is_dir() {
         dataset.to_path_buf()
