@@ -8,8 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Top-level modules by layer, lowest first; a module may import only its own layer's
-/// helpers listed before it on the same line or anything of a lower layer.
+/// Top-level modules by layer, lowest first; a module may import its own layer or lower ones.
 const LAYERS: &[&[&str]] = &[
     &["atomic", "hash", "simd", "stamp"],
     &["model_path", "checkpoint", "text", "video", "dataset"],
