@@ -51,28 +51,38 @@ mod x86 {
     impl super::Simd for Avx512 {
         const LANES: usize = 16;
         type V = __m512;
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn splat(x: f32) -> __m512 {
             _mm512_set1_ps(x)
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn load(p: *const f32) -> __m512 {
             // SAFETY: the caller guarantees `LANES` readable values at `p` (trait contract).
             unsafe { _mm512_loadu_ps(p) }
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn store(p: *mut f32, v: __m512) {
             // SAFETY: the caller guarantees `LANES` writable values at `p` (trait contract).
             unsafe { _mm512_storeu_ps(p, v) }
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
             _mm512_fmadd_ps(a, b, c)
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
@@ -83,28 +93,38 @@ mod x86 {
     impl super::Simd for Avx2 {
         const LANES: usize = 8;
         type V = __m256;
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn splat(x: f32) -> __m256 {
             _mm256_set1_ps(x)
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn load(p: *const f32) -> __m256 {
             // SAFETY: the caller guarantees `LANES` readable values at `p` (trait contract).
             unsafe { _mm256_loadu_ps(p) }
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn store(p: *mut f32, v: __m256) {
             // SAFETY: the caller guarantees `LANES` writable values at `p` (trait contract).
             unsafe { _mm256_storeu_ps(p, v) }
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
             _mm256_fmadd_ps(a, b, c)
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn clamp(v: __m256, lo: __m256, hi: __m256) -> __m256 {

@@ -590,6 +590,7 @@ unsafe fn rows_dot(
 
 use crate::simd::{SendPtr, Simd, simd_dispatch};
 
+// # Safety: that of `rows_dot_simd` (the generated `unsafe fn` carries it in its docs).
 simd_dispatch!(unsafe fn rows_dot_dispatch = rows_dot_simd | rows_dot_portable(
     x: &[f32], m: usize, ldx: usize, w: &[f32], ldw: usize, k: usize, j0: usize, j1: usize,
     bias: Option<&[f32]>, accumulate: bool, out: *mut f32, ldo: usize,
@@ -654,11 +655,15 @@ mod x86_dot {
     use std::arch::x86_64::*;
 
     impl super::SimdDot for Avx512 {
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn sum(v: __m512) -> f32 {
             _mm512_reduce_add_ps(v)
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
@@ -669,6 +674,8 @@ mod x86_dot {
     }
 
     impl super::SimdDot for Avx2 {
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn sum(v: __m256) -> f32 {
@@ -676,6 +683,8 @@ mod x86_dot {
             let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
             _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
         }
+        /// # Safety
+        /// The trait's contract.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
@@ -691,6 +700,10 @@ mod x86_dot {
 /// loaded chunk feeds up to four accumulators (the clip memory has 16+ rows and is compute
 /// bound; a decoding step has one and is bound by streaming the weights). Every dot sums its
 /// lanes in the same order whatever the blocking, so results do not depend on `j0`/`j1`/`m`.
+///
+/// # Safety
+/// The CPU has `S`'s instruction set; `out` is valid for writes at `i * ldo + j` for every
+/// row `i < m` and `j0 <= j < j1`, and nothing else accesses those elements meanwhile.
 // Register blocks are indexed by row and column number in lockstep.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
