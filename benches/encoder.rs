@@ -4,9 +4,8 @@
 //! with X = B / median(seconds per call).
 //!
 //! `cargo bench --bench encoder -- [--threads 2] [--batch 1 16] [--warmup 10] [--runs 50]
-//! [--plain] [--model DIR] [--profile] [--simd]`; `--profile` prints instead the fast path's
-//! time per layer at batch 1 (median of `--runs` passes) and per kind of layer; `--simd` only
-//! prints the instruction set the kernels dispatch to (`simd=avx512`).
+//! [--plain] [--model DIR] [--profile]`; `--profile` prints instead the fast path's
+//! time per layer at batch 1 (median of `--runs` passes) and per kind of layer.
 use std::time::Instant;
 
 use anyhow::Context;
@@ -21,7 +20,6 @@ struct Options {
     runs: usize,
     backend: Backend,
     profile: bool,
-    simd: bool,
     /// `None`: the installed `efficientnet-lite0`.
     model: Option<std::path::PathBuf>,
 }
@@ -34,7 +32,6 @@ fn parse() -> anyhow::Result<Options> {
         runs: 50,
         backend: Backend::FastCpu,
         profile: false,
-        simd: false,
         model: None,
     };
     let args: Vec<String> = std::env::args()
@@ -54,11 +51,6 @@ fn parse() -> anyhow::Result<Options> {
             "--model" => o.model = Some(value(i)?.into()),
             "--profile" => {
                 o.profile = true;
-                i += 1;
-                continue;
-            }
-            "--simd" => {
-                o.simd = true;
                 i += 1;
                 continue;
             }
@@ -85,10 +77,6 @@ fn parse() -> anyhow::Result<Options> {
 
 fn main() -> anyhow::Result<()> {
     let o = parse()?;
-    if o.simd {
-        println!("simd={}", vidcap::simd::dispatch_level());
-        return Ok(());
-    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads)
         .build_global()?;
