@@ -158,27 +158,22 @@ impl Captioner {
 
     /// [`Captioner::load`] from a decoder model directory.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref();
-        let model = CaptionModel::load(dir)
-            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
-        let encoder = load_encoder_beside(&model.config.encoder, dir)?;
-        Self::with_encoder(dir, model, encoder)
+        Self::from_parts(dir.as_ref(), None)
     }
 
-    /// A loaded decoder with another encoder (by name or directory) than the one it names;
-    /// an error unless that encoder gives the features the decoder was trained on.
+    /// [`Captioner::from_dir`] with another encoder (a name or directory) than the one the
+    /// decoder names; an error unless it gives the features the decoder was trained on.
     pub fn from_dir_with_encoder(dir: impl AsRef<Path>, encoder: &str) -> Result<Self> {
-        let dir = dir.as_ref();
-        let model = CaptionModel::load(dir)
-            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
-        Self::with_encoder(dir, model, load_encoder(encoder)?)
+        Self::from_parts(dir.as_ref(), Some(encoder))
     }
 
-    fn with_encoder(
-        dir: &Path,
-        model: CaptionModel,
-        encoder: Box<dyn FrameEncoder>,
-    ) -> Result<Self> {
+    fn from_parts(dir: &Path, encoder: Option<&str>) -> Result<Self> {
+        let model = CaptionModel::load(dir)
+            .with_context(|| format!("{}: cannot load the decoder", dir.display()))?;
+        let encoder = match encoder {
+            Some(name) => load_encoder(name)?,
+            None => load_encoder_beside(&model.config.encoder, dir)?,
+        };
         model.expect_encoder(encoder.name(), encoder.feature_dim())?;
         let familiarity = Familiarity::load(dir)?;
         if familiarity.is_none() {
