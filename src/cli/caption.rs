@@ -105,7 +105,6 @@ impl ModelArgs {
             Some(name) => Captioner::from_dir_with_encoder(&dir, name)?,
             None => Captioner::from_dir(&dir)?,
         };
-        let model = &captioner.model;
         let segments = match self.segments {
             Segments::None => SegmentMode::Whole,
             Segments::Auto => {
@@ -125,7 +124,6 @@ impl ModelArgs {
         };
         let search = SearchOptions {
             beam: self.beam,
-            max_len: model.config.caption_limit(self.max_len),
             no_repeat_ngram: self.no_repeat_ngram,
             ..SearchOptions::default()
         };
@@ -133,6 +131,7 @@ impl ModelArgs {
             frames: self.frames,
             keyframes: self.keyframes,
             search,
+            max_len: self.max_len,
             max_word_repeats: self.max_word_repeats,
             segments,
             min_familiarity: self.min_familiarity,

@@ -39,9 +39,11 @@ pub struct CaptionOptions {
     pub frames: usize,
     /// Keyframe sampling (see [`crate::video::SampleSpec::keyframes`]).
     pub keyframes: bool,
-    /// Beam width, caption length (capped by the decoder's longest caption) and n-gram
-    /// blocking.
+    /// Beam width and n-gram blocking (its `max_len` is set from [`Self::max_len`]).
     pub search: SearchOptions,
+    /// Longest caption, in tokens (`None`: the decoder's own); never more than the longest
+    /// caption the decoder was trained on.
+    pub max_len: Option<usize>,
     /// No content word more often than this in a caption (0: no limit).
     pub max_word_repeats: usize,
     /// One caption per video, or per fixed or shot-bounded window.
@@ -62,6 +64,7 @@ impl Default for CaptionOptions {
                 no_repeat_ngram: 5,
                 ..SearchOptions::default()
             },
+            max_len: None,
             max_word_repeats: 2,
             segments: SegmentMode::Whole,
             min_familiarity: DEFAULT_MIN_FAMILIARITY,
@@ -216,10 +219,8 @@ impl Captioner {
             .collect::<Result<Vec<_>>>()?;
         let clips: Vec<ClipFeatures> = encoded.iter().map(|e| e.clip.clone()).collect();
         let encoded_at = Instant::now();
-        // The decoder's longest caption caps the requested length (idempotent for callers
-        // that already applied it).
         let search = SearchOptions {
-            max_len: self.model.config.caption_limit(Some(opts.search.max_len)),
+            max_len: self.model.config.caption_limit(opts.max_len),
             ..opts.search.clone()
         };
         let hyps = self

@@ -1,5 +1,6 @@
 //! Shared helpers of the `vidcap annotate` tests: the server as a child process, a raw
 //! HTTP/1.1 client (so requests go out exactly as written, `..` and all), and clips.
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -386,18 +387,8 @@ pub fn wait_for<T>(seconds: u64, what: &str, mut f: impl FnMut() -> Option<T>) -
 /// and output.
 pub fn extract_and_train(annotations: &Path, work: &Path) -> std::process::Output {
     let cache = work.join("features");
-    let extract = Command::new(VIDCAP)
-        .args(["-q", "extract"])
-        .arg(annotations)
-        .arg("--out")
-        .arg(&cache)
-        .output()
-        .unwrap();
-    assert!(
-        extract.status.success(),
-        "vidcap extract failed: {}",
-        String::from_utf8_lossy(&extract.stderr)
-    );
+    let (q, extract, out) = (OsStr::new("-q"), OsStr::new("extract"), OsStr::new("--out"));
+    super::vidcap_ok(&[q, extract, annotations.as_os_str(), out, cache.as_os_str()]);
     Command::new(VIDCAP)
         .args(["-q", "--seed", "1", "train"])
         .arg(annotations)
