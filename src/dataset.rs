@@ -254,6 +254,17 @@ pub fn load_dataset(path: &Path, opts: &DatasetOptions) -> anyhow::Result<Datase
     })
 }
 
+/// The folder an annotation file lives in (a dataset folder is its own).
+pub fn dataset_dir(dataset: &Path) -> PathBuf {
+    if dataset.is_dir() {
+        dataset.to_path_buf()
+    } else {
+        dataset
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
 /// An annotation file's text, or an error naming the line of its first invalid UTF-8 byte.
 fn read_utf8(file: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(file)
@@ -1045,11 +1056,7 @@ pub fn merge_jsonl(sources: &[MergeSource], out: &Path) -> anyhow::Result<MergeS
     let mut folders = Vec::new();
     for source in sources {
         let text = read_utf8(&source.file)?;
-        let folder = source
-            .file
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let folder = std::path::absolute(&folder).with_context(|| {
+        let folder = std::path::absolute(dataset_dir(&source.file)).with_context(|| {
             format!("{}: cannot make its folder absolute", source.file.display())
         })?;
         folders.push(folder.clone());

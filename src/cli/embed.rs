@@ -230,20 +230,19 @@ fn load_with_input(args: &Args) -> anyhow::Result<(Box<dyn FrameEncoder>, Vec<Te
 /// Writes `t` to `path` as .npy through a temporary file in the same directory and a rename,
 /// so a reader never sees a partial file.
 pub(super) fn write_npy_atomic(t: &Tensor, path: &Path) -> anyhow::Result<()> {
+    if t.dtype() == candle_core::DType::F32 {
+        return crate::atomic::write_atomic(path, &npy_f32_bytes(t)?);
+    }
     let tmp = crate::atomic::temp_path(path);
-    let written = if t.dtype() == candle_core::DType::F32 {
-        write_npy_f32(t, &tmp)
-    } else {
-        t.write_npy(&tmp).map_err(Into::into)
-    };
-    let written = written.with_context(|| format!("cannot write {}", path.display()));
+    let written = t
+        .write_npy(&tmp)
+        .with_context(|| format!("cannot write {}", path.display()));
     crate::atomic::commit_temp(&tmp, path, written)
 }
 
-/// An f32 tensor as .npy (format 1.0, little-endian, C order) in one buffered write: candle's
-/// `write_npy` issues one unbuffered write per value (30 ms for 80×1280 features).
-fn write_npy_f32(t: &Tensor, path: &Path) -> anyhow::Result<()> {
-    use std::io::Write;
+/// An f32 tensor as .npy bytes (format 1.0, little-endian, C order), written in one go:
+/// candle's `write_npy` issues one unbuffered write per value (30 ms for 80×1280 features).
+fn npy_f32_bytes(t: &Tensor) -> anyhow::Result<Vec<u8>> {
     let values = t.flatten_all()?.to_vec1::<f32>()?;
     let shape = match t.dims() {
         [n] => format!("({n},)"),
@@ -268,8 +267,7 @@ fn write_npy_f32(t: &Tensor, path: &Path) -> anyhow::Result<()> {
     bytes.extend_from_slice(&u16::try_from(header.len())?.to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::File::create(path)?.write_all(&bytes)?;
-    Ok(())
+    Ok(bytes)
 }
 
 pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {

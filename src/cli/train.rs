@@ -11,10 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::{EXIT_OK, Global};
 use crate::atomic::write_atomic;
-use crate::dataset::{Clip, DatasetFormat, Split};
+use crate::dataset::{Clip, DatasetFormat, Split, dataset_dir};
 use crate::decoder::model::CONFIG_FILE;
 use crate::decoder::{Arch, CaptionModel};
-use crate::features::source::dataset_dir;
 use crate::features::{FeatureSource, FeatureSpec, GRID_REGIONS, ItemLayout};
 use crate::model_path;
 use crate::train::optim::Decay;

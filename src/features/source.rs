@@ -11,7 +11,9 @@ use super::cache::{
     CacheKey, CachedExamples, FeatureCache, describe_uncached, encoder_weights_sha256,
     split_entries,
 };
-use crate::dataset::{Clip, Dataset, DatasetFormat, DatasetOptions, Split, load_dataset};
+use crate::dataset::{
+    Clip, Dataset, DatasetFormat, DatasetOptions, Split, dataset_dir, load_dataset,
+};
 use crate::encoder::{encoder_dir, load_encoder};
 
 /// What the cached features were extracted with (the flags `vidcap extract` took), so the
@@ -152,17 +154,6 @@ impl FeatureSource {
             clips: examples.clips,
             features,
         })
-    }
-}
-
-/// The folder an annotation file lives in (a dataset folder is its own).
-pub fn dataset_dir(dataset: &Path) -> PathBuf {
-    if dataset.is_dir() {
-        dataset.to_path_buf()
-    } else {
-        dataset
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
 
