@@ -154,20 +154,31 @@ pub static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8:
 /// The instruction set `simd_dispatch!` picks on this CPU at the current [`MAX_LEVEL`]:
 /// `avx512`, `avx2` or `portable` (benchmarks print it beside their figures).
 pub fn dispatch_level() -> &'static str {
+    match active_level() {
+        2 => "avx512",
+        1 => "avx2",
+        _ => "portable",
+    }
+}
+
+/// The level `simd_dispatch!` runs at: the highest this CPU has, at most [`MAX_LEVEL`]
+/// (2 = AVX-512, 1 = AVX2+FMA, 0 = portable).
+#[inline]
+pub fn active_level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         let level = MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
         if level >= 2 && std::is_x86_feature_detected!("avx512f") {
-            return "avx512";
+            return 2;
         }
         if level >= 1
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
         {
-            return "avx2";
+            return 1;
         }
     }
-    "portable"
+    0
 }
 
 /// Held while a test lowers [`MAX_LEVEL`], so that tests needing the top level can wait.
@@ -246,12 +257,10 @@ macro_rules! dispatch_body {
                 // SAFETY: as above.
                 unsafe { $generic::<Avx2>($($arg),*) }
             }
-            let level = $crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
-            if level >= 2 && std::is_x86_feature_detected!("avx512f") {
-                return avx512($($arg),*);
-            }
-            if level >= 1 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                return avx2($($arg),*);
+            match $crate::simd::active_level() {
+                2 => return avx512($($arg),*),
+                1 => return avx2($($arg),*),
+                _ => {}
             }
         }
         #[allow(unused_unsafe)]

@@ -288,13 +288,7 @@ pub fn matmul<T: Real>(dst: &mut [T], ldd: usize, a: View<T>, b: View<T>, update
 
 /// Whether the packed kernel of [`PackedWeights`] may run (AVX-512F, not lowered by tests).
 fn packed_kernel_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
-        && std::is_x86_feature_detected!("avx512f")
-    {
-        return true;
-    }
-    false
+    crate::simd::active_level() == 2
 }
 
 /// The weight operand of a product repeated at every decoder step of a batch (`x_t · W_hhᵀ`,

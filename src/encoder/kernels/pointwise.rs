@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::matmul::{PANEL, PackedWeights, RowLayout};
 use super::{Activation, relu6};
-use crate::simd::{MAX_LEVEL, SendPtr, Simd, simd_dispatch};
+use crate::simd::{SendPtr, Simd, simd_dispatch};
 
 /// Rows of one tile: big enough for an efficient GEMM, small enough for its output to stay in
 /// L2 (about 256 KiB) for the epilogue.
@@ -65,7 +65,7 @@ impl Pointwise {
         &self.bias
     }
 
-    /// Whether the CPU has AVX-512F, whatever [`MAX_LEVEL`] says.
+    /// Whether the CPU has AVX-512F, whatever [`crate::simd::MAX_LEVEL`] says.
     fn cpu_has_avx512() -> bool {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
@@ -76,18 +76,12 @@ impl Pointwise {
 
     /// Whether [`Self::run_into`] can write a padded layout on this CPU (AVX-512 only).
     pub fn can_write_padded() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= 2
-            && std::is_x86_feature_detected!("avx512f")
-        {
-            return true;
-        }
-        false
+        crate::simd::active_level() == 2
     }
 
     /// [`Self::run`] with output row `r` written at `layout.row(r)` (borders untouched).
     /// Returns false, writing nothing, for a padded layout without AVX-512F. A padded layout
-    /// ignores [`MAX_LEVEL`], so that a caller that checked [`Self::can_write_padded`] is not
+    /// ignores [`crate::simd::MAX_LEVEL`], so that a caller that checked [`Self::can_write_padded`] is not
     /// caught out by a change of level meanwhile (tests lower it while others run).
     pub fn run_into(
         &self,
@@ -179,7 +173,7 @@ impl Pointwise {
     /// [`Self::run_into`] on the calling thread only, for callers that split the work
     /// themselves (the fused MBConv block). Returns false, writing nothing, without AVX-512F
     /// (the packed kernel is the only serial path); unlike [`Self::can_write_padded`] it
-    /// ignores [`MAX_LEVEL`], so that a caller that checked that once is not caught out by a
+    /// ignores [`crate::simd::MAX_LEVEL`], so that a caller that checked that once is not caught out by a
     /// change of level.
     pub fn run_serial(
         &self,
