@@ -204,7 +204,7 @@ fn only_listed_clips_are_served() {
     assert_eq!(list["total"], 2, "{videos:?}");
     assert!(!videos.iter().any(|v| v.contains("link-out")), "{videos:?}");
     assert!(
-        server.stderr().contains("link-out.mp4"),
+        server.stderr_shows("link-out.mp4"),
         "the left-out link is named: {}",
         server.stderr()
     );
@@ -438,7 +438,7 @@ fn saves_are_jsonl_that_resumes_is_locked_and_trains() {
     fs::write(out.with_file_name("ann.jsonl.lock"), "pid 4294967295\n").unwrap();
     let server = Server::start(&[s(&footage), "--out", s(&out), "--model", "none"]);
     assert!(
-        server.stderr().contains("stale lock of pid 4294967295"),
+        server.stderr_shows("stale lock of pid 4294967295"),
         "{}",
         server.stderr()
     );
@@ -655,7 +655,7 @@ fn usage_errors_and_the_host_warning() {
         "0.0.0.0",
     ]);
     assert!(
-        server.stderr().contains("listening on 0.0.0.0"),
+        server.stderr_shows("listening on 0.0.0.0"),
         "{}",
         server.stderr()
     );

@@ -157,6 +157,20 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Whether stderr comes to contain `needle` within 30 s. The server writes its warnings
+    /// before its URL, but the thread draining the pipe may not have read them yet when the
+    /// URL arrives, so a check right after `start` must wait for them.
+    pub fn stderr_shows(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.stderr().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// `?token=…` for a path.
     pub fn with_token(&self, path: &str) -> String {
         let sep = if path.contains('?') { '&' } else { '?' };
