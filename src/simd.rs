@@ -162,16 +162,20 @@ pub fn dispatch_level() -> &'static str {
 }
 
 /// The level `simd_dispatch!` runs at: the highest this CPU has, at most [`MAX_LEVEL`]
-/// (2 = AVX-512, 1 = AVX2+FMA, 0 = portable).
+/// (2 = AVX-512, 1 = AVX2+FMA, 0 = portable; both vector levels with F16C).
 #[inline]
 pub fn active_level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         let level = MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed);
-        if level >= 2 && std::is_x86_feature_detected!("avx512f") {
+        // F16C (half-precision loads) came before AVX2 and every CPU with AVX2 or AVX-512
+        // has it; checking it keeps the dispatch honest all the same.
+        let f16c = std::is_x86_feature_detected!("f16c");
+        if level >= 2 && f16c && std::is_x86_feature_detected!("avx512f") {
             return 2;
         }
         if level >= 1
+            && f16c
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
         {
@@ -242,16 +246,16 @@ macro_rules! dispatch_body {
         {
             use $crate::simd::{Avx2, Avx512};
             /// # Safety
-            /// The CPU has AVX-512F, AVX2 and FMA; the generic kernel's own contract holds.
-            #[target_feature(enable = "avx512f,avx2,fma")]
+            /// The CPU has AVX-512F, AVX2, FMA and F16C; the generic kernel's own contract holds.
+            #[target_feature(enable = "avx512f,avx2,fma,f16c")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512($($arg: $ty),*) {
                 // SAFETY: the caller checked the CPU features; the rest is its contract.
                 unsafe { $generic::<Avx512>($($arg),*) }
             }
             /// # Safety
-            /// The CPU has AVX2 and FMA; the generic kernel's own contract holds.
-            #[target_feature(enable = "avx2,fma")]
+            /// The CPU has AVX2, FMA and F16C; the generic kernel's own contract holds.
+            #[target_feature(enable = "avx2,fma,f16c")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2($($arg: $ty),*) {
                 // SAFETY: as above.

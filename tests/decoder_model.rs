@@ -48,7 +48,7 @@ fn model_directory_round_trips_and_rejects_mismatches() {
     model.save(dir.path()).unwrap();
     let loaded = CaptionModel::load(dir.path()).unwrap();
     assert_eq!(loaded.config, model.config);
-    assert!(loaded.weights == model.weights);
+    assert!(loaded.weights() == model.weights());
     let clip = ClipFeatures {
         features: vec![0.5; 2 * 5 * 6],
         frames: 2,

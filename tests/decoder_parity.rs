@@ -4,7 +4,7 @@
 use serde_json::Value;
 use vidcap::decoder::bptt::{Batch, PassOptions, loss_and_grad};
 use vidcap::decoder::params::{Dims, Weights, layout};
-use vidcap::decoder::search::{ClipMemory, step};
+use vidcap::decoder::step::{ClipMemory, Decoder, Prepared};
 use vidcap::features::ClipFeatures;
 
 fn reference() -> Value {
@@ -63,13 +63,20 @@ fn gru_step_and_sequence_match_torch_nn_gru() {
         dim: 1,
     };
     let mems = [ClipMemory::new(&w, &d, &clip)];
-    let mut h = f32s(floats(&r["h0"]));
+    let prepared = Prepared::new(&w, &d);
+    let decoder = Decoder {
+        w: &w,
+        d,
+        prepared: &prepared,
+    };
+    let mut states = decoder.states(&f32s(floats(&r["h0"])));
     let mut outputs = vec![];
     for t in 0..len {
         let tokens: Vec<u32> = (0..batch).map(|b| (t * batch + b) as u32).collect();
-        let (h_new, _) = step(&w, &d, &mems, &vec![0; batch], &h, &tokens);
-        h = h_new;
-        outputs.extend(h.iter().map(|&v| v as f64));
+        (states, _) = decoder.step(&mems, &vec![0; batch], &states, &tokens, 1);
+        for state in states.chunks_exact(decoder.state_width()) {
+            outputs.extend(decoder.hidden(state).iter().map(|&v| v as f64));
+        }
         if t == 0 {
             close(&outputs, &floats(&r["step1"]), 1e-5, "one step");
         }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vidcap::decoder::search::{ClipMemory, step};
+use vidcap::decoder::step::ClipMemory;
 use vidcap::decoder::{Arch, CaptionModel, SearchOptions};
 use vidcap::features::ClipFeatures;
 use vidcap::text::vocab::{BOS, EOS};
@@ -190,13 +190,14 @@ fn resume_with_a_different_config_is_refused() {
 
 /// Plain greedy decoding written independently of `search`.
 fn greedy(model: &CaptionModel, clip: &ClipFeatures, max_len: usize) -> Vec<u32> {
-    let d = model.config.dims();
-    let mems = [ClipMemory::new(&model.weights, &d, clip)];
-    let mut h = mems[0].h0().to_vec();
+    let decoder = model.decoder();
+    let mems = [ClipMemory::new(decoder.w, &decoder.d, clip)];
+    let mut state = decoder.states(mems[0].h0());
     let (mut tok, mut out) = (BOS, vec![]);
     for _ in 0..max_len {
-        let (hn, logp) = step(&model.weights, &d, &mems, &[0], &h, &[tok]);
-        h = hn;
+        // Only the most probable token must be exact for argmax.
+        let (next, logp) = decoder.step(&mems, &[0], &state, &[tok], 1);
+        state = next;
         tok = (0..logp.len()).fold(0, |best, i| if logp[i] > logp[best] { i } else { best }) as u32;
         if tok == EOS {
             break;

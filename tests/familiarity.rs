@@ -191,12 +191,12 @@ fn dog_model(longest: Option<usize>) -> CaptionModel {
         longest_caption: longest,
     };
     let mut model = CaptionModel::new(config, vocab, 3).unwrap();
-    model.weights.out_w.iter_mut().for_each(|w| *w = 0.0);
-    model.weights.out_b.iter_mut().for_each(|b| *b = 0.0);
+    model.weights_mut().out_w.iter_mut().for_each(|w| *w = 0.0);
+    model.weights_mut().out_b.iter_mut().for_each(|b| *b = 0.0);
     let dog = model.vocab.encode("dog")[0] as usize;
     let a = model.vocab.encode("a")[0] as usize;
-    model.weights.out_b[dog] = 10.0;
-    model.weights.out_b[a] = 8.0;
+    model.weights_mut().out_b[dog] = 10.0;
+    model.weights_mut().out_b[a] = 8.0;
     model
 }
 

@@ -629,8 +629,9 @@ unsafe fn store(out: *mut f32, v: f32, accumulate: bool) {
     unsafe { *out = if accumulate { *out + v } else { v } };
 }
 
-/// Lane sums and partial loads, which the GEMV needs beyond the encoder's [`Simd`].
-trait SimdDot: Simd {
+/// Lane sums, partial and half-precision loads, which the GEMVs of decoding need beyond the
+/// encoder's [`Simd`].
+pub(super) trait SimdDot: Simd {
     /// Sum of the lanes.
     ///
     /// # Safety
@@ -641,6 +642,12 @@ trait SimdDot: Simd {
     /// # Safety
     /// The CPU has the instruction set of `Self`; `p` is valid for reads of `n` floats.
     unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
+    /// `LANES` IEEE half-precision values from `p` (unaligned), widened to f32.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set of `Self` (F16C included); `p` is valid for reads of
+    /// `LANES` values.
+    unsafe fn load_half(p: *const u16) -> Self::V;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -665,6 +672,14 @@ mod x86_dot {
             // masked-off lanes are not accessed.
             unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p) }
         }
+        /// # Safety
+        /// The trait's contract.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn load_half(p: *const u16) -> __m512 {
+            // SAFETY: the contract makes 16 halves (32 bytes) at `p` readable.
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+        }
     }
 
     impl super::SimdDot for Avx2 {
@@ -686,6 +701,14 @@ mod x86_dot {
             let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
             // SAFETY: as for AVX-512: only lanes `0..n` are loaded.
             unsafe { _mm256_maskload_ps(p, mask) }
+        }
+        /// # Safety
+        /// The trait's contract.
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load_half(p: *const u16) -> __m256 {
+            // SAFETY: the contract makes 8 halves (16 bytes) at `p` readable.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
         }
     }
 }

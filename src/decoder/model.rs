@@ -1,6 +1,7 @@
 //! The caption model: config, weights and vocabulary of one model directory.
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::{Context, bail, ensure};
 use safetensors::SafeTensors;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::io::{read_weights, tensors_to_bytes};
 use super::params::{Dims, Weights};
+use super::step::{Decoder, Prepared};
 use crate::atomic::write_atomic;
 use crate::features::ClipFeatures;
 use crate::text::Vocab;
@@ -105,8 +107,11 @@ impl DecoderConfig {
 
 pub struct CaptionModel {
     pub config: DecoderConfig,
-    pub weights: Weights<f32>,
+    /// Private so that every change goes through [`Self::weights_mut`], which drops what
+    /// decoding prepared from the old weights.
+    weights: Weights<f32>,
     pub vocab: Vocab,
+    prepared: OnceLock<Prepared>,
 }
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -124,11 +129,7 @@ impl CaptionModel {
             vocab.len()
         );
         let weights = Weights::init(&config.dims(), seed);
-        Ok(Self {
-            config,
-            weights,
-            vocab,
-        })
+        Ok(Self::from_parts(config, weights, vocab))
     }
 
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
@@ -155,11 +156,39 @@ impl CaptionModel {
         let st = SafeTensors::deserialize(&data)
             .with_context(|| format!("{}: not a safetensors file", wpath.display()))?;
         let weights = read_weights(&st, "", &config.dims(), &wpath)?;
-        Ok(Self {
+        Ok(Self::from_parts(config, weights, vocab))
+    }
+
+    fn from_parts(config: DecoderConfig, weights: Weights<f32>, vocab: Vocab) -> Self {
+        Self {
             config,
             weights,
             vocab,
-        })
+            prepared: OnceLock::new(),
+        }
+    }
+
+    pub fn weights(&self) -> &Weights<f32> {
+        &self.weights
+    }
+
+    /// The weights, to change them (what decoding prepared from them is dropped).
+    pub fn weights_mut(&mut self) -> &mut Weights<f32> {
+        self.prepared.take();
+        &mut self.weights
+    }
+
+    /// The decoder that search runs, prepared on first use (the f16 output projection takes
+    /// ~10 ms at the peer's sizes; word gates are added as words are met).
+    pub fn decoder(&self) -> Decoder<'_> {
+        let d = self.config.dims();
+        Decoder {
+            w: &self.weights,
+            d,
+            prepared: self
+                .prepared
+                .get_or_init(|| Prepared::new(&self.weights, &d)),
+        }
     }
 
     /// Writes config.json, vocab.json and model.safetensors, each atomically.

@@ -1,16 +1,9 @@
 //! Greedy and beam search over the decoder, batched over clips (every live hypothesis of
 //! every clip is one row of the same matmuls).
-use super::bptt::{
-    attention_weights_with, gru_cell_with, items_with_regions, mean_items, output_logits,
-    weighted_sum,
-};
-use super::linalg::{
-    RowsProduct, View, exp_fast, rows_products, sigmoid_fast, sum_lanes, tanh_fast,
-};
 use anyhow::Context;
 
 use super::model::CaptionModel;
-use super::params::{Dims, Weights};
+use super::step::ClipMemory;
 use crate::features::ClipFeatures;
 use crate::text::vocab::{BOS, EOS, PAD};
 
@@ -48,174 +41,12 @@ pub struct Hypothesis {
     pub score: f32,
 }
 
-/// What the decoder reads from a clip at every step.
-pub struct ClipMemory {
-    h0: Vec<f32>,
-    keys: Vec<f32>,
-    /// `W_ih[:, ctx] · f_i` for every item: the context's share of the GRU input gates is
-    /// `Σ alpha_i` of these rows, which reads N·3H values per step instead of the 3H × D
-    /// weight block. Computing them costs N·D·3H MACs once, from cache; the alternative
-    /// reads the 3H × D block (7.9 MB at the peer's sizes) at every step. At 16 items that
-    /// is several times cheaper; at 80 (5 regions × 16 frames) and 20 steps about even.
-    ctx_gates: Vec<f32>,
-}
-
-impl ClipMemory {
-    pub fn new(w: &Weights<f32>, d: &Dims, clip: &ClipFeatures) -> Self {
-        let mut mean = vec![0.0; d.feat];
-        mean_items(&clip.features, d.feat, &mut mean);
-        let n = clip.features.len() / d.feat;
-        let h3 = 3 * d.hidden;
-        let mut h0 = vec![0.0; d.hidden];
-        let (mut keys, mut ctx_gates) = (vec![], vec![]);
-        let fprime;
-        // One pass over the three weight blocks a clip needs, shared over the threads.
-        let mut products = vec![RowsProduct {
-            x: View::new(&mean, 1, d.feat),
-            w: View::new(&w.init_w, d.hidden, d.feat),
-            bias: Some(&w.init_b),
-            accumulate: false,
-            dst: &mut h0,
-        }];
-        if d.attention {
-            fprime = items_with_regions(w, d, &clip.features);
-            keys = vec![0.0; n * d.att];
-            ctx_gates = vec![0.0; n * h3];
-            products.push(RowsProduct {
-                x: View::new(&fprime, n, d.feat),
-                w: View::new(&w.att_w_feat, d.att, d.feat),
-                bias: Some(&w.att_b_feat),
-                accumulate: false,
-                dst: &mut keys,
-            });
-            products.push(RowsProduct {
-                x: View::new(&fprime, n, d.feat),
-                w: View::columns(&w.w_ih, h3, d.gru_input(), d.embed, d.feat),
-                bias: None,
-                accumulate: false,
-                dst: &mut ctx_gates,
-            });
-        }
-        rows_products(&mut products);
-        h0.iter_mut().for_each(|x| *x = x.tanh());
-        Self {
-            h0,
-            keys,
-            ctx_gates,
-        }
-    }
-
-    /// Initial decoder state of the clip.
-    pub fn h0(&self) -> &[f32] {
-        &self.h0
-    }
-}
-
-/// One decoder step for `rows` hypotheses: row i belongs to clip `clip_of[i]`, has state
-/// `h[i]` and last token `tokens[i]`. Returns the new states and log-probabilities.
-///
-/// Decoding a few rows is bound by reading the weights (≈ 16 MB per step at the peer's
-/// sizes), so each step makes two passes, each one fork/join over the threads: everything
-/// that reads the previous state and token (input gates of the word, hidden gates, the
-/// attention query), then the output projection of the new state.
-pub fn step(
-    w: &Weights<f32>,
-    d: &Dims,
-    mems: &[ClipMemory],
-    clip_of: &[usize],
-    h: &[f32],
-    tokens: &[u32],
-) -> (Vec<f32>, Vec<f32>) {
-    let rows = tokens.len();
-    let (e, hs, inp, h3, a) = (d.embed, d.hidden, d.gru_input(), 3 * d.hidden, d.att);
-    let mut x = vec![0.0f32; rows * e];
-    for (i, &tok) in tokens.iter().enumerate() {
-        x[i * e..(i + 1) * e].copy_from_slice(&w.embed[tok as usize * e..][..e]);
-    }
-    let (mut gi, mut gh) = (vec![0.0; rows * h3], vec![0.0; rows * h3]);
-    let mut hp = vec![0.0; if d.attention { rows * a } else { 0 }];
-    let mut products = vec![
-        RowsProduct {
-            x: View::new(&x, rows, e),
-            w: View::columns(&w.w_ih, h3, inp, 0, e),
-            bias: Some(&w.b_ih),
-            accumulate: false,
-            dst: &mut gi,
-        },
-        RowsProduct {
-            x: View::new(h, rows, hs),
-            w: View::new(&w.w_hh, h3, hs),
-            bias: Some(&w.b_hh),
-            accumulate: false,
-            dst: &mut gh,
-        },
-    ];
-    if d.attention {
-        products.push(RowsProduct {
-            x: View::new(h, rows, hs),
-            w: View::new(&w.att_w_hid, a, hs),
-            bias: None,
-            accumulate: false,
-            dst: &mut hp,
-        });
-    }
-    rows_products(&mut products);
-    if d.attention {
-        let mut ctx_gi = vec![0.0; h3];
-        for (i, &c) in clip_of.iter().enumerate() {
-            let m = &mems[c];
-            let n = m.keys.len() / a;
-            let (mut pre, mut alpha) = (vec![0.0; n * a], vec![0.0; n]);
-            attention_weights_with(
-                &m.keys,
-                &hp[i * a..(i + 1) * a],
-                &w.att_v,
-                &mut pre,
-                &mut alpha,
-                tanh_fast,
-                exp_fast,
-            );
-            weighted_sum(&m.ctx_gates, &alpha, &mut ctx_gi);
-            gi[i * h3..(i + 1) * h3]
-                .iter_mut()
-                .zip(&ctx_gi)
-                .for_each(|(g, c)| *g += *c);
-        }
-    }
-    let mut h_new = vec![0.0; rows * hs];
-    let (mut rg, mut zg, mut ng) = (vec![0.0; hs], vec![0.0; hs], vec![0.0; hs]);
-    for i in 0..rows {
-        gru_cell_with(
-            &gi[i * h3..(i + 1) * h3],
-            &gh[i * h3..(i + 1) * h3],
-            &h[i * hs..(i + 1) * hs],
-            &mut rg,
-            &mut zg,
-            &mut ng,
-            &mut h_new[i * hs..(i + 1) * hs],
-            sigmoid_fast,
-            tanh_fast,
-        );
-    }
-    let v = d.vocab;
-    let mut logp = output_logits(w, &h_new, rows, hs);
-    let mut exps = vec![0.0; v];
-    for z in logp.chunks_exact_mut(v) {
-        let max = z.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        exps.iter_mut()
-            .zip(&*z)
-            .for_each(|(e, &x)| *e = exp_fast(x - max));
-        let lse = max + sum_lanes(&exps).ln();
-        z.iter_mut().for_each(|x| *x -= lse);
-    }
-    (h_new, logp)
-}
-
 #[derive(Clone)]
 struct Beam {
     tokens: Vec<u32>,
     logp: f32,
-    h: Vec<f32>,
+    /// The decoder's state row (see [`super::step::Decoder::state_width`]).
+    state: Vec<f32>,
 }
 
 fn normalised(logp: f32, len: usize, penalty: f32) -> f32 {
@@ -260,7 +91,8 @@ pub fn search_bounded(
     opts: &SearchOptions,
     max_word_repeats: usize,
 ) -> Vec<Hypothesis> {
-    let (w, d) = (&model.weights, model.config.dims());
+    let decoder = model.decoder();
+    let (w, d) = (decoder.w, decoder.d);
     let content = if max_word_repeats > 0 {
         content_words(model)
     } else {
@@ -268,32 +100,37 @@ pub fn search_bounded(
     };
     let k = opts.beam.max(1);
     let mems: Vec<ClipMemory> = clips.iter().map(|c| ClipMemory::new(w, &d, c)).collect();
-    let mut alive: Vec<Vec<Beam>> = mems
-        .iter()
-        .map(|m| {
+    let h0: Vec<f32> = mems.iter().flat_map(|m| m.h0().iter().copied()).collect();
+    let states0 = decoder.states(&h0);
+    let width = decoder.state_width();
+    let mut alive: Vec<Vec<Beam>> = (0..mems.len())
+        .map(|c| {
             vec![Beam {
                 tokens: vec![],
                 logp: 0.0,
-                h: m.h0.clone(),
+                state: states0[c * width..(c + 1) * width].to_vec(),
             }]
         })
         .collect();
     let mut finished: Vec<Vec<(f32, Vec<u32>)>> = vec![vec![]; clips.len()];
     for t in 0..opts.max_len.max(1) {
         let mut clip_of = vec![];
-        let mut h = vec![];
+        let mut states = vec![];
         let mut tokens = vec![];
         for (c, beams) in alive.iter().enumerate() {
             for b in beams {
                 clip_of.push(c);
-                h.extend_from_slice(&b.h);
+                states.extend_from_slice(&b.state);
                 tokens.push(*b.tokens.last().unwrap_or(&BOS));
             }
         }
         if tokens.is_empty() {
             break;
         }
-        let (h_new, logp) = step(w, &d, &mems, &clip_of, &h, &tokens);
+        // Per row, search ranks the 2K best tokens after banning at most 2t (n-gram repeats
+        // and overused words, each at most one per token so far), so those are exact.
+        let exact = 2 * k + 2 * t;
+        let (states_new, logp) = decoder.step(&mems, &clip_of, &states, &tokens, exact);
         let last = t + 1 == opts.max_len.max(1);
         let mut row = 0;
         for (c, beams) in alive.iter_mut().enumerate() {
@@ -331,11 +168,11 @@ pub fn search_bounded(
                 } else if next.len() < k {
                     let mut tokens = toks.clone();
                     tokens.push(tok);
-                    let hr = (row + bi) * d.hidden;
+                    let sr = (row + bi) * width;
                     next.push(Beam {
                         tokens,
                         logp: lp,
-                        h: h_new[hr..hr + d.hidden].to_vec(),
+                        state: states_new[sr..sr + width].to_vec(),
                     });
                 }
             }

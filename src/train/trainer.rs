@@ -325,11 +325,11 @@ fn grow_vocab(init: &CaptionModel, cfg: &DecoderConfig, seed: u64) -> Weights<f3
     let dims = cfg.dims();
     let old = init.config.vocab_size;
     let fresh = Weights::<f32>::init(&dims, seed);
-    let mut w = init.weights.clone();
+    let mut w = init.weights().clone();
     let (e, h) = (dims.embed, dims.hidden);
     w.embed.extend_from_slice(&fresh.embed[old * e..]);
     w.out_w.extend_from_slice(&fresh.out_w[old * h..]);
-    let known = &init.weights.out_b[crate::text::vocab::SPECIAL_COUNT.min(old)..];
+    let known = &init.weights().out_b[crate::text::vocab::SPECIAL_COUNT.min(old)..];
     let mean = known.iter().sum::<f32>() / known.len().max(1) as f32;
     w.out_b.resize(dims.vocab, mean);
     w
@@ -457,7 +457,7 @@ pub fn train_examples(
     // ---- model and optimiser ----
     let mut model = CaptionModel::new(model_cfg.clone(), vocab, cfg.seed)?;
     if let Some(init) = &run.init {
-        model.weights = grow_vocab(init, &model_cfg, cfg.seed);
+        *model.weights_mut() = grow_vocab(init, &model_cfg, cfg.seed);
     }
     let dims = model_cfg.dims();
     let mut opt = AdamW::new(&dims, cfg.weight_decay);
@@ -490,7 +490,7 @@ pub fn train_examples(
                 ckpt_path.display()
             );
         }
-        model.weights = read_weights(&st, "", &dims, &ckpt_path)?;
+        *model.weights_mut() = read_weights(&st, "", &dims, &ckpt_path)?;
         opt.m = read_weights(&st, "adam_m.", &dims, &ckpt_path)?;
         opt.v = read_weights(&st, "adam_v.", &dims, &ckpt_path)?;
         opt.t = progress.adam_t;
@@ -589,7 +589,7 @@ pub fn train_examples(
                         targets: &targets,
                         len,
                     };
-                    let preds = teacher_forced_argmax(&model.weights, &dims, &batch);
+                    let preds = teacher_forced_argmax(model.weights(), &dims, &batch);
                     for b in 0..chunk.len() {
                         for t in 1..len {
                             let k = b * len + t;
@@ -611,13 +611,13 @@ pub fn train_examples(
                     seed: rng.random(),
                     all_positions: false,
                 };
-                let loss = loss_and_grad(&model.weights, &dims, &batch, &opts, Some(&mut grad));
+                let loss = loss_and_grad(model.weights(), &dims, &batch, &opts, Some(&mut grad));
                 if !loss.is_finite() {
                     return Ok(Some(step));
                 }
                 norm_sum += clip_grad_norm(&mut grad, cfg.clip_norm) as f64;
                 lr = schedule.at(step);
-                opt.step(&mut model.weights, &grad, lr);
+                opt.step(model.weights_mut(), &grad, lr);
                 loss_sum += loss as f64;
                 tokens += targets.iter().filter(|&&t| t != PAD).count() as u64;
                 run_step_seconds += step_started.elapsed().as_secs_f64();
@@ -663,7 +663,7 @@ pub fn train_examples(
             progress.best_score = Some(value);
             progress.best_epoch = Some(epoch);
             progress.bad_epochs = 0;
-            best_unsaved = Some(model.weights.clone());
+            best_unsaved = Some(model.weights().clone());
         } else if progress.step > cfg.warmup_steps {
             // Patience counts only once the learning rate has left its warm-up.
             progress.bad_epochs += 1;
@@ -715,7 +715,7 @@ pub fn train_examples(
     // A diverged run keeps its last checkpoint (a consistent epoch boundary) and gets the
     // best model it found since.
     if let Some(best) = best_unsaved.take() {
-        model.weights = best;
+        *model.weights_mut() = best;
         model.save(out_dir)?;
         write_log(out_dir, &progress.log)?;
     }
@@ -819,7 +819,13 @@ fn mean_loss(
             targets: &targets,
             len,
         };
-        let loss = loss_and_grad(&model.weights, &dims, &batch, &PassOptions::default(), None);
+        let loss = loss_and_grad(
+            model.weights(),
+            &dims,
+            &batch,
+            &PassOptions::default(),
+            None,
+        );
         sum += loss as f64 * n as f64;
         count += n;
     }
@@ -836,9 +842,9 @@ fn save_progress(
     steps_per_epoch: u64,
 ) -> anyhow::Result<()> {
     if let Some(best) = best_unsaved.take() {
-        let current = std::mem::replace(&mut model.weights, best);
+        let current = std::mem::replace(model.weights_mut(), best);
         let saved = model.save(out_dir);
-        model.weights = current;
+        *model.weights_mut() = current;
         saved?;
     }
     save_checkpoint(out_dir, model, opt, progress, steps_per_epoch)?;
@@ -875,7 +881,7 @@ fn save_checkpoint(
     let meta = HashMap::from([("progress".to_string(), serde_json::to_string(progress)?)]);
     let bytes = tensors_to_bytes(
         &[
-            ("", &model.weights),
+            ("", model.weights()),
             ("adam_m.", &opt.m),
             ("adam_v.", &opt.v),
         ],
