@@ -67,16 +67,17 @@ impl HalfMatrix {
     /// others (GRU states lie in [-1, 1], so the factor is at most 1 there).
     pub fn logits(&self, w: &[f32], bias: &[f32], x: &[f32], exact: usize) -> Vec<f32> {
         let (n, k) = (self.rows, self.cols);
-        assert!(w.len() == n * k && bias.len() == n && x.len() % k.max(1) == 0);
+        assert!(w.len() == n * k && bias.len() == n && x.len().is_multiple_of(k.max(1)));
         let m = x.len() / k.max(1);
         let mut out = vec![0.0f32; m * n];
         let dst = SendPtr(out.as_mut_ptr());
         let blocks: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
         let run = |&j0: &usize| {
             let j1 = (j0 + ROW_BLOCK).min(n);
-            let dst = dst;
+            // The whole SendPtr, not its field, is what the closure may share.
+            let base = dst;
             // SAFETY: blocks cover disjoint column ranges `j0..j1` of the `m × n` output.
-            unsafe { half_rows_dispatch(x, m, &self.bits, k, bias, j0, j1, dst.0, n) };
+            unsafe { half_rows_dispatch(x, m, &self.bits, k, bias, j0, j1, base.0, n) };
         };
         if rayon::current_num_threads() > 1 && n * k >= 1 << 18 {
             blocks.par_iter().for_each(run);
