@@ -29,7 +29,7 @@ use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
 use super::kernels::{Activation, same_padding};
 use super::preprocess::Preprocess;
-use super::{EncoderOutput, FrameEncoder};
+use super::{EncoderOutput, FrameEncoder, Outputs};
 
 /// Registry name and `arch` of the config.json.
 pub const ARCH: &str = "efficientnet-lite0";
@@ -444,6 +444,17 @@ impl EfficientNetLite {
 
     /// Forward with a chosen implementation (tests compare the two).
     pub fn forward_with(&self, batch: &Tensor, backend: Backend) -> anyhow::Result<EncoderOutput> {
+        self.forward_with_outputs(batch, backend, Outputs::ALL)
+    }
+
+    /// [`Self::forward_with`] computing only the `wanted` outputs besides the features on the
+    /// fast path (the plain path computes all).
+    pub fn forward_with_outputs(
+        &self,
+        batch: &Tensor,
+        backend: Backend,
+        wanted: Outputs,
+    ) -> anyhow::Result<EncoderOutput> {
         let (n, c, h, w) = batch
             .dims4()
             .context("encoder input must be [N, 3, H, W]")?;
@@ -473,14 +484,21 @@ impl EfficientNetLite {
                 // Run the whole pass on a pool thread: its parallel loops then start from
                 // inside the pool instead of each paying a cross-thread hand-off and wake-up.
                 let (features, grid, logits) = rayon::scope(|_| {
-                    fast.forward_batch(&self.config, data, n, h, w, &self.workspaces)
+                    fast.forward_batch(&self.config, data, n, h, w, wanted, &self.workspaces)
                 });
                 let dim = self.config.head_channels;
                 let dev = &self.device;
+                let classes = self.config.num_classes;
                 Ok(EncoderOutput {
                     features: Tensor::from_vec(features, (n, dim), dev)?,
-                    grid: Some(Tensor::from_vec(grid, (n, GRID * GRID, dim), dev)?),
-                    logits: Some(Tensor::from_vec(logits, (n, self.config.num_classes), dev)?),
+                    grid: wanted
+                        .grid
+                        .then(|| Tensor::from_vec(grid, (n, GRID * GRID, dim), dev))
+                        .transpose()?,
+                    logits: wanted
+                        .logits
+                        .then(|| Tensor::from_vec(logits, (n, classes), dev))
+                        .transpose()?,
                 })
             }
             Backend::Plain => self.plain.forward(&batch.to_device(&self.device)?),
@@ -508,7 +526,18 @@ impl EfficientNetLite {
         let mut times = LayerTimes::default();
         rayon::scope(|_| {
             let threads = rayon::current_num_threads();
-            fast.forward(&self.config, &data, 1, size, size, &mut ws, threads, None);
+            let all = Outputs::ALL;
+            fast.forward(
+                &self.config,
+                &data,
+                1,
+                size,
+                size,
+                all,
+                &mut ws,
+                threads,
+                None,
+            );
             for _ in 0..runs {
                 times.start();
                 fast.forward(
@@ -517,6 +546,7 @@ impl EfficientNetLite {
                     1,
                     size,
                     size,
+                    all,
                     &mut ws,
                     threads,
                     Some(&mut times),
@@ -706,6 +736,7 @@ impl FastNet {
     /// several images are spread over the threads one image each, which keeps each image's
     /// activations in its core's cache (layer by layer over a batch of 16 they are not:
     /// measured at 1.7× the CPU time per image of batch 1).
+    #[allow(clippy::too_many_arguments)]
     fn forward_batch(
         &self,
         cfg: &Config,
@@ -713,6 +744,7 @@ impl FastNet {
         n: usize,
         h: usize,
         w: usize,
+        wanted: Outputs,
         workspaces: &Mutex<Vec<Workspace>>,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let take = || {
@@ -731,7 +763,7 @@ impl FastNet {
         if n == 1 {
             let mut ws = take();
             let threads = rayon::current_num_threads();
-            let out = self.forward(cfg, input, 1, h, w, &mut ws, threads, None);
+            let out = self.forward(cfg, input, 1, h, w, wanted, &mut ws, threads, None);
             give(ws);
             return out;
         }
@@ -741,7 +773,7 @@ impl FastNet {
             .map(|i| {
                 let mut ws = take();
                 let image = &input[i * image..(i + 1) * image];
-                let out = self.forward(cfg, image, 1, h, w, &mut ws, 1, None);
+                let out = self.forward(cfg, image, 1, h, w, wanted, &mut ws, 1, None);
                 give(ws);
                 out
             })
@@ -755,8 +787,8 @@ impl FastNet {
         all
     }
 
-    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`);
-    /// `times`, when given, records each layer's time.
+    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`),
+    /// the grid and the logits empty unless `wanted`; `times`, when given, records each layer's time.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -765,6 +797,7 @@ impl FastNet {
         n: usize,
         h: usize,
         w: usize,
+        wanted: Outputs,
         ws: &mut Workspace,
         threads: usize,
         mut times: Option<&mut LayerTimes>,
@@ -917,8 +950,11 @@ impl FastNet {
             map,
         );
         lap(&mut times, || "head".into());
-        let (features, grid) = pool::pool(map, h, w, head);
+        let (features, grid) = pool::pool(map, h, w, head, wanted.grid);
         lap(&mut times, || "pool".into());
+        if !wanted.logits {
+            return (features, grid, Vec::new());
+        }
         let mut logits = vec![0f32; n * cfg.num_classes];
         self.fc
             .run(&features, n, Activation::None, None, &mut logits);
@@ -946,12 +982,15 @@ impl FrameEncoder for EfficientNetLite {
         Ok(Tensor::from_vec(chw, (3, size, size), &self.device)?)
     }
     fn forward(&self, batch: &Tensor) -> anyhow::Result<EncoderOutput> {
+        self.forward_outputs(batch, Outputs::ALL)
+    }
+    fn forward_outputs(&self, batch: &Tensor, wanted: Outputs) -> anyhow::Result<EncoderOutput> {
         let backend = if self.fast.is_some() {
             Backend::FastCpu
         } else {
             Backend::Plain
         };
-        self.forward_with(batch, backend)
+        self.forward_with_outputs(batch, backend, wanted)
     }
     fn labels(&self) -> Option<&[String]> {
         Some(&self.labels)
