@@ -327,18 +327,13 @@ impl ConvBn {
             .weight_and_bias()
             .context("BatchNorm without affine weights")?;
         let (gamma, beta) = (vec(gamma)?, vec(beta)?);
-        let out = self.weight.dim(0)?;
-        let w: Vec<f32> = self.weight.flatten_all()?.to_vec1()?;
-        let per_out = w.len() / out;
-        let mut weight = vec![0f32; w.len()];
-        let mut bias = Vec::with_capacity(out);
-        for (o, row) in w.chunks_exact(per_out).enumerate() {
-            let scale = gamma[o] / (var[o] + eps).sqrt();
-            for (i, &v) in row.iter().enumerate() {
-                weight[i * out + o] = (f64::from(v) * scale) as f32;
-            }
-            bias.push((beta[o] - mean[o] * scale) as f32);
-        }
+        let scales: Vec<f64> = (0..gamma.len())
+            .map(|o| gamma[o] / (var[o] + eps).sqrt())
+            .collect();
+        let bias = (0..scales.len())
+            .map(|o| (beta[o] - mean[o] * scales[o]) as f32)
+            .collect();
+        let weight = scaled_transpose(&self.weight, &scales)?;
         Ok(Folded { weight, bias })
     }
 
@@ -358,6 +353,29 @@ impl ConvBn {
     fn fold_dense(&self, eps: f64) -> anyhow::Result<Folded> {
         self.fold_depthwise(eps) // [out, in*k*k] transposed: the same index shuffle
     }
+}
+
+/// `t [out, rest...]` (contiguous f32 on the CPU) transposed to `[rest..., out]`, row `o` scaled
+/// by `scales[o]` in float64 and rounded to f32 once (a scale of 1 keeps the values exact).
+/// Read in place and written in order: no intermediate copies (start-up time of `vidcap embed`).
+fn scaled_transpose(t: &Tensor, scales: &[f64]) -> anyhow::Result<Vec<f32>> {
+    let out = t.dim(0)?;
+    ensure!(scales.len() == out, "{out} rows, {} scales", scales.len());
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        bail!("weights not on the CPU")
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .context("weights not contiguous")?;
+    let w = &cpu.as_slice::<f32>()?[start..end];
+    let per_out = w.len() / out;
+    let mut folded = Vec::with_capacity(w.len());
+    for i in 0..per_out {
+        folded.extend((0..out).map(|o| (f64::from(w[o * per_out + i]) * scales[o]) as f32));
+    }
+    Ok(folded)
 }
 
 impl EfficientNetLite {
@@ -400,7 +418,7 @@ impl EfficientNetLite {
             config.num_classes
         );
         let weights_path = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
+        let tensors = load_tensors(&weights_path)
             .with_context(|| format!("cannot load weights {}", weights_path.display()))?;
         let weights = Weights {
             path: weights_path,
@@ -557,6 +575,20 @@ impl EfficientNetLite {
     }
 }
 
+/// Every tensor of a safetensors file, on the CPU. The file is mapped rather than read: each
+/// tensor is then copied once, straight from the page cache (reading the file first doubled the
+/// fresh memory `vidcap embed` faults in at start-up), and on all threads.
+fn load_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
+    use candle_core::safetensors::{Load, MmapedSafetensors};
+    // SAFETY: the mapping lives only until the tensors are copied out of it, below; model files
+    // are written once (atomically, by `make models` or an import) and not changed in place.
+    let file = unsafe { MmapedSafetensors::new(path)? };
+    file.tensors()
+        .into_par_iter()
+        .map(|(name, view)| Ok((name, view.load(&Device::Cpu)?)))
+        .collect()
+}
+
 fn to_device(
     tensors: HashMap<String, Tensor>,
     device: &Device,
@@ -699,36 +731,39 @@ impl PlainNet {
 impl FastNet {
     fn fold(plain: &PlainNet, cfg: &Config) -> anyhow::Result<Self> {
         let eps = cfg.bn_eps;
-        // In parallel: folding and packing is most of the load time (`vidcap embed`).
-        let blocks = plain
-            .blocks
-            .par_iter()
-            .map(|(b, e, d, p)| {
-                Ok((
-                    *b,
-                    e.as_ref().map(|e| e.fold_pointwise(eps)).transpose()?,
-                    d.fold_depthwise(eps)?,
-                    p.fold_pointwise(eps)?,
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let fc_w = plain
-            .fc
-            .weight()
-            .t()?
-            .contiguous()?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let fc_b = plain
-            .fc
-            .bias()
-            .context("classifier without bias")?
-            .to_vec1::<f32>()?;
+        // In parallel: folding and packing is most of the load time (`vidcap embed`); the
+        // classifier, the largest layer, beside the blocks.
+        let fc = || -> anyhow::Result<Pointwise> {
+            let classes = plain.fc.weight().dim(0)?;
+            let weight = scaled_transpose(plain.fc.weight(), &vec![1.0; classes])?;
+            let bias = plain
+                .fc
+                .bias()
+                .context("classifier without bias")?
+                .to_vec1::<f32>()?;
+            let features = plain.fc.weight().dim(1)?;
+            Ok(Pointwise::new(weight, features, classes, bias))
+        };
+        let blocks = || {
+            plain
+                .blocks
+                .par_iter()
+                .map(|(b, e, d, p)| {
+                    Ok((
+                        *b,
+                        e.as_ref().map(|e| e.fold_pointwise(eps)).transpose()?,
+                        d.fold_depthwise(eps)?,
+                        p.fold_pointwise(eps)?,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()
+        };
+        let (fc, blocks) = rayon::join(fc, blocks);
         Ok(FastNet {
             stem: plain.stem.fold_dense(eps)?,
-            blocks,
+            blocks: blocks?,
             head: plain.head.fold_pointwise(eps)?,
-            fc: Pointwise::new(fc_w, plain.fc.weight().dim(1)?, fc_b.len(), fc_b),
+            fc: fc?,
         })
     }
 
