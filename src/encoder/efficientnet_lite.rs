@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
 use super::kernels::matmul::RowLayout;
-use super::kernels::mbconv::MbConv;
+use super::kernels::mbconv::{MbConv, depthwise_project};
 use super::kernels::pointwise::Pointwise;
 use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
@@ -946,13 +946,17 @@ impl FastNet {
                 // The stem's choice holds even if a test changed the level since.
                 (None, _) if i == 0 && stem_padding.is_some() => {
                     let pad = stem_padding.expect("checked by the guard");
-                    dw.run_padded(
-                        &ws.padded[..n * pad.pixels() * mid],
-                        dw_w,
-                        dw_b,
-                        Activation::Relu6,
-                        dst,
-                    );
+                    let padded = &ws.padded[..n * pad.pixels() * mid];
+                    if n == 1 && !b.has_skip() {
+                        let out = sized(&mut ws.expanded, rows_out * b.out_channels);
+                        if depthwise_project(&dw, padded, dw_w, dw_b, project, threads, out) {
+                            lap(&mut times, || format!("block{i} fused"));
+                            std::mem::swap(&mut ws.cur, &mut ws.expanded);
+                            (h, w, channels) = (oh, ow, b.out_channels);
+                            continue;
+                        }
+                    }
+                    dw.run_padded(padded, dw_w, dw_b, Activation::Relu6, dst);
                 }
                 (None, _) => {
                     let src = &ws.cur[..cur_len];
