@@ -1,17 +1,18 @@
 //! Encoder throughput, the counterpart of `../shared/bench/encoder_ort.py`: forward passes on a
 //! ready random tensor `[B, 3, 224, 224]` in [-1, 1), `--warmup` untimed calls, then `--runs`
 //! calls each timed on its own; prints `encoder_vidcap batch=B images_per_s=X (median of N)`
-//! with X = B / median(seconds per call).
+//! with X = B / median(seconds per call). Like the peer's `session.run(["features"])`, a call
+//! asks for the pooled features only (`--all-outputs`: also the 2×2 grid and the logits).
 //!
 //! `cargo bench --bench encoder -- [--threads 2] [--batch 1 16] [--warmup 10] [--runs 50]
-//! [--plain] [--model DIR] [--profile]`; `--profile` prints instead the fast path's
+//! [--plain] [--all-outputs] [--model DIR] [--profile]`; `--profile` prints instead the fast path's
 //! time per layer at batch 1 (median of `--runs` passes) and per kind of layer.
 use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use vidcap::encoder::efficientnet_lite::{Backend, EfficientNetLite};
-use vidcap::encoder::encoder_dir;
+use vidcap::encoder::{Outputs, encoder_dir};
 
 struct Options {
     threads: usize,
@@ -19,6 +20,7 @@ struct Options {
     warmup: usize,
     runs: usize,
     backend: Backend,
+    outputs: Outputs,
     profile: bool,
     /// `None`: the installed `efficientnet-lite0`.
     model: Option<std::path::PathBuf>,
@@ -31,6 +33,7 @@ fn parse() -> anyhow::Result<Options> {
         warmup: 10,
         runs: 50,
         backend: Backend::FastCpu,
+        outputs: Outputs::FEATURES,
         profile: false,
         model: None,
     };
@@ -51,6 +54,11 @@ fn parse() -> anyhow::Result<Options> {
             "--model" => o.model = Some(value(i)?.into()),
             "--profile" => {
                 o.profile = true;
+                i += 1;
+                continue;
+            }
+            "--all-outputs" => {
+                o.outputs = Outputs::ALL;
                 i += 1;
                 continue;
             }
@@ -92,13 +100,13 @@ fn main() -> anyhow::Result<()> {
     for &b in &o.batches {
         let x = Tensor::rand(-1f32, 1f32, (b, 3, 224, 224), &Device::Cpu)?;
         for _ in 0..o.warmup {
-            encoder.forward_with(&x, o.backend)?;
+            encoder.forward_with_outputs(&x, o.backend, o.outputs)?;
         }
         let mut secs: Vec<f64> = (0..o.runs)
             .map(|_| {
                 let t = Instant::now();
                 encoder
-                    .forward_with(&x, o.backend)
+                    .forward_with_outputs(&x, o.backend, o.outputs)
                     .map(|_| t.elapsed().as_secs_f64())
             })
             .collect::<anyhow::Result<_>>()?;
@@ -110,12 +118,13 @@ fn main() -> anyhow::Result<()> {
             o.runs
         );
         println!(
-            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?} simd={}",
+            "#   batch={b} per-call median_ms={:.3} min_ms={:.3} max_ms={:.3} threads={} backend={:?} outputs={:?} simd={}",
             median * 1e3,
             secs[0] * 1e3,
             secs[secs.len() - 1] * 1e3,
             o.threads,
             o.backend,
+            o.outputs,
             vidcap::simd::dispatch_level()
         );
     }

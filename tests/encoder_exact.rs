@@ -167,3 +167,26 @@ fn every_instruction_set_level_matches_the_reference() {
         assert!(d < 1e-4, "level {level}: logits differ by {d}");
     }
 }
+
+#[test]
+fn features_alone_are_the_features_of_the_full_pass() {
+    use vidcap::encoder::Outputs;
+    let _level = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let a = npy("chelsea_input.npy");
+    let b = npy("coffee_input.npy");
+    for batch in [b.clone(), Tensor::cat(&[&a, &b], 0).unwrap()] {
+        let full = encoder().forward(&batch).unwrap();
+        let only = encoder()
+            .forward_outputs(&batch, Outputs::FEATURES)
+            .unwrap();
+        assert!(only.grid.is_none() && only.logits.is_none());
+        assert_eq!(max_abs_diff(&only.features, &full.features), 0.0);
+        let wanted = Outputs {
+            grid: true,
+            logits: false,
+        };
+        let grid = encoder().forward_outputs(&batch, wanted).unwrap();
+        assert!(grid.logits.is_none());
+        assert_eq!(max_abs_diff(&grid.grid.unwrap(), &full.grid.unwrap()), 0.0);
+    }
+}

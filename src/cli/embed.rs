@@ -4,7 +4,7 @@
 //! becomes a preprocessed batch.
 use std::path::{Path, PathBuf};
 
-use crate::encoder::{FrameEncoder, load_encoder};
+use crate::encoder::{FrameEncoder, Outputs, load_encoder};
 use crate::video::{Resize, SampleSpec, Sampling, sample_frames};
 use anyhow::{Context, bail};
 use candle_core::Tensor;
@@ -274,7 +274,11 @@ pub fn run(args: Args, _global: &Global) -> anyhow::Result<u8> {
     let (encoder, batches) = load_with_input(&args)?;
     let mut parts = Vec::new();
     for batch in batches {
-        let out = encoder.forward(&batch)?;
+        let wanted = Outputs {
+            grid: args.grid,
+            logits: false,
+        };
+        let out = encoder.forward_outputs(&batch, wanted)?;
         parts.push(if args.grid {
             out.grid
                 .with_context(|| format!("encoder {} has no spatial grid", encoder.name()))?

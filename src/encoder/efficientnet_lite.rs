@@ -23,13 +23,13 @@ use serde::Deserialize;
 
 use super::kernels::depthwise::Depthwise;
 use super::kernels::matmul::RowLayout;
-use super::kernels::mbconv::MbConv;
+use super::kernels::mbconv::{MbConv, depthwise_project};
 use super::kernels::pointwise::Pointwise;
 use super::kernels::pool::{self, GRID, adaptive_bounds};
 use super::kernels::stem::Stem;
 use super::kernels::{Activation, same_padding};
 use super::preprocess::Preprocess;
-use super::{EncoderOutput, FrameEncoder};
+use super::{EncoderOutput, FrameEncoder, Outputs};
 
 /// Registry name and `arch` of the config.json.
 pub const ARCH: &str = "efficientnet-lite0";
@@ -327,18 +327,13 @@ impl ConvBn {
             .weight_and_bias()
             .context("BatchNorm without affine weights")?;
         let (gamma, beta) = (vec(gamma)?, vec(beta)?);
-        let out = self.weight.dim(0)?;
-        let w: Vec<f32> = self.weight.flatten_all()?.to_vec1()?;
-        let per_out = w.len() / out;
-        let mut weight = vec![0f32; w.len()];
-        let mut bias = Vec::with_capacity(out);
-        for (o, row) in w.chunks_exact(per_out).enumerate() {
-            let scale = gamma[o] / (var[o] + eps).sqrt();
-            for (i, &v) in row.iter().enumerate() {
-                weight[i * out + o] = (f64::from(v) * scale) as f32;
-            }
-            bias.push((beta[o] - mean[o] * scale) as f32);
-        }
+        let scales: Vec<f64> = (0..gamma.len())
+            .map(|o| gamma[o] / (var[o] + eps).sqrt())
+            .collect();
+        let bias = (0..scales.len())
+            .map(|o| (beta[o] - mean[o] * scales[o]) as f32)
+            .collect();
+        let weight = scaled_transpose(&self.weight, &scales)?;
         Ok(Folded { weight, bias })
     }
 
@@ -358,6 +353,29 @@ impl ConvBn {
     fn fold_dense(&self, eps: f64) -> anyhow::Result<Folded> {
         self.fold_depthwise(eps) // [out, in*k*k] transposed: the same index shuffle
     }
+}
+
+/// `t [out, rest...]` (contiguous f32 on the CPU) transposed to `[rest..., out]`, row `o` scaled
+/// by `scales[o]` in float64 and rounded to f32 once (a scale of 1 keeps the values exact).
+/// Read in place and written in order: no intermediate copies (start-up time of `vidcap embed`).
+fn scaled_transpose(t: &Tensor, scales: &[f64]) -> anyhow::Result<Vec<f32>> {
+    let out = t.dim(0)?;
+    ensure!(scales.len() == out, "{out} rows, {} scales", scales.len());
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        bail!("weights not on the CPU")
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .context("weights not contiguous")?;
+    let w = &cpu.as_slice::<f32>()?[start..end];
+    let per_out = w.len() / out;
+    let mut folded = Vec::with_capacity(w.len());
+    for i in 0..per_out {
+        folded.extend((0..out).map(|o| (f64::from(w[o * per_out + i]) * scales[o]) as f32));
+    }
+    Ok(folded)
 }
 
 impl EfficientNetLite {
@@ -400,7 +418,7 @@ impl EfficientNetLite {
             config.num_classes
         );
         let weights_path = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
+        let tensors = load_tensors(&weights_path)
             .with_context(|| format!("cannot load weights {}", weights_path.display()))?;
         let weights = Weights {
             path: weights_path,
@@ -444,6 +462,17 @@ impl EfficientNetLite {
 
     /// Forward with a chosen implementation (tests compare the two).
     pub fn forward_with(&self, batch: &Tensor, backend: Backend) -> anyhow::Result<EncoderOutput> {
+        self.forward_with_outputs(batch, backend, Outputs::ALL)
+    }
+
+    /// [`Self::forward_with`] computing only the `wanted` outputs besides the features on the
+    /// fast path (the plain path computes all).
+    pub fn forward_with_outputs(
+        &self,
+        batch: &Tensor,
+        backend: Backend,
+        wanted: Outputs,
+    ) -> anyhow::Result<EncoderOutput> {
         let (n, c, h, w) = batch
             .dims4()
             .context("encoder input must be [N, 3, H, W]")?;
@@ -473,14 +502,21 @@ impl EfficientNetLite {
                 // Run the whole pass on a pool thread: its parallel loops then start from
                 // inside the pool instead of each paying a cross-thread hand-off and wake-up.
                 let (features, grid, logits) = rayon::scope(|_| {
-                    fast.forward_batch(&self.config, data, n, h, w, &self.workspaces)
+                    fast.forward_batch(&self.config, data, n, h, w, wanted, &self.workspaces)
                 });
                 let dim = self.config.head_channels;
                 let dev = &self.device;
+                let classes = self.config.num_classes;
                 Ok(EncoderOutput {
                     features: Tensor::from_vec(features, (n, dim), dev)?,
-                    grid: Some(Tensor::from_vec(grid, (n, GRID * GRID, dim), dev)?),
-                    logits: Some(Tensor::from_vec(logits, (n, self.config.num_classes), dev)?),
+                    grid: wanted
+                        .grid
+                        .then(|| Tensor::from_vec(grid, (n, GRID * GRID, dim), dev))
+                        .transpose()?,
+                    logits: wanted
+                        .logits
+                        .then(|| Tensor::from_vec(logits, (n, classes), dev))
+                        .transpose()?,
                 })
             }
             Backend::Plain => self.plain.forward(&batch.to_device(&self.device)?),
@@ -508,7 +544,18 @@ impl EfficientNetLite {
         let mut times = LayerTimes::default();
         rayon::scope(|_| {
             let threads = rayon::current_num_threads();
-            fast.forward(&self.config, &data, 1, size, size, &mut ws, threads, None);
+            let all = Outputs::ALL;
+            fast.forward(
+                &self.config,
+                &data,
+                1,
+                size,
+                size,
+                all,
+                &mut ws,
+                threads,
+                None,
+            );
             for _ in 0..runs {
                 times.start();
                 fast.forward(
@@ -517,6 +564,7 @@ impl EfficientNetLite {
                     1,
                     size,
                     size,
+                    all,
                     &mut ws,
                     threads,
                     Some(&mut times),
@@ -525,6 +573,20 @@ impl EfficientNetLite {
         });
         Ok(times)
     }
+}
+
+/// Every tensor of a safetensors file, on the CPU. The file is mapped rather than read: each
+/// tensor is then copied once, straight from the page cache (reading the file first doubled the
+/// fresh memory `vidcap embed` faults in at start-up), and on all threads.
+fn load_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
+    use candle_core::safetensors::{Load, MmapedSafetensors};
+    // SAFETY: the mapping lives only until the tensors are copied out of it, below; model files
+    // are written once (atomically, by `make models` or an import) and not changed in place.
+    let file = unsafe { MmapedSafetensors::new(path)? };
+    file.tensors()
+        .into_par_iter()
+        .map(|(name, view)| Ok((name, view.load(&Device::Cpu)?)))
+        .collect()
 }
 
 fn to_device(
@@ -669,36 +731,39 @@ impl PlainNet {
 impl FastNet {
     fn fold(plain: &PlainNet, cfg: &Config) -> anyhow::Result<Self> {
         let eps = cfg.bn_eps;
-        // In parallel: folding and packing is most of the load time (`vidcap embed`).
-        let blocks = plain
-            .blocks
-            .par_iter()
-            .map(|(b, e, d, p)| {
-                Ok((
-                    *b,
-                    e.as_ref().map(|e| e.fold_pointwise(eps)).transpose()?,
-                    d.fold_depthwise(eps)?,
-                    p.fold_pointwise(eps)?,
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let fc_w = plain
-            .fc
-            .weight()
-            .t()?
-            .contiguous()?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let fc_b = plain
-            .fc
-            .bias()
-            .context("classifier without bias")?
-            .to_vec1::<f32>()?;
+        // In parallel: folding and packing is most of the load time (`vidcap embed`); the
+        // classifier, the largest layer, beside the blocks.
+        let fc = || -> anyhow::Result<Pointwise> {
+            let classes = plain.fc.weight().dim(0)?;
+            let weight = scaled_transpose(plain.fc.weight(), &vec![1.0; classes])?;
+            let bias = plain
+                .fc
+                .bias()
+                .context("classifier without bias")?
+                .to_vec1::<f32>()?;
+            let features = plain.fc.weight().dim(1)?;
+            Ok(Pointwise::new(weight, features, classes, bias))
+        };
+        let blocks = || {
+            plain
+                .blocks
+                .par_iter()
+                .map(|(b, e, d, p)| {
+                    Ok((
+                        *b,
+                        e.as_ref().map(|e| e.fold_pointwise(eps)).transpose()?,
+                        d.fold_depthwise(eps)?,
+                        p.fold_pointwise(eps)?,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()
+        };
+        let (fc, blocks) = rayon::join(fc, blocks);
         Ok(FastNet {
             stem: plain.stem.fold_dense(eps)?,
-            blocks,
+            blocks: blocks?,
             head: plain.head.fold_pointwise(eps)?,
-            fc: Pointwise::new(fc_w, plain.fc.weight().dim(1)?, fc_b.len(), fc_b),
+            fc: fc?,
         })
     }
 
@@ -706,6 +771,7 @@ impl FastNet {
     /// several images are spread over the threads one image each, which keeps each image's
     /// activations in its core's cache (layer by layer over a batch of 16 they are not:
     /// measured at 1.7× the CPU time per image of batch 1).
+    #[allow(clippy::too_many_arguments)]
     fn forward_batch(
         &self,
         cfg: &Config,
@@ -713,6 +779,7 @@ impl FastNet {
         n: usize,
         h: usize,
         w: usize,
+        wanted: Outputs,
         workspaces: &Mutex<Vec<Workspace>>,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let take = || {
@@ -731,7 +798,7 @@ impl FastNet {
         if n == 1 {
             let mut ws = take();
             let threads = rayon::current_num_threads();
-            let out = self.forward(cfg, input, 1, h, w, &mut ws, threads, None);
+            let out = self.forward(cfg, input, 1, h, w, wanted, &mut ws, threads, None);
             give(ws);
             return out;
         }
@@ -741,7 +808,7 @@ impl FastNet {
             .map(|i| {
                 let mut ws = take();
                 let image = &input[i * image..(i + 1) * image];
-                let out = self.forward(cfg, image, 1, h, w, &mut ws, 1, None);
+                let out = self.forward(cfg, image, 1, h, w, wanted, &mut ws, 1, None);
                 give(ws);
                 out
             })
@@ -755,8 +822,8 @@ impl FastNet {
         all
     }
 
-    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`);
-    /// `times`, when given, records each layer's time.
+    /// `input [n, 3, h, w]` (NCHW) → (features `[n, C]`, grid `[n, 4, C]`, logits `[n, classes]`),
+    /// the grid and the logits empty unless `wanted`; `times`, when given, records each layer's time.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -765,6 +832,7 @@ impl FastNet {
         n: usize,
         h: usize,
         w: usize,
+        wanted: Outputs,
         ws: &mut Workspace,
         threads: usize,
         mut times: Option<&mut LayerTimes>,
@@ -878,13 +946,17 @@ impl FastNet {
                 // The stem's choice holds even if a test changed the level since.
                 (None, _) if i == 0 && stem_padding.is_some() => {
                     let pad = stem_padding.expect("checked by the guard");
-                    dw.run_padded(
-                        &ws.padded[..n * pad.pixels() * mid],
-                        dw_w,
-                        dw_b,
-                        Activation::Relu6,
-                        dst,
-                    );
+                    let padded = &ws.padded[..n * pad.pixels() * mid];
+                    if n == 1 && !b.has_skip() {
+                        let out = sized(&mut ws.expanded, rows_out * b.out_channels);
+                        if depthwise_project(&dw, padded, dw_w, dw_b, project, threads, out) {
+                            lap(&mut times, || format!("block{i} fused"));
+                            std::mem::swap(&mut ws.cur, &mut ws.expanded);
+                            (h, w, channels) = (oh, ow, b.out_channels);
+                            continue;
+                        }
+                    }
+                    dw.run_padded(padded, dw_w, dw_b, Activation::Relu6, dst);
                 }
                 (None, _) => {
                     let src = &ws.cur[..cur_len];
@@ -917,8 +989,11 @@ impl FastNet {
             map,
         );
         lap(&mut times, || "head".into());
-        let (features, grid) = pool::pool(map, h, w, head);
+        let (features, grid) = pool::pool(map, h, w, head, wanted.grid);
         lap(&mut times, || "pool".into());
+        if !wanted.logits {
+            return (features, grid, Vec::new());
+        }
         let mut logits = vec![0f32; n * cfg.num_classes];
         self.fc
             .run(&features, n, Activation::None, None, &mut logits);
@@ -946,12 +1021,15 @@ impl FrameEncoder for EfficientNetLite {
         Ok(Tensor::from_vec(chw, (3, size, size), &self.device)?)
     }
     fn forward(&self, batch: &Tensor) -> anyhow::Result<EncoderOutput> {
+        self.forward_outputs(batch, Outputs::ALL)
+    }
+    fn forward_outputs(&self, batch: &Tensor, wanted: Outputs) -> anyhow::Result<EncoderOutput> {
         let backend = if self.fast.is_some() {
             Backend::FastCpu
         } else {
             Backend::Plain
         };
-        self.forward_with(batch, backend)
+        self.forward_with_outputs(batch, backend, wanted)
     }
     fn labels(&self) -> Option<&[String]> {
         Some(&self.labels)

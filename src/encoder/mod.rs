@@ -25,6 +25,25 @@ pub struct EncoderOutput {
     pub grid: Option<Tensor>,
 }
 
+/// Which outputs a forward pass must compute besides the pooled features: a caller that needs
+/// neither the grid nor the logits (`vidcap embed`) saves the classifier's pass over its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outputs {
+    pub grid: bool,
+    pub logits: bool,
+}
+
+impl Outputs {
+    pub const ALL: Outputs = Outputs {
+        grid: true,
+        logits: true,
+    };
+    pub const FEATURES: Outputs = Outputs {
+        grid: false,
+        logits: false,
+    };
+}
+
 /// A pretrained image backbone with its own preprocessing.
 pub trait FrameEncoder: Send + Sync {
     /// Registry name, e.g. `efficientnet-lite0`; recorded in feature caches and decoder configs.
@@ -40,6 +59,12 @@ pub trait FrameEncoder: Send + Sync {
     fn preprocess(&self, rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Tensor>;
     /// Forward a preprocessed batch `[N, 3, input_size, input_size]`.
     fn forward(&self, batch: &Tensor) -> anyhow::Result<EncoderOutput>;
+    /// [`Self::forward`] that need compute only the `wanted` outputs besides the features
+    /// (an encoder may still return the others).
+    fn forward_outputs(&self, batch: &Tensor, wanted: Outputs) -> anyhow::Result<EncoderOutput> {
+        let _ = wanted;
+        self.forward(batch)
+    }
     /// Class names for the logits, if any.
     fn labels(&self) -> Option<&[String]>;
 }

@@ -10,12 +10,19 @@ pub fn adaptive_bounds(size: usize, cells: usize, i: usize) -> (usize, usize) {
 /// Side of the pooled grid.
 pub const GRID: usize = 2;
 
-/// For `map [batch, h, w, c]`: `features [batch, c]` (mean over all pixels) and
-/// `grid [batch, GRID*GRID, c]` (mean over each adaptive cell, row-major).
-pub fn pool(map: &[f32], h: usize, w: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
+/// For `map [batch, h, w, c]`: `features [batch, c]` (mean over all pixels) and, when
+/// `with_grid`, `grid [batch, GRID*GRID, c]` (mean over each adaptive cell, row-major; else empty).
+pub fn pool(map: &[f32], h: usize, w: usize, c: usize, with_grid: bool) -> (Vec<f32>, Vec<f32>) {
     let batch = map.len() / (h * w * c);
     let mut features = vec![0f32; batch * c];
-    let mut grid = vec![0f32; batch * GRID * GRID * c];
+    let mut grid = vec![
+        0f32;
+        if with_grid {
+            batch * GRID * GRID * c
+        } else {
+            0
+        }
+    ];
     let mut sum = vec![0f64; c];
     for n in 0..batch {
         let img = &map[n * h * w * c..(n + 1) * h * w * c];
@@ -35,6 +42,9 @@ pub fn pool(map: &[f32], h: usize, w: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
                     .for_each(|(d, s)| *d = (s / count) as f32);
             };
         mean_over(0, h, 0, w, &mut features[n * c..(n + 1) * c], &mut sum);
+        if !with_grid {
+            continue;
+        }
         for gy in 0..GRID {
             let (y0, y1) = adaptive_bounds(h, GRID, gy);
             for gx in 0..GRID {
@@ -72,7 +82,9 @@ mod tests {
         let map: Vec<f32> = (0..2 * h * w * c)
             .map(|i| ((i * 37) % 11) as f32 - 5.0)
             .collect();
-        let (features, grid) = pool(&map, h, w, c);
+        let (features, grid) = pool(&map, h, w, c, true);
+        let (alone, none) = pool(&map, h, w, c, false);
+        assert_eq!((alone, none.len()), (features.clone(), 0));
         for n in 0..2 {
             for ch in 0..c {
                 let mean: f32 = (0..4).map(|g| grid[(n * 4 + g) * c + ch]).sum::<f32>() / 4.0;
