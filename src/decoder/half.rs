@@ -10,6 +10,7 @@
 //! picks are those of the f32 model; the other logits enter only the log-sum-exp normaliser,
 //! which they move by at most the bound.
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::linalg::{SimdDot, dot};
@@ -25,7 +26,7 @@ const ROW_BLOCK: usize = 256;
 pub struct HalfMatrix {
     rows: usize,
     cols: usize,
-    bits: Vec<u16>,
+    halves: Vec<f16>,
     /// For any `x` with `|x_k| <= s`: |f32 dot of row j with x − f16 dot of row j with x|,
     /// both as computed in f32, is at most `s` times this (the largest over rows of
     /// Σ_k |w_jk − ŵ_jk| + γ_cols·Σ_k (|w_jk| + |ŵ_jk|), γ_n = n·u / (1 − n·u) bounding the
@@ -36,26 +37,32 @@ pub struct HalfMatrix {
 impl HalfMatrix {
     pub fn new(w: &[f32], rows: usize, cols: usize) -> Self {
         assert_eq!(w.len(), rows * cols, "matrix size");
-        let bits: Vec<u16> = w.iter().map(|&x| f16::from_f32(x).to_bits()).collect();
         let n = cols as f64 * F32_EPS;
         let gamma = n / (1.0 - n);
-        let bound = w
-            .par_chunks(cols.max(1))
-            .zip(bits.par_chunks(cols.max(1)))
-            .map(|(row, half)| {
-                let (mut rounding, mut magnitude) = (0.0f64, 0.0f64);
-                for (&x, &b) in row.iter().zip(half) {
-                    let h = f64::from(f16::from_bits(b).to_f32());
-                    rounding += (f64::from(x) - h).abs();
-                    magnitude += f64::from(x).abs() + h.abs();
-                }
-                rounding + gamma * magnitude
-            })
+        let mut halves = vec![f16::ZERO; w.len()];
+        // Slice conversions use F16C where the CPU has it (one element at a time does not).
+        let bound = halves
+            .par_chunks_mut(cols.max(1))
+            .zip(w.par_chunks(cols.max(1)))
+            .map_init(
+                || vec![0.0f32; cols],
+                |back, (half, row)| {
+                    half.convert_from_f32_slice(row);
+                    half.convert_to_f32_slice(back);
+                    let (mut rounding, mut magnitude) = (0.0f64, 0.0f64);
+                    for (&x, &h) in row.iter().zip(back.iter()) {
+                        let (x, h) = (f64::from(x), f64::from(h));
+                        rounding += (x - h).abs();
+                        magnitude += x.abs() + h.abs();
+                    }
+                    rounding + gamma * magnitude
+                },
+            )
             .reduce(|| 0.0, f64::max);
         Self {
             rows,
             cols,
-            bits,
+            halves,
             // Rounded up so the f32 bound is not below the f64 one.
             bound: (bound * (1.0 + 1e-6)) as f32,
         }
@@ -71,13 +78,14 @@ impl HalfMatrix {
         let m = x.len() / k.max(1);
         let mut out = vec![0.0f32; m * n];
         let dst = SendPtr(out.as_mut_ptr());
+        let bits: &[u16] = self.halves.reinterpret_cast();
         let blocks: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
         let run = |&j0: &usize| {
             let j1 = (j0 + ROW_BLOCK).min(n);
             // The whole SendPtr, not its field, is what the closure may share.
             let base = dst;
             // SAFETY: blocks cover disjoint column ranges `j0..j1` of the `m × n` output.
-            unsafe { half_rows_dispatch(x, m, &self.bits, k, bias, j0, j1, base.0, n) };
+            unsafe { half_rows_dispatch(x, m, bits, k, bias, j0, j1, base.0, n) };
         };
         if rayon::current_num_threads() > 1 && n * k >= 1 << 18 {
             blocks.par_iter().for_each(run);
