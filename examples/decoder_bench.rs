@@ -80,22 +80,26 @@ fn main() {
         let (mut times, mut mem_times) = (vec![], vec![]);
         for i in 0..warmup + runs {
             let t0 = Instant::now();
-            let mem = [ClipMemory::new(&w, &d, &clip)];
-            let t_mem = t0.elapsed().as_secs_f64();
-            let mut state = decoder.states(mem[0].h0());
-            let mut tok = 1u32;
-            for _ in 0..20 {
-                let (next, logp) = decoder.step(&mem, &[0], &state, &[tok], 1);
-                state = next;
-                tok = logp
-                    .iter()
-                    .enumerate()
-                    .fold(
-                        (0, f32::NEG_INFINITY),
-                        |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-                    )
-                    .0 as u32;
-            }
+            // Inside the pool, as search runs: each step's fork/join then stays among workers.
+            let (tok, t_mem) = rayon::scope(|_| {
+                let mem = [ClipMemory::new(&w, &d, &clip)];
+                let t_mem = t0.elapsed().as_secs_f64();
+                let mut state = decoder.states(mem[0].h0());
+                let mut tok = 1u32;
+                for _ in 0..20 {
+                    let (next, logp) = decoder.step(&mem, &[0], &state, &[tok], 1);
+                    state = next;
+                    tok = logp
+                        .iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+                        )
+                        .0 as u32;
+                }
+                (tok, t_mem)
+            });
             std::hint::black_box(tok);
             if i == 0 {
                 println!(
