@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vidcap::decoder::bptt::{Batch, PassOptions, forward};
+use vidcap::decoder::bptt::{Batch, PassOptions, Tape};
 use vidcap::decoder::params::{Dims, Weights};
 use vidcap::decoder::search::{ClipMemory, step};
 use vidcap::train::optim::{AdamW, clip_grad_norm};
@@ -133,6 +133,8 @@ fn main() {
     let all_positions = args.iter().any(|a| a == "--all-positions");
     let mut opt = AdamW::new(&d, 0.0);
     let mut g = Weights::zeros(&d);
+    // Kept across steps, as the trainer keeps it.
+    let mut tape = Tape::default();
     let (mut times, mut losses) = (vec![], vec![]);
     // Per phase: forward, backward, clip, Adam (seconds).
     let mut phases: [Vec<f64>; 4] = Default::default();
@@ -149,7 +151,7 @@ fn main() {
             all_positions,
             ..Default::default()
         };
-        let tape = forward(&w, &d, &batch, &opts);
+        tape.record(&w, &d, &batch, &opts);
         let loss = tape.loss;
         let t1 = Instant::now();
         tape.backward(&w, &d, &mut g);

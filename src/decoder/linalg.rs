@@ -457,12 +457,25 @@ pub fn matmul_reference<T: Real>(a: &[T], b: &[T], m: usize, k: usize, n: usize)
     out
 }
 
-/// Sum of the rows of an `m × n` matrix added into `dst` (bias gradients).
+/// Sum of the rows of an `m × n` matrix added into `dst` (bias gradients). Column blocks
+/// run in parallel; each column still adds its rows in order, so the result does not depend
+/// on the split.
 pub fn add_row_sums<T: Real>(dst: &mut [T], src: &[T], n: usize) {
-    for row in src.chunks_exact(n) {
-        for (d, s) in dst.iter_mut().zip(row) {
-            *d += *s;
+    use rayon::prelude::*;
+    const BLOCK: usize = 512;
+    let add_block = |(blk, dst): (usize, &mut [T])| {
+        let c0 = blk * BLOCK;
+        for row in src.chunks_exact(n) {
+            for (d, s) in dst.iter_mut().zip(&row[c0..]) {
+                *d += *s;
+            }
         }
+    };
+    let dst = &mut dst[..n];
+    if src.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        dst.par_chunks_mut(BLOCK).enumerate().for_each(add_block);
+    } else {
+        dst.chunks_mut(BLOCK).enumerate().for_each(add_block);
     }
 }
 
