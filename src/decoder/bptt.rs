@@ -430,7 +430,6 @@ struct BackwardBuffers<T> {
     dh: Vec<T>,
     dh_prev: Vec<T>,
     dx_emb: Vec<T>,
-    dfprime: Vec<T>,
 }
 
 /// The forward pass with teacher forcing: the loss, and the tape its gradient needs.
@@ -716,7 +715,6 @@ impl<T: Real> Tape<T> {
             dh,
             dh_prev,
             dx_emb,
-            dfprime,
             ..
         } = &mut bufs;
         // gru_backward writes every row of these.
@@ -726,8 +724,7 @@ impl<T: Real> Tape<T> {
         let dgh = sized(dgh, rows * h3);
         let dhp = zeroed(dhp, if d.attention { rows * a } else { 0 });
         let dkeys = zeroed(dkeys, items * a);
-        // d loss / d mem.gates: Σ over steps of alpha · dgi.
-        let dgates = zeroed(dgates, items * h3);
+        let dgates = sized(dgates, items * h3);
         let mut dh = zeroed(dh, bsz * h);
         let mut dh_prev = sized(dh_prev, bsz * h);
         let recurrent = Recurrent::backward(w, d);
@@ -747,7 +744,6 @@ impl<T: Real> Tape<T> {
                     t,
                     &dgi[rows_t.start * h3..rows_t.end * h3],
                     dkeys,
-                    dgates,
                     dhp_t,
                     &mut g.att_v,
                 );
@@ -788,7 +784,8 @@ impl<T: Real> Tape<T> {
         add_row_sums(&mut g.b_ih, dgi, h3);
         self.embedding_backward(w, d, dgi, g, dx_emb);
         if d.attention {
-            self.memory_backward(w, d, dkeys, dgates, g, dfprime);
+            self.gates_backward(d, dgi, dgates);
+            self.memory_backward(w, d, dkeys, dgates, g);
         }
         self.initial_state_backward(d, dh, g);
         self.grads = bufs;
@@ -886,8 +883,8 @@ impl<T: Real> Tape<T> {
     }
 
     /// Backward of the attention at step `t` given the step's input-gate gradients
-    /// `dgi_t` (`[B, 3H]`): accumulates key, item-gate and `v` gradients, writes the query
-    /// gradients `dhp_t` (`[B, att]`).
+    /// `dgi_t` (`[B, 3H]`): accumulates key and `v` gradients, writes the query gradients
+    /// `dhp_t` (`[B, att]`). (The item gates' gradient waits for [`Self::gates_backward`].)
     #[allow(clippy::too_many_arguments)]
     fn attention_backward(
         &self,
@@ -896,7 +893,6 @@ impl<T: Real> Tape<T> {
         t: usize,
         dgi_t: &[T],
         dkeys: &mut [T],
-        dgates: &mut [T],
         dhp_t: &mut [T],
         dv: &mut [T],
     ) {
@@ -906,10 +902,9 @@ impl<T: Real> Tape<T> {
         let alpha_t = &self.alpha[t * items..(t + 1) * items];
         let dv_clips: Vec<Vec<T>> = split_by_offsets(dkeys, &mem.offsets, a)
             .into_par_iter()
-            .zip(split_by_offsets(dgates, &mem.offsets, h3))
             .zip(dhp_t.par_chunks_mut(a))
             .enumerate()
-            .map(|(b, ((dk, dg), dhp_b))| {
+            .map(|(b, (dk, dhp_b))| {
                 let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
                 attend_backward(
                     &dgi_t[b * h3..(b + 1) * h3],
@@ -918,7 +913,6 @@ impl<T: Real> Tape<T> {
                     &alpha_t[lo..hi],
                     &w.att_v,
                     dk,
-                    dg,
                     dhp_b,
                 )
             })
@@ -969,7 +963,6 @@ impl<T: Real> Tape<T> {
         dkeys: &[T],
         dgates: &[T],
         g: &mut Weights<T>,
-        dfprime: &mut Vec<T>,
     ) {
         let (fd, a, e, inp, h3, mem) = (
             d.feat,
@@ -989,32 +982,71 @@ impl<T: Real> Tape<T> {
             Update::Set,
         );
         add_row_sums(&mut g.att_b_feat, dkeys, a);
-        let dgates = View::new(dgates, items, h3);
-        matmul(&mut g.w_ih[e..], inp, dgates.t(), fprime, Update::Set);
-        let dfprime = sized(dfprime, items * fd);
         matmul(
-            dfprime,
-            fd,
-            dgates,
-            View::columns(&w.w_ih, h3, inp, e, fd),
+            &mut g.w_ih[e..],
+            inp,
+            View::new(dgates, items, h3).t(),
+            fprime,
             Update::Set,
         );
+        // A region's embedding is added to each of its items, so its gradient is the sum of
+        // d loss / d f' over them; f' enters linearly (keys and gates), so the sums go through
+        // the two layers once per region instead of once per item.
+        let regions = d.regions;
+        let (mut dgates_sum, mut dkeys_sum) =
+            (vec![T::zero(); regions * h3], vec![T::zero(); regions * a]);
+        for pair in mem.offsets.windows(2) {
+            for (k, i) in (pair[0]..pair[1]).enumerate() {
+                let region = k % regions;
+                let add = |sum: &mut [T], src: &[T]| {
+                    sum.iter_mut().zip(src).for_each(|(s, x)| *s += *x);
+                };
+                add(
+                    &mut dgates_sum[region * h3..(region + 1) * h3],
+                    &dgates[i * h3..(i + 1) * h3],
+                );
+                add(
+                    &mut dkeys_sum[region * a..(region + 1) * a],
+                    &dkeys[i * a..(i + 1) * a],
+                );
+            }
+        }
         matmul(
-            dfprime,
+            &mut g.region,
             fd,
-            View::new(dkeys, items, a),
+            View::new(&dgates_sum, regions, h3),
+            View::columns(&w.w_ih, h3, inp, e, fd),
+            Update::Add,
+        );
+        matmul(
+            &mut g.region,
+            fd,
+            View::new(&dkeys_sum, regions, a),
             View::new(&w.att_w_feat, a, fd),
             Update::Add,
         );
-        for b in 0..self.bsz {
-            for (k, i) in (mem.offsets[b]..mem.offsets[b + 1]).enumerate() {
-                let region = (k % d.regions) * fd;
-                g.region[region..region + fd]
-                    .iter_mut()
-                    .zip(&dfprime[i * fd..(i + 1) * fd])
-                    .for_each(|(g, x)| *g += *x);
-            }
-        }
+    }
+
+    /// d loss / d mem.gates (`[items, 3H]`) from the input-gate gradients `dgi`: item i of
+    /// clip b gets `Σ_t alpha_{t,i} · dgi_{t,b}`. One pass per item after the time loop, with
+    /// the item's row in cache, instead of a read-modify-write of all of them every step.
+    fn gates_backward(&self, d: &Dims, dgi: &[T], dgates: &mut [T]) {
+        let (bsz, len, h3, mem) = (self.bsz, self.len, 3 * d.hidden, &self.mem);
+        let items = mem.items();
+        split_by_offsets(dgates, &mem.offsets, h3)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b, dg)| {
+                for (k, row) in dg.chunks_exact_mut(h3).enumerate() {
+                    let i = mem.offsets[b] + k;
+                    row.fill(T::zero());
+                    for t in (0..len).rev() {
+                        let al = self.alpha[t * items + i];
+                        let src = &dgi[(t * bsz + b) * h3..][..h3];
+                        row.iter_mut().zip(src).for_each(|(g, x)| *g += al * *x);
+                    }
+                }
+            });
     }
 
     /// Gradients of the initial-state layer given d loss / d h0 (`[B, H]`).
@@ -1037,11 +1069,10 @@ impl<T: Real> Tape<T> {
     }
 }
 
-/// Backward of the attention of one clip and step, given the gradient `dgi` of the step's
-/// input gates, whose context share is `Σ alpha_i gates_i`: accumulates into the clip's key
-/// and item-gate gradients, writes the query gradient `dhp`, returns this clip's gradient
-/// of `v`.
-#[allow(clippy::too_many_arguments)]
+/// Backward of the attention weights of one clip and step, given the gradient `dgi` of the
+/// step's input gates, whose context share is `Σ alpha_i gates_i`: accumulates into the
+/// clip's key gradients, writes the query gradient `dhp`, returns this clip's gradient of
+/// `v`.
 fn attend_backward<T: Real>(
     dgi: &[T],
     gates: &[T],
@@ -1049,10 +1080,10 @@ fn attend_backward<T: Real>(
     alpha: &[T],
     v: &[T],
     dkeys: &mut [T],
-    dgates: &mut [T],
     dhp: &mut [T],
 ) -> Vec<T> {
-    let (a, h3) = (v.len(), dgi.len());
+    let h3 = dgi.len();
+    let a = v.len();
     let dalpha: Vec<T> = gates.chunks_exact(h3).map(|g| dot(g, dgi)).collect();
     let s: T = alpha.iter().zip(&dalpha).map(|(al, da)| *al * *da).sum();
     let mut dv = vec![T::zero(); a];
@@ -1065,10 +1096,6 @@ fn attend_backward<T: Real>(
             dkeys[i * a + j] += du;
             dhp[j] += du;
         }
-        dgates[i * h3..(i + 1) * h3]
-            .iter_mut()
-            .zip(dgi)
-            .for_each(|(dg, x)| *dg += al * *x);
     }
     dv
 }
