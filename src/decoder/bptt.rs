@@ -17,6 +17,7 @@ use super::linalg::{
     sum_lanes,
 };
 use super::params::{Dims, Weights, layout};
+use crate::simd::vectorized;
 use crate::text::vocab::PAD;
 
 /// A batch for one training step.
@@ -579,7 +580,7 @@ impl<T: Real> Tape<T> {
                 .zip(split_by_offsets(alpha_t, &mem.offsets, 1))
                 .zip(gi[step.start * h3..step.end * h3].par_chunks_mut(h3))
                 .enumerate()
-                .for_each(|(b, ((pre_b, alpha_b), gi_row))| {
+                .for_each(|(b, ((pre_b, alpha_b), gi_row))| vectorized(|| {
                     let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
                     attention_weights_with(
                         &mem.keys[lo * a..hi * a],
@@ -597,7 +598,7 @@ impl<T: Real> Tape<T> {
                             .zip(gates)
                             .for_each(|(g, x)| *g += al * *x);
                     }
-                });
+                }));
         }
         let gh = sized(&mut self.gh, bsz * h3);
         rec.w_hh.product(gh, View::new(h_prev, bsz, h), Update::Set);
@@ -610,7 +611,7 @@ impl<T: Real> Tape<T> {
             .zip(self.ng[rows_t.clone()].par_chunks_mut(h))
             .zip(self.ghn[rows_t].par_chunks_mut(h))
             .enumerate()
-            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| {
+            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| vectorized(|| {
                 let row = t * bsz + b;
                 ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
                 gru_cell_with(
@@ -624,7 +625,7 @@ impl<T: Real> Tape<T> {
                     sigmoid_act,
                     T::tanh_act,
                 );
-            });
+            }));
     }
 
     /// Output projection of the rows that reach the loss (all with `all_positions`),
@@ -667,7 +668,7 @@ impl<T: Real> Tape<T> {
         let per_row: Vec<(T, u32)> = logits
             .par_chunks_mut(v)
             .zip(self.active.par_iter())
-            .map(|(z, &row)| {
+            .map(|(z, &row)| vectorized(|| {
                 let y = targets[row];
                 if y == PAD {
                     z.fill(T::zero());
@@ -690,7 +691,7 @@ impl<T: Real> Tape<T> {
                 }
                 z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
                 (row_loss, best)
-            })
+            }))
             .collect();
         self.loss = per_row.iter().fold(T::zero(), |acc, (l, _)| acc + *l) * inv_count;
         self.argmax.clear();
@@ -860,7 +861,7 @@ impl<T: Real> Tape<T> {
             .zip(dgh[rows_t.start * h3..rows_t.end * h3].par_chunks_mut(h3))
             .zip(dh_prev.par_chunks_mut(h))
             .enumerate()
-            .for_each(|(b, ((gi_row, gh_row), dhp_row))| {
+            .for_each(|(b, ((gi_row, gh_row), dhp_row))| vectorized(|| {
                 let row = t * bsz + b;
                 for j in 0..h {
                     let k = row * h + j;
@@ -879,7 +880,7 @@ impl<T: Real> Tape<T> {
                     gh_row[h + j] = daz;
                     gh_row[2 * h + j] = dan * rr;
                 }
-            });
+            }));
     }
 
     /// Backward of the attention at step `t` given the step's input-gate gradients
@@ -904,7 +905,7 @@ impl<T: Real> Tape<T> {
             .into_par_iter()
             .zip(dhp_t.par_chunks_mut(a))
             .enumerate()
-            .map(|(b, (dk, dhp_b))| {
+            .map(|(b, (dk, dhp_b))| vectorized(|| {
                 let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
                 attend_backward(
                     &dgi_t[b * h3..(b + 1) * h3],
@@ -915,7 +916,7 @@ impl<T: Real> Tape<T> {
                     dk,
                     dhp_b,
                 )
-            })
+            }))
             .collect();
         for dv_b in dv_clips {
             dv.iter_mut().zip(dv_b).for_each(|(g, x)| *g += x);
@@ -1036,7 +1037,7 @@ impl<T: Real> Tape<T> {
         split_by_offsets(dgates, &mem.offsets, h3)
             .into_par_iter()
             .enumerate()
-            .for_each(|(b, dg)| {
+            .for_each(|(b, dg)| vectorized(|| {
                 for (k, row) in dg.chunks_exact_mut(h3).enumerate() {
                     let i = mem.offsets[b] + k;
                     row.fill(T::zero());
@@ -1046,7 +1047,7 @@ impl<T: Real> Tape<T> {
                         row.iter_mut().zip(src).for_each(|(g, x)| *g += al * *x);
                     }
                 }
-            });
+            }));
     }
 
     /// Gradients of the initial-state layer given d loss / d h0 (`[B, H]`).
