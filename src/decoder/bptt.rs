@@ -88,7 +88,8 @@ pub fn attention_weights<T: Real>(keys: &[T], hp: &[T], v: &[T], pre: &mut [T], 
 
 /// `attention_weights` with the activation functions given (search passes vectorising
 /// approximations).
-#[inline]
+// Always inlined, so that it takes the instruction set of its caller (`simd::vectorized`).
+#[inline(always)]
 pub fn attention_weights_with<T: Real>(
     keys: &[T],
     hp: &[T],
@@ -165,7 +166,8 @@ pub fn gru_cell<T: Real>(
 
 /// `gru_cell` with the activation functions given.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+// Always inlined, as `attention_weights_with`.
+#[inline(always)]
 pub fn gru_cell_with<T: Real>(
     gi: &[T],
     gh: &[T],
@@ -580,7 +582,7 @@ impl<T: Real> Tape<T> {
                 .zip(split_by_offsets(alpha_t, &mem.offsets, 1))
                 .zip(gi[step.start * h3..step.end * h3].par_chunks_mut(h3))
                 .enumerate()
-                .for_each(|(b, ((pre_b, alpha_b), gi_row))| vectorized(|| {
+                .for_each(|(b, ((pre_b, alpha_b), gi_row))| vectorized(#[inline(always)] || {
                     let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
                     attention_weights_with(
                         &mem.keys[lo * a..hi * a],
@@ -611,7 +613,7 @@ impl<T: Real> Tape<T> {
             .zip(self.ng[rows_t.clone()].par_chunks_mut(h))
             .zip(self.ghn[rows_t].par_chunks_mut(h))
             .enumerate()
-            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| vectorized(|| {
+            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| vectorized(#[inline(always)] || {
                 let row = t * bsz + b;
                 ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
                 gru_cell_with(
@@ -668,7 +670,7 @@ impl<T: Real> Tape<T> {
         let per_row: Vec<(T, u32)> = logits
             .par_chunks_mut(v)
             .zip(self.active.par_iter())
-            .map(|(z, &row)| vectorized(|| {
+            .map(|(z, &row)| vectorized(#[inline(always)] || {
                 let y = targets[row];
                 if y == PAD {
                     z.fill(T::zero());
@@ -861,7 +863,7 @@ impl<T: Real> Tape<T> {
             .zip(dgh[rows_t.start * h3..rows_t.end * h3].par_chunks_mut(h3))
             .zip(dh_prev.par_chunks_mut(h))
             .enumerate()
-            .for_each(|(b, ((gi_row, gh_row), dhp_row))| vectorized(|| {
+            .for_each(|(b, ((gi_row, gh_row), dhp_row))| vectorized(#[inline(always)] || {
                 let row = t * bsz + b;
                 for j in 0..h {
                     let k = row * h + j;
@@ -905,7 +907,7 @@ impl<T: Real> Tape<T> {
             .into_par_iter()
             .zip(dhp_t.par_chunks_mut(a))
             .enumerate()
-            .map(|(b, (dk, dhp_b))| vectorized(|| {
+            .map(|(b, (dk, dhp_b))| vectorized(#[inline(always)] || {
                 let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
                 attend_backward(
                     &dgi_t[b * h3..(b + 1) * h3],
@@ -1037,7 +1039,7 @@ impl<T: Real> Tape<T> {
         split_by_offsets(dgates, &mem.offsets, h3)
             .into_par_iter()
             .enumerate()
-            .for_each(|(b, dg)| vectorized(|| {
+            .for_each(|(b, dg)| vectorized(#[inline(always)] || {
                 for (k, row) in dg.chunks_exact_mut(h3).enumerate() {
                     let i = mem.offsets[b] + k;
                     row.fill(T::zero());

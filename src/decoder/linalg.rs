@@ -464,7 +464,7 @@ pub fn add_row_sums<T: Real>(dst: &mut [T], src: &[T], n: usize) {
     use rayon::prelude::*;
     const BLOCK: usize = 512;
     let add_block = |(blk, dst): (usize, &mut [T])| {
-        crate::simd::vectorized(|| {
+        crate::simd::vectorized(#[inline(always)] || {
             let c0 = blk * BLOCK;
             for row in src.chunks_exact(n) {
                 for (d, s) in dst.iter_mut().zip(&row[c0..]) {

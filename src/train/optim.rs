@@ -50,7 +50,7 @@ impl AdamW {
                 .zip(m.par_chunks_mut(CHUNK))
                 .zip(v.par_chunks_mut(CHUNK))
                 .for_each(|(((p, g), m), v)| {
-                    vectorized(|| {
+                    vectorized(#[inline(always)] || {
                         // Zipped, not indexed: without bounds checks the loop vectorises.
                         for (((p, g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
                             *m = b1 * *m + (1.0 - b1) * g;
@@ -74,7 +74,7 @@ pub fn clip_grad_norm(g: &mut Weights<f32>, max_norm: f32) -> f32 {
         .iter()
         .flat_map(|t| {
             t.par_chunks(1 << 14)
-                .map(|c| vectorized(|| sum_of_squares(c)))
+                .map(|c| vectorized(#[inline(always)] || sum_of_squares(c)))
                 .collect::<Vec<_>>()
         })
         .sum();
@@ -83,13 +83,14 @@ pub fn clip_grad_norm(g: &mut Weights<f32>, max_norm: f32) -> f32 {
         let scale = max_norm / (norm + 1e-6);
         for t in g.tensors_mut() {
             t.par_chunks_mut(1 << 14)
-                .for_each(|c| vectorized(|| c.iter_mut().for_each(|x| *x *= scale)));
+                .for_each(|c| vectorized(#[inline(always)] || c.iter_mut().for_each(|x| *x *= scale)));
         }
     }
     norm
 }
 
 /// Σ x² in f64 with 8 partial sums in a fixed order (vectorises, unlike one running sum).
+#[inline(always)]
 fn sum_of_squares(x: &[f32]) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];
