@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::linalg::{
-    Real, StepWeight, Update, View, add_row_sums, dot, matmul, max_lanes, r, sigmoid, sigmoid_act,
-    sum_lanes,
+    Real, StepWeight, Update, View, add_row_sums, dot, in_pool, matmul, max_lanes, r, sigmoid,
+    sigmoid_act, sum_lanes,
 };
 use super::params::{Dims, Weights, layout};
 use crate::simd::vectorized;
@@ -445,6 +445,10 @@ pub fn forward<T: Real>(w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassO
 impl<T: Real> Tape<T> {
     /// The forward pass ([`forward`]) into this tape, reusing its buffers.
     pub fn record(&mut self, w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassOptions) {
+        in_pool(|| self.record_in_pool(w, d, batch, opts));
+    }
+
+    fn record_in_pool(&mut self, w: &Weights<T>, d: &Dims, batch: &Batch<T>, opts: &PassOptions) {
         let (bsz, len) = (batch.clips.len(), batch.len);
         let (e, h, fd, inp) = (d.embed, d.hidden, d.feat, d.gru_input());
         let (rows, h3) = (bsz * len, 3 * d.hidden);
@@ -702,6 +706,10 @@ impl<T: Real> Tape<T> {
 
     /// Backpropagation through time: overwrites `g` with the gradient of the loss.
     pub fn backward(&mut self, w: &Weights<T>, d: &Dims, g: &mut Weights<T>) {
+        in_pool(|| self.backward_in_pool(w, d, g));
+    }
+
+    fn backward_in_pool(&mut self, w: &Weights<T>, d: &Dims, g: &mut Weights<T>) {
         let (bsz, len) = (self.bsz, self.len);
         let (h, a, inp) = (d.hidden, d.att, d.gru_input());
         let (rows, h3, items) = (bsz * len, 3 * d.hidden, self.mem.items());

@@ -286,6 +286,18 @@ pub fn matmul<T: Real>(dst: &mut [T], ldd: usize, a: View<T>, b: View<T>, update
     }
 }
 
+/// Runs `f` on a thread of the current rayon pool. A pass makes many small parallel loops
+/// (several per time step); started from outside the pool, each one wakes the workers and
+/// puts the caller to sleep until they finish, two context switches that cost as much as a
+/// small loop. From inside, a loop is a plain fork-join with the other worker.
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
 /// Whether the packed kernel of [`PackedWeights`] may run (AVX-512F, not lowered by tests).
 fn packed_kernel_available() -> bool {
     crate::simd::active_level() == 2

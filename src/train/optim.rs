@@ -2,6 +2,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::decoder::linalg::in_pool;
 use crate::decoder::params::{Dims, Weights};
 use crate::simd::vectorized;
 
@@ -32,6 +33,10 @@ impl AdamW {
     }
 
     pub fn step(&mut self, w: &mut Weights<f32>, g: &Weights<f32>, lr: f32) {
+        in_pool(|| self.step_in_pool(w, g, lr));
+    }
+
+    fn step_in_pool(&mut self, w: &mut Weights<f32>, g: &Weights<f32>, lr: f32) {
         self.t += 1;
         let (b1, b2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
         let c1 = 1.0 - b1.powi(self.t.min(i32::MAX as u64) as i32);
@@ -67,6 +72,10 @@ impl AdamW {
 /// Scales the gradient so its global L2 norm is at most `max_norm` (as PyTorch's
 /// `clip_grad_norm_`); returns the norm before clipping.
 pub fn clip_grad_norm(g: &mut Weights<f32>, max_norm: f32) -> f32 {
+    in_pool(|| clip_in_pool(g, max_norm))
+}
+
+fn clip_in_pool(g: &mut Weights<f32>, max_norm: f32) -> f32 {
     // Fixed chunks summed in order: the same norm bits whatever the thread split, which
     // exact resume relies on.
     let sq: f64 = g
