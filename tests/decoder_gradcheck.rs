@@ -126,7 +126,9 @@ fn reused_tape_and_gradient_match_fresh_ones() {
         (&[4, 1], &[2, 7], 7),
         (&[1, 2, 3, 2], &[3, 1, 3, 2], 3),
     ];
-    let batches: Vec<(Vec<Vec<f32>>, Vec<u32>, Vec<u32>, usize)> = shapes
+    // (clips, tokens_in, targets, len) of each batch
+    type OwnedBatch = (Vec<Vec<f32>>, Vec<u32>, Vec<u32>, usize);
+    let batches: Vec<OwnedBatch> = shapes
         .iter()
         .map(|&(frames, lens, len)| {
             let clips = frames

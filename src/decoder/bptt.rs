@@ -586,25 +586,31 @@ impl<T: Real> Tape<T> {
                 .zip(split_by_offsets(alpha_t, &mem.offsets, 1))
                 .zip(gi[step.start * h3..step.end * h3].par_chunks_mut(h3))
                 .enumerate()
-                .for_each(|(b, ((pre_b, alpha_b), gi_row))| vectorized(#[inline(always)] || {
-                    let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
-                    attention_weights_with(
-                        &mem.keys[lo * a..hi * a],
-                        &hp[b * a..(b + 1) * a],
-                        &w.att_v,
-                        pre_b,
-                        alpha_b,
-                        T::tanh_act,
-                        T::exp_act,
-                    );
-                    for (gates, &al) in mem.gates[lo * h3..hi * h3].chunks_exact(h3).zip(&*alpha_b)
-                    {
-                        gi_row
-                            .iter_mut()
-                            .zip(gates)
-                            .for_each(|(g, x)| *g += al * *x);
-                    }
-                }));
+                .for_each(|(b, ((pre_b, alpha_b), gi_row))| {
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
+                            attention_weights_with(
+                                &mem.keys[lo * a..hi * a],
+                                &hp[b * a..(b + 1) * a],
+                                &w.att_v,
+                                pre_b,
+                                alpha_b,
+                                T::tanh_act,
+                                T::exp_act,
+                            );
+                            for (gates, &al) in
+                                mem.gates[lo * h3..hi * h3].chunks_exact(h3).zip(&*alpha_b)
+                            {
+                                gi_row
+                                    .iter_mut()
+                                    .zip(gates)
+                                    .for_each(|(g, x)| *g += al * *x);
+                            }
+                        },
+                    )
+                });
         }
         let gh = sized(&mut self.gh, bsz * h3);
         rec.w_hh.product(gh, View::new(h_prev, bsz, h), Update::Set);
@@ -617,21 +623,26 @@ impl<T: Real> Tape<T> {
             .zip(self.ng[rows_t.clone()].par_chunks_mut(h))
             .zip(self.ghn[rows_t].par_chunks_mut(h))
             .enumerate()
-            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| vectorized(#[inline(always)] || {
-                let row = t * bsz + b;
-                ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
-                gru_cell_with(
-                    &gi[row * h3..(row + 1) * h3],
-                    &gh[b * h3..(b + 1) * h3],
-                    &h_prev[b * h..(b + 1) * h],
-                    r_b,
-                    z_b,
-                    n_b,
-                    h_out,
-                    sigmoid_act,
-                    T::tanh_act,
-                );
-            }));
+            .for_each(|(b, ((((h_out, r_b), z_b), n_b), ghn_b))| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let row = t * bsz + b;
+                        ghn_b.copy_from_slice(&gh[b * h3 + 2 * h..(b + 1) * h3]);
+                        gru_cell_with(
+                            &gi[row * h3..(row + 1) * h3],
+                            &gh[b * h3..(b + 1) * h3],
+                            &h_prev[b * h..(b + 1) * h],
+                            r_b,
+                            z_b,
+                            n_b,
+                            h_out,
+                            sigmoid_act,
+                            T::tanh_act,
+                        );
+                    },
+                )
+            });
     }
 
     /// Output projection of the rows that reach the loss (all with `all_positions`),
@@ -674,30 +685,35 @@ impl<T: Real> Tape<T> {
         let per_row: Vec<(T, u32)> = logits
             .par_chunks_mut(v)
             .zip(self.active.par_iter())
-            .map(|(z, &row)| vectorized(#[inline(always)] || {
-                let y = targets[row];
-                if y == PAD {
-                    z.fill(T::zero());
-                    return (T::zero(), PAD);
-                }
-                z.iter_mut().zip(&w.out_b).for_each(|(x, b)| *x += *b);
-                let max = max_lanes(z);
-                // The first index of the maximum, as a strict `>` scan finds it.
-                let best = z.iter().position(|&x| x == max).unwrap_or(0) as u32;
-                let mean_logit = sum_lanes(z) * inv_v;
-                let zy = z[y as usize];
-                // z becomes e^(z - max); softmax = that / its sum, so one exp per logit.
-                z.iter_mut().for_each(|x| *x = (*x - max).exp_act());
-                let sum = sum_lanes(z);
-                let lse = max + sum.ln();
-                let row_loss = -(T::one() - eps) * (zy - lse) - eps * (mean_logit - lse);
-                let (inv_sum, smooth) = (T::one() / sum, eps * inv_v);
-                for x in z.iter_mut() {
-                    *x = (*x * inv_sum - smooth) * inv_count;
-                }
-                z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
-                (row_loss, best)
-            }))
+            .map(|(z, &row)| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let y = targets[row];
+                        if y == PAD {
+                            z.fill(T::zero());
+                            return (T::zero(), PAD);
+                        }
+                        z.iter_mut().zip(&w.out_b).for_each(|(x, b)| *x += *b);
+                        let max = max_lanes(z);
+                        // The first index of the maximum, as a strict `>` scan finds it.
+                        let best = z.iter().position(|&x| x == max).unwrap_or(0) as u32;
+                        let mean_logit = sum_lanes(z) * inv_v;
+                        let zy = z[y as usize];
+                        // z becomes e^(z - max); softmax = that / its sum, so one exp per logit.
+                        z.iter_mut().for_each(|x| *x = (*x - max).exp_act());
+                        let sum = sum_lanes(z);
+                        let lse = max + sum.ln();
+                        let row_loss = -(T::one() - eps) * (zy - lse) - eps * (mean_logit - lse);
+                        let (inv_sum, smooth) = (T::one() / sum, eps * inv_v);
+                        for x in z.iter_mut() {
+                            *x = (*x * inv_sum - smooth) * inv_count;
+                        }
+                        z[y as usize] = z[y as usize] - (T::one() - eps) * inv_count;
+                        (row_loss, best)
+                    },
+                )
+            })
             .collect();
         self.loss = per_row.iter().fold(T::zero(), |acc, (l, _)| acc + *l) * inv_count;
         self.argmax.clear();
@@ -871,26 +887,31 @@ impl<T: Real> Tape<T> {
             .zip(dgh[rows_t.start * h3..rows_t.end * h3].par_chunks_mut(h3))
             .zip(dh_prev.par_chunks_mut(h))
             .enumerate()
-            .for_each(|(b, ((gi_row, gh_row), dhp_row))| vectorized(#[inline(always)] || {
-                let row = t * bsz + b;
-                for j in 0..h {
-                    let k = row * h + j;
-                    let dhj = dh[b * h + j] + dh_out[k];
-                    let (rr, zz, nn, hp) = (rg[k], zg[k], ng[k], h_prev[b * h + j]);
-                    let dn = dhj * (T::one() - zz);
-                    let dz = dhj * (hp - nn);
-                    dhp_row[j] = dhj * zz;
-                    let dan = dn * (T::one() - nn * nn);
-                    let dar = dan * ghn[k] * rr * (T::one() - rr);
-                    let daz = dz * zz * (T::one() - zz);
-                    gi_row[j] = dar;
-                    gi_row[h + j] = daz;
-                    gi_row[2 * h + j] = dan;
-                    gh_row[j] = dar;
-                    gh_row[h + j] = daz;
-                    gh_row[2 * h + j] = dan * rr;
-                }
-            }));
+            .for_each(|(b, ((gi_row, gh_row), dhp_row))| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let row = t * bsz + b;
+                        for j in 0..h {
+                            let k = row * h + j;
+                            let dhj = dh[b * h + j] + dh_out[k];
+                            let (rr, zz, nn, hp) = (rg[k], zg[k], ng[k], h_prev[b * h + j]);
+                            let dn = dhj * (T::one() - zz);
+                            let dz = dhj * (hp - nn);
+                            dhp_row[j] = dhj * zz;
+                            let dan = dn * (T::one() - nn * nn);
+                            let dar = dan * ghn[k] * rr * (T::one() - rr);
+                            let daz = dz * zz * (T::one() - zz);
+                            gi_row[j] = dar;
+                            gi_row[h + j] = daz;
+                            gi_row[2 * h + j] = dan;
+                            gh_row[j] = dar;
+                            gh_row[h + j] = daz;
+                            gh_row[2 * h + j] = dan * rr;
+                        }
+                    },
+                )
+            });
     }
 
     /// Backward of the attention at step `t` given the step's input-gate gradients
@@ -915,18 +936,23 @@ impl<T: Real> Tape<T> {
             .into_par_iter()
             .zip(dhp_t.par_chunks_mut(a))
             .enumerate()
-            .map(|(b, (dk, dhp_b))| vectorized(#[inline(always)] || {
-                let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
-                attend_backward(
-                    &dgi_t[b * h3..(b + 1) * h3],
-                    &mem.gates[lo * h3..hi * h3],
-                    &pre_t[lo * a..hi * a],
-                    &alpha_t[lo..hi],
-                    &w.att_v,
-                    dk,
-                    dhp_b,
+            .map(|(b, (dk, dhp_b))| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        let (lo, hi) = (mem.offsets[b], mem.offsets[b + 1]);
+                        attend_backward(
+                            &dgi_t[b * h3..(b + 1) * h3],
+                            &mem.gates[lo * h3..hi * h3],
+                            &pre_t[lo * a..hi * a],
+                            &alpha_t[lo..hi],
+                            &w.att_v,
+                            dk,
+                            dhp_b,
+                        )
+                    },
                 )
-            }))
+            })
             .collect();
         for dv_b in dv_clips {
             dv.iter_mut().zip(dv_b).for_each(|(g, x)| *g += x);
@@ -1047,17 +1073,22 @@ impl<T: Real> Tape<T> {
         split_by_offsets(dgates, &mem.offsets, h3)
             .into_par_iter()
             .enumerate()
-            .for_each(|(b, dg)| vectorized(#[inline(always)] || {
-                for (k, row) in dg.chunks_exact_mut(h3).enumerate() {
-                    let i = mem.offsets[b] + k;
-                    row.fill(T::zero());
-                    for t in (0..len).rev() {
-                        let al = self.alpha[t * items + i];
-                        let src = &dgi[(t * bsz + b) * h3..][..h3];
-                        row.iter_mut().zip(src).for_each(|(g, x)| *g += al * *x);
-                    }
-                }
-            }));
+            .for_each(|(b, dg)| {
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for (k, row) in dg.chunks_exact_mut(h3).enumerate() {
+                            let i = mem.offsets[b] + k;
+                            row.fill(T::zero());
+                            for t in (0..len).rev() {
+                                let al = self.alpha[t * items + i];
+                                let src = &dgi[(t * bsz + b) * h3..][..h3];
+                                row.iter_mut().zip(src).for_each(|(g, x)| *g += al * *x);
+                            }
+                        }
+                    },
+                )
+            });
     }
 
     /// Gradients of the initial-state layer given d loss / d h0 (`[B, H]`).

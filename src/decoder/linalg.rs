@@ -476,14 +476,17 @@ pub fn add_row_sums<T: Real>(dst: &mut [T], src: &[T], n: usize) {
     use rayon::prelude::*;
     const BLOCK: usize = 512;
     let add_block = |(blk, dst): (usize, &mut [T])| {
-        crate::simd::vectorized(#[inline(always)] || {
-            let c0 = blk * BLOCK;
-            for row in src.chunks_exact(n) {
-                for (d, s) in dst.iter_mut().zip(&row[c0..]) {
-                    *d += *s;
+        crate::simd::vectorized(
+            #[inline(always)]
+            || {
+                let c0 = blk * BLOCK;
+                for row in src.chunks_exact(n) {
+                    for (d, s) in dst.iter_mut().zip(&row[c0..]) {
+                        *d += *s;
+                    }
                 }
-            }
-        })
+            },
+        )
     };
     let dst = &mut dst[..n];
     if src.len() >= 1 << 16 && rayon::current_num_threads() > 1 {

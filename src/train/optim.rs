@@ -55,15 +55,18 @@ impl AdamW {
                 .zip(m.par_chunks_mut(CHUNK))
                 .zip(v.par_chunks_mut(CHUNK))
                 .for_each(|(((p, g), m), v)| {
-                    vectorized(#[inline(always)] || {
-                        // Zipped, not indexed: without bounds checks the loop vectorises.
-                        for (((p, g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                            *m = b1 * *m + (1.0 - b1) * g;
-                            *v = b2 * *v + (1.0 - b2) * g * g;
-                            *p -= lr * wd * *p;
-                            *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
-                        }
-                    })
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            // Zipped, not indexed: without bounds checks the loop vectorises.
+                            for (((p, g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                                *m = b1 * *m + (1.0 - b1) * g;
+                                *v = b2 * *v + (1.0 - b2) * g * g;
+                                *p -= lr * wd * *p;
+                                *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
+                            }
+                        },
+                    )
                 });
         }
     }
@@ -83,7 +86,12 @@ fn clip_in_pool(g: &mut Weights<f32>, max_norm: f32) -> f32 {
         .iter()
         .flat_map(|t| {
             t.par_chunks(1 << 14)
-                .map(|c| vectorized(#[inline(always)] || sum_of_squares(c)))
+                .map(|c| {
+                    vectorized(
+                        #[inline(always)]
+                        || sum_of_squares(c),
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .sum();
@@ -91,8 +99,12 @@ fn clip_in_pool(g: &mut Weights<f32>, max_norm: f32) -> f32 {
     if max_norm > 0.0 && norm > max_norm {
         let scale = max_norm / (norm + 1e-6);
         for t in g.tensors_mut() {
-            t.par_chunks_mut(1 << 14)
-                .for_each(|c| vectorized(#[inline(always)] || c.iter_mut().for_each(|x| *x *= scale)));
+            t.par_chunks_mut(1 << 14).for_each(|c| {
+                vectorized(
+                    #[inline(always)]
+                    || c.iter_mut().for_each(|x| *x *= scale),
+                )
+            });
         }
     }
     norm
@@ -190,7 +202,10 @@ mod tests {
         for r in &results[1..] {
             assert_eq!(r.0, results[0].0, "norm");
             assert!(r.1 == results[0].1, "clipped gradient");
-            assert!(r.2 == results[0].2 && r.3 == results[0].3 && r.4 == results[0].4, "Adam");
+            assert!(
+                r.2 == results[0].2 && r.3 == results[0].3 && r.4 == results[0].4,
+                "Adam"
+            );
         }
     }
 }
