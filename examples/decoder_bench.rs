@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vidcap::decoder::bptt::{Batch, PassOptions, forward};
+use vidcap::decoder::bptt::{Batch, PassOptions, Tape};
 use vidcap::decoder::params::{Dims, Weights};
 use vidcap::decoder::step::{ClipMemory, Decoder, Prepared};
 use vidcap::train::optim::{AdamW, clip_grad_norm};
@@ -81,7 +81,7 @@ fn main() {
         for i in 0..warmup + runs {
             let t0 = Instant::now();
             // Inside the pool, as search runs: each step's fork/join then stays among workers.
-            let (tok, t_mem) = rayon::scope(|_| {
+            let (tok, t_mem) = vidcap::decoder::linalg::in_pool(|| {
                 let mem = [ClipMemory::new(&w, &d, &clip)];
                 let t_mem = t0.elapsed().as_secs_f64();
                 let mut state = decoder.states(mem[0].h0());
@@ -154,6 +154,8 @@ fn main() {
     let all_positions = args.iter().any(|a| a == "--all-positions");
     let mut opt = AdamW::new(&d, 0.0);
     let mut g = Weights::zeros(&d);
+    // Kept across steps, as the trainer keeps it.
+    let mut tape = Tape::default();
     let (mut times, mut losses) = (vec![], vec![]);
     // Per phase: forward, backward, clip, Adam (seconds).
     let mut phases: [Vec<f64>; 4] = Default::default();
@@ -170,7 +172,7 @@ fn main() {
             all_positions,
             ..Default::default()
         };
-        let tape = forward(&w, &d, &batch, &opts);
+        tape.record(&w, &d, &batch, &opts);
         let loss = tape.loss;
         let t1 = Instant::now();
         tape.backward(&w, &d, &mut g);

@@ -286,6 +286,18 @@ pub fn matmul<T: Real>(dst: &mut [T], ldd: usize, a: View<T>, b: View<T>, update
     }
 }
 
+/// Runs `f` on a thread of the current rayon pool. A pass makes many small parallel loops
+/// (several per time step); started from outside the pool, each one wakes the workers and
+/// puts the caller to sleep until they finish, two context switches that cost as much as a
+/// small loop. From inside, a loop is a plain fork-join with the other worker.
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
 /// Whether the packed kernel of [`PackedWeights`] may run (AVX-512F, not lowered by tests).
 fn packed_kernel_available() -> bool {
     crate::simd::active_level() == 2
@@ -457,12 +469,30 @@ pub fn matmul_reference<T: Real>(a: &[T], b: &[T], m: usize, k: usize, n: usize)
     out
 }
 
-/// Sum of the rows of an `m × n` matrix added into `dst` (bias gradients).
+/// Sum of the rows of an `m × n` matrix added into `dst` (bias gradients). Column blocks
+/// run in parallel; each column still adds its rows in order, so the result does not depend
+/// on the split.
 pub fn add_row_sums<T: Real>(dst: &mut [T], src: &[T], n: usize) {
-    for row in src.chunks_exact(n) {
-        for (d, s) in dst.iter_mut().zip(row) {
-            *d += *s;
-        }
+    use rayon::prelude::*;
+    const BLOCK: usize = 512;
+    let add_block = |(blk, dst): (usize, &mut [T])| {
+        crate::simd::vectorized(
+            #[inline(always)]
+            || {
+                let c0 = blk * BLOCK;
+                for row in src.chunks_exact(n) {
+                    for (d, s) in dst.iter_mut().zip(&row[c0..]) {
+                        *d += *s;
+                    }
+                }
+            },
+        )
+    };
+    let dst = &mut dst[..n];
+    if src.len() >= 1 << 16 && rayon::current_num_threads() > 1 {
+        dst.par_chunks_mut(BLOCK).enumerate().for_each(add_block);
+    } else {
+        dst.chunks_mut(BLOCK).enumerate().for_each(add_block);
     }
 }
 

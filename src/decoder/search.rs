@@ -2,6 +2,7 @@
 //! every clip is one row of the same matmuls).
 use anyhow::Context;
 
+use super::linalg::in_pool;
 use super::model::CaptionModel;
 use super::step::ClipMemory;
 use crate::features::ClipFeatures;
@@ -86,6 +87,17 @@ pub fn content_words(model: &CaptionModel) -> Vec<bool> {
 /// a decoder lost on unfamiliar footage otherwise strings one verb along ("a chases chases
 /// a chases"), which no n-gram block stops.
 pub fn search_bounded(
+    model: &CaptionModel,
+    clips: &[ClipFeatures],
+    opts: &SearchOptions,
+    max_word_repeats: usize,
+) -> Vec<Hypothesis> {
+    // Each step forks and joins over the threads; from inside the pool that is a hand-off
+    // between workers rather than a wake-up of the pool from outside.
+    in_pool(|| search_in_pool(model, clips, opts, max_word_repeats))
+}
+
+fn search_in_pool(
     model: &CaptionModel,
     clips: &[ClipFeatures],
     opts: &SearchOptions,

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::{AdamW, Decay, LrSchedule, clip_grad_norm};
 use crate::atomic::write_atomic;
-use crate::decoder::bptt::{Batch, PassOptions, loss_and_grad, teacher_forced_argmax};
+use crate::decoder::bptt::{
+    Batch, PassOptions, Tape, loss_and_grad, loss_and_grad_with, teacher_forced_argmax,
+};
 use crate::decoder::io::{read_tensor, read_weights, tensors_to_bytes};
 use crate::decoder::{Arch, CaptionModel, DecoderConfig, SearchOptions, Weights};
 use crate::features::ClipFeatures;
@@ -514,6 +516,8 @@ pub fn train_examples(
 
     // ---- loop ----
     let mut grad = Weights::zeros(&dims);
+    // The pass's buffers, reused step after step.
+    let mut tape = Tape::default();
     let mut stop = StopReason::EpochsDone;
     let first_epoch = progress.epochs_done;
     let mut final_loss = progress.log.last().map_or(f64::NAN, |l| l.train_loss);
@@ -611,7 +615,14 @@ pub fn train_examples(
                     seed: rng.random(),
                     all_positions: false,
                 };
-                let loss = loss_and_grad(model.weights(), &dims, &batch, &opts, Some(&mut grad));
+                let loss = loss_and_grad_with(
+                    &mut tape,
+                    model.weights(),
+                    &dims,
+                    &batch,
+                    &opts,
+                    Some(&mut grad),
+                );
                 if !loss.is_finite() {
                     return Ok(Some(step));
                 }
