@@ -29,6 +29,26 @@ const BAND_BYTES: usize = 256 * 1024;
 /// not hold up the block, unless that would expand more than 1/[`MAX_HALO_SHARE`] of the
 /// input rows twice (each run expands its first band's halo afresh).
 const RUNS_PER_THREAD: usize = 2;
+
+/// `output` (`oh` rows of `row_len`) in `runs` parts with their row ranges: run `r` takes
+/// rows `r * oh / runs ..`, equal shares split off in order (whole bands per run left the
+/// last run of a 28-row map with one band of four).
+fn split_rows(
+    output: &mut [f32],
+    oh: usize,
+    row_len: usize,
+    runs: usize,
+) -> Vec<(std::ops::Range<usize>, &mut [f32])> {
+    let mut parts = Vec::with_capacity(runs);
+    let mut rest = output;
+    for r in 0..runs {
+        let rows = r * oh / runs..(r + 1) * oh / runs;
+        let (part, tail) = rest.split_at_mut(rows.len() * row_len);
+        parts.push((rows, part));
+        rest = tail;
+    }
+    parts
+}
 const MAX_HALO_SHARE: usize = 8;
 
 thread_local! {
@@ -103,21 +123,13 @@ impl MbConv<'_> {
         if (k - s) * runs * MAX_HALO_SHARE > oh * s {
             runs = threads;
         }
-        // Run `r` takes output rows `r * oh / runs ..`: equal shares, split off in order
-        // (whole bands per run left the last run of a 28-row map with one band of four).
-        let mut parts = Vec::with_capacity(runs);
-        let mut rest = output;
-        for r in 0..runs {
-            let rows = r * oh / runs..(r + 1) * oh / runs;
-            let (part, tail) = rest.split_at_mut(rows.len() * ow * cout);
-            parts.push((rows, part));
-            rest = tail;
-        }
-        parts.into_par_iter().for_each(|(rows, out)| {
-            SCRATCH.with_borrow_mut(|(expanded, convolved)| {
-                self.run_rows(input, skip, pad, band, rows, out, expanded, convolved);
-            })
-        });
+        split_rows(output, oh, ow * cout, runs)
+            .into_par_iter()
+            .for_each(|(rows, out)| {
+                SCRATCH.with_borrow_mut(|(expanded, convolved)| {
+                    self.run_rows(input, skip, pad, band, rows, out, expanded, convolved);
+                })
+            });
         true
     }
 
@@ -337,31 +349,26 @@ pub fn depthwise_project(
     assert_eq!(output.len(), oh * ow * cout);
     let band = (DEPTHWISE_BAND_BYTES / (ow * c * 4)).clamp(1, oh);
     let runs = (threads.max(1) * RUNS_PER_THREAD).min(oh);
-    let mut parts = Vec::with_capacity(runs);
-    let mut rest = output;
-    for r in 0..runs {
-        let rows = r * oh / runs..(r + 1) * oh / runs;
-        let (part, tail) = rest.split_at_mut(rows.len() * ow * cout);
-        parts.push((rows, part));
-        rest = tail;
-    }
-    parts.into_par_iter().for_each(|(rows, out)| {
-        SCRATCH.with_borrow_mut(|(_, convolved)| {
-            if convolved.len() < band * ow * c {
-                convolved.resize(band * ow * c, 0.0);
-            }
-            for oy0 in rows.clone().step_by(band) {
-                let oy1 = (oy0 + band).min(rows.end);
-                let input = &padded[oy0 * s * row_len..((oy1 - 1) * s + k) * row_len];
-                let conv = &mut convolved[..(oy1 - oy0) * ow * c];
-                dw.run_band(input, weights, bias, Activation::Relu6, oy0, oy1, conv);
-                let at = (oy0 - rows.start) * ow * cout;
-                let dst = &mut out[at..at + (oy1 - oy0) * ow * cout];
-                let (pixels, none, dense) = ((oy1 - oy0) * ow, Activation::None, RowLayout::Dense);
-                assert!(project.run_serial(conv, pixels, none, None, dst, dense));
-            }
-        })
-    });
+    split_rows(output, oh, ow * cout, runs)
+        .into_par_iter()
+        .for_each(|(rows, out)| {
+            SCRATCH.with_borrow_mut(|(_, convolved)| {
+                if convolved.len() < band * ow * c {
+                    convolved.resize(band * ow * c, 0.0);
+                }
+                for oy0 in rows.clone().step_by(band) {
+                    let oy1 = (oy0 + band).min(rows.end);
+                    let input = &padded[oy0 * s * row_len..((oy1 - 1) * s + k) * row_len];
+                    let conv = &mut convolved[..(oy1 - oy0) * ow * c];
+                    dw.run_band(input, weights, bias, Activation::Relu6, oy0, oy1, conv);
+                    let at = (oy0 - rows.start) * ow * cout;
+                    let dst = &mut out[at..at + (oy1 - oy0) * ow * cout];
+                    let (pixels, none, dense) =
+                        ((oy1 - oy0) * ow, Activation::None, RowLayout::Dense);
+                    assert!(project.run_serial(conv, pixels, none, None, dst, dense));
+                }
+            })
+        });
     true
 }
 
