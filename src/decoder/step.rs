@@ -76,7 +76,7 @@ impl ClipMemory {
 }
 
 /// What decoding reads besides the f32 weights, made once per model
-/// ([`CaptionModel::decoder`] keeps it until the weights change).
+/// (`CaptionModel::decoder` keeps it until the weights change).
 pub struct Prepared {
     /// The output projection in f16, screened (see [`HalfMatrix`]).
     out: HalfMatrix,
@@ -96,7 +96,8 @@ impl Prepared {
     }
 }
 
-/// The decoder as search runs it: the f32 weights and what was prepared from them.
+/// The decoder as search runs it: the f32 weights and what was prepared from them
+/// (`prepared` must have been made from `w`; `CaptionModel::decoder` pairs them).
 #[derive(Clone, Copy)]
 pub struct Decoder<'a> {
     pub w: &'a Weights<f32>,
