@@ -1,5 +1,5 @@
 //! A minimal SIMD vector abstraction for the hand-written kernels: AVX-512 (16 lanes) and
-//! AVX2+FMA (8 lanes), chosen at run time by [`simd_dispatch!`](crate::simd::simd_dispatch).
+//! AVX2+FMA (8 lanes), chosen at run time by `simd_dispatch!`.
 //! Shared by the encoder's kernels and the decoder's products.
 //!
 //! Why not rely on auto-vectorisation: LLVM left the register-blocked accumulators of the

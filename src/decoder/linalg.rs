@@ -522,7 +522,7 @@ const ROW_BLOCK: usize = 128;
 
 /// Computes every product, splitting the weight rows of all of them into blocks shared over
 /// the rayon pool in one fork/join (decoding steps are ~100 µs, so one pass per step, not one
-/// per matrix). Each output is one [`rows_dot`] dot product whatever the split, so results do
+/// per matrix). Each output is one `rows_dot` dot product whatever the split, so results do
 /// not depend on the thread count.
 pub fn rows_products(products: &mut [RowsProduct]) {
     use rayon::prelude::*;

@@ -144,7 +144,7 @@ pub enum Story {
     Sequence,
     /// 2–3 objects of one category moving together.
     Group,
-    /// objects[0] does something to objects[1] along a horizontal direction.
+    /// `objects[0]` does something to `objects[1]` along a horizontal direction.
     Interaction {
         verb: Interaction,
         direction: Motion,
@@ -260,7 +260,7 @@ pub struct ClipParams {
     pub scene: String,
     pub camera: Camera,
     pub story: Story,
-    /// objects[0] is the subject; draw order is the list order.
+    /// `objects[0]` is the subject; draw order is the list order.
     pub objects: Vec<ObjectParams>,
 }
 
