@@ -13,7 +13,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use super::linalg::{SimdDot, dot};
+use super::linalg::{SimdDot, dot, top_k};
 use crate::simd::{SendPtr, simd_dispatch};
 
 /// Unit roundoff of f32.
@@ -95,7 +95,8 @@ impl HalfMatrix {
         let exact = exact.clamp(1, n.max(1));
         for (row, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
             let scale = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let threshold = kth_largest(row, exact) - 2.0 * self.bound * scale;
+            let kth = top_k(row, exact)[exact - 1].1;
+            let threshold = kth - 2.0 * self.bound * scale;
             for (j, v) in row.iter_mut().enumerate() {
                 if *v >= threshold {
                     *v = bias[j] + dot(&w[j * k..][..k], x);
@@ -109,21 +110,6 @@ impl HalfMatrix {
     pub fn bound(&self) -> f32 {
         self.bound
     }
-}
-
-/// The `k`-th largest of `values` (`1 <= k <= len`): one pass keeping the `k` best sorted,
-/// which rejects almost every value with one comparison when `k` is small.
-fn kth_largest(values: &[f32], k: usize) -> f32 {
-    let mut best: Vec<f32> = Vec::with_capacity(k + 1);
-    for &v in values {
-        if best.len() == k && v <= best[k - 1] {
-            continue;
-        }
-        let pos = best.partition_point(|&b| b >= v);
-        best.insert(pos, v);
-        best.truncate(k);
-    }
-    best[k - 1]
 }
 
 // # Safety: that of `half_rows_simd`.

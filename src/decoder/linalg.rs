@@ -397,6 +397,20 @@ fn rows_times_transposed<T: Real>(
     }
 }
 
+/// The `n` largest entries (token, value), largest first, lower token first on ties.
+pub fn top_k(values: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+    for (i, &v) in values.iter().enumerate() {
+        if best.len() == n && v <= best[n - 1].1 {
+            continue;
+        }
+        let pos = best.partition_point(|&(_, b)| b >= v);
+        best.insert(pos, (i as u32, v));
+        best.truncate(n);
+    }
+    best
+}
+
 /// Dot product with 16 independent partial sums (vectorises; fixed order, so the result
 /// does not depend on threading).
 pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {

@@ -2,7 +2,7 @@
 //! every clip is one row of the same matmuls).
 use anyhow::Context;
 
-use super::linalg::in_pool;
+use super::linalg::{in_pool, top_k};
 use super::model::CaptionModel;
 use super::step::ClipMemory;
 use crate::features::ClipFeatures;
@@ -241,20 +241,6 @@ pub fn overused_words(tokens: &[u32], content: &[bool], limit: usize) -> Vec<u32
         .filter(|&(_, n)| n >= limit)
         .map(|(t, _)| t)
         .collect()
-}
-
-/// The `n` largest entries (token, value), largest first, lower token first on ties.
-fn top_k(values: &[f32], n: usize) -> Vec<(u32, f32)> {
-    let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
-    for (i, &v) in values.iter().enumerate() {
-        if best.len() == n && v <= best[n - 1].1 {
-            continue;
-        }
-        let pos = best.partition_point(|&(_, b)| b >= v);
-        best.insert(pos, (i as u32, v));
-        best.truncate(n);
-    }
-    best
 }
 
 impl CaptionModel {
