@@ -259,8 +259,10 @@ pub fn dataset_dir(dataset: &Path) -> PathBuf {
     if dataset.is_dir() {
         dataset.to_path_buf()
     } else {
+        // A bare file name's parent is "", which cannot be made absolute: that is ".".
         dataset
             .parent()
+            .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
@@ -1135,6 +1137,16 @@ pub fn merge_jsonl(sources: &[MergeSource], out: &Path) -> anyhow::Result<MergeS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_folder() {
+        // `vidcap merge all.jsonl annotations.jsonl` made "" absolute and failed.
+        assert_eq!(
+            dataset_dir(Path::new("annotations.jsonl")),
+            PathBuf::from(".")
+        );
+        assert_eq!(dataset_dir(Path::new("d/a.jsonl")), PathBuf::from("d"));
+    }
 
     #[test]
     fn clip_ids_split_from_the_right() {

@@ -424,9 +424,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<u8> {
     }
     let samplings_used = train_set.files.iter().map(Vec::len).max().unwrap_or(0);
     if train_set.is_empty() {
+        let in_split = |s: Split| source.dataset.clips.iter().filter(|c| c.split == s).count();
         bail!(
-            "{}: the dataset has no usable train clips",
-            args.dataset.display()
+            "{}: the dataset has no usable train clips (train {}, of them {train_skipped} not cached or without captions; val {}; test {}): a clip's \"split\" decides, a clip without one trains; `vidcap merge OUT FILE,split=train` relabels a file",
+            args.dataset.display(),
+            in_split(Split::Train),
+            in_split(Split::Val),
+            in_split(Split::Test),
         );
     }
     let (mut val_set, val_skipped) = source.entries(Split::Val, regions)?;
